@@ -1,0 +1,1 @@
+//! relayguard host agent (see issue 3): not started yet.

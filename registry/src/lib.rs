@@ -1,0 +1,1 @@
+//! relayguard central registry (see issue 4): not started yet.
