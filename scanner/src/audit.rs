@@ -1,0 +1,624 @@
+//! Auditing one open SMTP port: the sessions, the tests run in them, and the result.
+//!
+//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
+//! probes (VRFY, EXPN, backscatter). The relay vectors are then spread over several fresh
+//! sessions, run side by side: Postfix delays every reply by a second after ten errors in one
+//! session and hangs up after twenty, and Exim hangs up sooner, so one long session (as nmap
+//! does) is both slow and wrong. A session that is dropped or answered with 421 is reopened and
+//! the interrupted test is tried once more.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use relayguard_core::rules::RuleSet;
+use relayguard_core::scan::{HostResult, PortState, SmtpInfo, TestKind, TestResult, Verdict};
+use relayguard_core::{Transcript, TranscriptLine};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::pacing::Pacer;
+use crate::probes::findings::{self, FindingInput};
+use crate::probes::names::{self, is_local_form};
+use crate::probes::relay::{self, VectorValues};
+use crate::probes::verdict::classify;
+use crate::smtp::session::{self, extension};
+use crate::smtp::{
+    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
+};
+
+/// Everything an audit needs besides the target.
+#[derive(Debug)]
+pub struct AuditConfig {
+    /// Connection settings shared by every session.
+    pub session: SessionConfig,
+    /// The third-party domain used in relay vectors.
+    pub external_domain: String,
+    /// Extra domains the host may consider local (for the backscatter test).
+    pub local_domains: Vec<String>,
+    /// Local part of the probe sender.
+    pub probe_sender: String,
+    /// Local part of the probe recipient.
+    pub probe_recipient: String,
+    /// How long one reply may take.
+    pub command_timeout: Duration,
+    /// How long the whole audit of one port may take.
+    pub host_deadline: Duration,
+    /// How many sessions one host may have open at once.
+    pub sessions_per_host: usize,
+    /// How many relay tests one session runs before a fresh one is opened.
+    pub tests_per_session: usize,
+    /// The rules.
+    pub rules: Arc<RuleSet>,
+}
+
+/// One test to run, in plan order.
+#[derive(Debug, Clone)]
+struct Planned {
+    index: usize,
+    id: String,
+    kind: TestKind,
+    step: Step,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Envelope { mail_from: String, rcpt_to: String },
+    Vrfy { known: String, random: String },
+    Expn { list: String },
+}
+
+/// A finished test with the transcript lines that show it.
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    index: usize,
+    pub(crate) result: TestResult,
+    pub(crate) lines: Vec<TranscriptLine>,
+}
+
+/// State shared by the sessions of one host.
+struct Host {
+    addr: SocketAddr,
+    known_name: Option<String>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    timing: Timing,
+    sessions: AtomicU32,
+    implicit_tls: bool,
+    /// Set when a STARTTLS handshake failed: later sessions stay in plaintext.
+    tls_broken: AtomicBool,
+}
+
+impl Host {
+    fn mode(&self) -> TlsMode {
+        if self.implicit_tls {
+            TlsMode::Implicit
+        } else if self.tls_broken.load(Ordering::Relaxed) {
+            TlsMode::Plain
+        } else {
+            TlsMode::StartTls
+        }
+    }
+
+    async fn open(&self) -> Result<(Connection, Greeting), Failed> {
+        let number = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        session::open(
+            self.addr,
+            &self.config.session,
+            &self.pacer,
+            self.known_name.as_deref(),
+            self.mode(),
+            number,
+            self.timing,
+        )
+        .await
+    }
+
+    fn deadline_passed(&self) -> bool {
+        Instant::now() >= self.timing.deadline
+    }
+}
+
+/// Audits one open port. Never fails: what went wrong is part of the result.
+pub async fn audit(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+) -> HostResult {
+    let started = Instant::now();
+    let host = Arc::new(Host {
+        addr: SocketAddr::new(ip, port),
+        known_name: known_name.map(str::to_string),
+        timing: Timing {
+            started,
+            command_timeout: config.command_timeout,
+            deadline: started + config.host_deadline,
+        },
+        config,
+        pacer,
+        sessions: AtomicU32::new(0),
+        implicit_tls: port == 465,
+        tls_broken: AtomicBool::new(false),
+    });
+    let mut result = HostResult::unreachable(ip, port, PortState::Open);
+    result.target_name = known_name.map(str::to_string);
+    let mut transcript = Transcript::default();
+
+    // Session 1: learn the server. A failed STARTTLS handshake is remembered and the session
+    // reopened in plaintext, so the relay tests still run.
+    let mut failed_tls = None;
+    let opened = match host.open().await {
+        Err(Failed {
+            reason: OpenFailure::Tls,
+            transcript: t,
+            tls,
+            ..
+        }) if !host.implicit_tls => {
+            transcript.append(t);
+            failed_tls = tls;
+            host.tls_broken.store(true, Ordering::Relaxed);
+            host.open().await
+        }
+        other => other,
+    };
+    let (conn, greeting) = match opened {
+        Ok(pair) => pair,
+        Err(failed) => {
+            transcript.append(failed.transcript);
+            return finish_unopened(result, failed.reason, failed.banner, transcript, &host);
+        }
+    };
+
+    let candidates = [
+        host.known_name.clone(),
+        greeting
+            .banner
+            .lines
+            .first()
+            .and_then(|l| names::name_in(l)),
+        greeting.ehlo.lines.first().and_then(|l| names::name_in(l)),
+    ];
+    let names = names::own_names(candidates.iter().map(|c| c.as_deref()));
+    let smtp = smtp_info(&host, &greeting, failed_tls, &names);
+
+    let (first_plan, relay_plan) = plan(&host, &names);
+    let mut done = run_sequence(&host, Some(conn), first_plan, &mut transcript).await;
+    done.extend(run_relay_tests(&host, relay_plan, &mut transcript).await);
+    done.sort_by_key(|d| d.index);
+    reinterpret_local_forms(&mut done, &names, ip);
+
+    let opening: Vec<TranscriptLine> = transcript
+        .session(transcript.lines.first().map_or(1, |l| l.session))
+        .take(40)
+        .cloned()
+        .collect();
+    result.findings = findings::build(&FindingInput {
+        port,
+        smtp: &smtp,
+        starttls_injection: greeting.starttls_injection.as_deref(),
+        opening: &opening,
+        tests: &done,
+        rules: &host.config.rules,
+    });
+    result.tests = done.into_iter().map(|d| d.result).collect();
+    result.smtp = Some(smtp);
+    finish(result, transcript, &host)
+}
+
+fn smtp_info(
+    host: &Host,
+    greeting: &Greeting,
+    failed_tls: Option<relayguard_core::scan::TlsInfo>,
+    names: &[String],
+) -> SmtpInfo {
+    let banner_text = greeting.banner.wire_lines().join("\n");
+    let ehlo_lines: Vec<String> = greeting.ehlo.lines.iter().skip(1).cloned().collect();
+    let plaintext = greeting.plaintext_ehlo.as_ref().unwrap_or(&greeting.ehlo);
+    let auth_before_tls = if host.implicit_tls {
+        Vec::new()
+    } else {
+        extension(plaintext, "AUTH")
+            .map(|mechs| {
+                mechs
+                    .split_ascii_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    SmtpInfo {
+        mta: host
+            .config
+            .rules
+            .identify_mta(&banner_text, &greeting.ehlo.lines)
+            .to_string(),
+        banner: banner_text,
+        ehlo: ehlo_lines,
+        helo_fallback: greeting.helo_fallback,
+        names: names.to_vec(),
+        starttls: extension(plaintext, "STARTTLS").is_some(),
+        auth_before_tls,
+        tls: greeting.tls.clone().or(failed_tls),
+    }
+}
+
+/// Splits the work into the first session's tests and the relay tests.
+fn plan(host: &Host, names: &[String]) -> (Vec<Planned>, Vec<Planned>) {
+    let config = &host.config;
+    let mut first = Vec::new();
+    let push = |list: &mut Vec<Planned>, id: &str, kind, step| {
+        let index = list.len() + if kind == TestKind::Relay { 1000 } else { 0 };
+        list.push(Planned {
+            index,
+            id: id.to_string(),
+            kind,
+            step,
+        });
+    };
+    push(
+        &mut first,
+        "vrfy",
+        TestKind::Vrfy,
+        Step::Vrfy {
+            known: "postmaster".into(),
+            random: random_local_part(),
+        },
+    );
+    push(
+        &mut first,
+        "expn",
+        TestKind::Expn,
+        Step::Expn {
+            list: "postmaster".into(),
+        },
+    );
+    // Backscatter: an unknown user at each domain the host may call its own, and at its address
+    // literal, which doubles as the control that tells local delivery from relaying.
+    let mut domains: Vec<String> = names.to_vec();
+    for d in &config.local_domains {
+        let d = d.to_ascii_lowercase();
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    domains.push(format!("[{}]", names::address_literal(host.addr.ip())));
+    for domain in domains {
+        push(
+            &mut first,
+            "backscatter",
+            TestKind::Backscatter,
+            Step::Envelope {
+                mail_from: format!("<{}@{}>", config.probe_sender, config.external_domain),
+                rcpt_to: format!("<{}@{}>", random_local_part(), domain),
+            },
+        );
+    }
+
+    let values = VectorValues {
+        from: &config.probe_sender,
+        to: &config.probe_recipient,
+        ext: &config.external_domain,
+        ip: host.addr.ip(),
+        names,
+    };
+    let mut relay_tests = Vec::new();
+    for env in relay::expand(&config.rules.relay_vectors, &values) {
+        push(
+            &mut relay_tests,
+            &env.id,
+            TestKind::Relay,
+            Step::Envelope {
+                mail_from: env.mail_from,
+                rcpt_to: env.rcpt_to,
+            },
+        );
+    }
+    (first, relay_tests)
+}
+
+/// A local part no real mailbox has: `rg-` and 12 random lower-case letters and digits.
+fn random_local_part() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("rg-{tail}")
+}
+
+/// Runs the relay tests in chunks of `tests_per_session`, up to `sessions_per_host` at once.
+async fn run_relay_tests(
+    host: &Arc<Host>,
+    tests: Vec<Planned>,
+    transcript: &mut Transcript,
+) -> Vec<Done> {
+    let per_session = host.config.tests_per_session.max(1);
+    let limit = Arc::new(Semaphore::new(host.config.sessions_per_host.max(1)));
+    let mut chunks = JoinSet::new();
+    let mut tests = tests.into_iter().peekable();
+    while tests.peek().is_some() {
+        let chunk: Vec<Planned> = tests.by_ref().take(per_session).collect();
+        let host = host.clone();
+        let limit = limit.clone();
+        chunks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let mut t = Transcript::default();
+            let done = run_sequence(&host, None, chunk, &mut t).await;
+            (done, t)
+        });
+    }
+    let mut all = Vec::new();
+    let mut transcripts = Vec::new();
+    while let Some(joined) = chunks.join_next().await {
+        // A chunk only fails to join if it panicked, which would be a bug; its tests are then
+        // simply missing from the result rather than taking the whole sweep down.
+        if let Ok((done, t)) = joined {
+            all.extend(done);
+            transcripts.push(t);
+        }
+    }
+    for t in transcripts {
+        transcript.append(t);
+    }
+    all
+}
+
+/// Runs tests one after another, reconnecting when the server hangs up or says 421.
+async fn run_sequence(
+    host: &Host,
+    mut conn: Option<Connection>,
+    tests: Vec<Planned>,
+    transcript: &mut Transcript,
+) -> Vec<Done> {
+    let mut out = Vec::with_capacity(tests.len());
+    for test in tests {
+        let mut retried = false;
+        loop {
+            if host.deadline_passed() {
+                out.push(inconclusive(
+                    &test,
+                    "host deadline reached before the test",
+                    0,
+                    Vec::new(),
+                ));
+                break;
+            }
+            if conn.is_none() {
+                match host.open().await {
+                    Ok((c, _)) => conn = Some(c),
+                    Err(failed) => {
+                        let why = format!("could not open a session: {}", failed.reason);
+                        transcript.append(failed.transcript);
+                        out.push(inconclusive(&test, &why, 0, Vec::new()));
+                        break;
+                    }
+                }
+            }
+            let c = conn.as_mut().expect("opened above");
+            let mark = c.transcript.lines.len();
+            let outcome = run_step(c, &test.step).await;
+            let lines = c.transcript.lines.get(mark..).unwrap_or_default().to_vec();
+            let session = c.session();
+            match outcome {
+                Ok(step) => {
+                    out.push(Done {
+                        index: test.index,
+                        result: TestResult {
+                            id: test.id.clone(),
+                            kind: test.kind,
+                            mail_from: step.mail_from,
+                            argument: step.argument,
+                            verdict: step.verdict,
+                            reply: step.reply,
+                            note: step.note,
+                            session,
+                        },
+                        lines,
+                    });
+                    if step.connection_lost {
+                        transcript.append(conn.take().expect("present").into_transcript());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    transcript.append(conn.take().expect("present").into_transcript());
+                    if e.is_retryable() && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    out.push(inconclusive(&test, &e.to_string(), session, lines));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(c) = conn {
+        transcript.append(c.quit().await);
+    }
+    out
+}
+
+fn inconclusive(test: &Planned, why: &str, session: u32, lines: Vec<TranscriptLine>) -> Done {
+    let (mail_from, argument) = match &test.step {
+        Step::Envelope { mail_from, rcpt_to } => (Some(mail_from.clone()), rcpt_to.clone()),
+        Step::Vrfy { known, random } => (None, format!("{known} / {random}")),
+        Step::Expn { list } => (None, list.clone()),
+    };
+    Done {
+        index: test.index,
+        result: TestResult {
+            id: test.id.clone(),
+            kind: test.kind,
+            mail_from,
+            argument,
+            verdict: Verdict::Inconclusive,
+            reply: String::new(),
+            note: Some(why.to_string()),
+            session,
+        },
+        lines,
+    }
+}
+
+/// What one step showed.
+struct StepOutcome {
+    mail_from: Option<String>,
+    argument: String,
+    verdict: Verdict,
+    reply: String,
+    note: Option<String>,
+    connection_lost: bool,
+}
+
+/// A 421 means the server is closing the session: treat it like a hang-up, so the test is retried
+/// on a fresh connection instead of being read as an answer.
+fn closing(reply: &Reply) -> Result<(), SessionError> {
+    if reply.code == 421 {
+        Err(SessionError::Closed)
+    } else {
+        Ok(())
+    }
+}
+
+async fn run_step(conn: &mut Connection, step: &Step) -> Result<StepOutcome, SessionError> {
+    match step {
+        Step::Envelope { mail_from, rcpt_to } => {
+            let mail = conn.command(&format!("MAIL FROM:{mail_from}")).await?;
+            closing(&mail)?;
+            let (verdict, reply, note) = if mail.is_positive() {
+                let rcpt = conn.command(&format!("RCPT TO:{rcpt_to}")).await?;
+                closing(&rcpt)?;
+                let (verdict, note) = classify(&rcpt);
+                (verdict, rcpt.first_line(), note)
+            } else {
+                let (verdict, note) = classify(&mail);
+                let why = match note {
+                    Some(n) => format!("refused at MAIL FROM ({n})"),
+                    None => "refused at MAIL FROM".to_string(),
+                };
+                (verdict, mail.first_line(), Some(why))
+            };
+            // Never DATA: reset the envelope and go on.
+            let connection_lost = !matches!(conn.command("RSET").await, Ok(r) if r.code != 421);
+            Ok(StepOutcome {
+                mail_from: Some(mail_from.clone()),
+                argument: rcpt_to.clone(),
+                verdict,
+                reply,
+                note,
+                connection_lost,
+            })
+        }
+        Step::Vrfy { known, random } => {
+            let k = conn.command(&format!("VRFY {known}")).await?;
+            closing(&k)?;
+            let r = conn.command(&format!("VRFY {random}")).await?;
+            closing(&r)?;
+            let positive = |c: u16| c == 250 || c == 251;
+            // VRFY leaks when it tells a real user from a made-up one, whatever the codes.
+            let leaks = (positive(k.code) && !positive(r.code))
+                || (k.is_positive() && r.class() == 5 && r.code != 500 && r.code != 502);
+            let verdict = if leaks {
+                Verdict::Accepted
+            } else if k.class() == 4 || r.class() == 4 {
+                Verdict::Inconclusive
+            } else {
+                Verdict::Refused
+            };
+            Ok(StepOutcome {
+                mail_from: None,
+                argument: format!("{known} / {random}"),
+                verdict,
+                reply: format!("{} / {}", k.first_line(), r.first_line()),
+                note: None,
+                connection_lost: false,
+            })
+        }
+        Step::Expn { list } => {
+            let reply = conn.command(&format!("EXPN {list}")).await?;
+            closing(&reply)?;
+            let verdict = match reply.code {
+                250 | 251 => Verdict::Accepted,
+                400..=499 => Verdict::Inconclusive,
+                _ => Verdict::Refused,
+            };
+            Ok(StepOutcome {
+                mail_from: None,
+                argument: list.clone(),
+                verdict,
+                reply: reply.first_line(),
+                note: None,
+                connection_lost: false,
+            })
+        }
+    }
+}
+
+/// On a host that accepts any local recipient, an accepted relay vector whose address the host
+/// would read as local proves nothing: it is downgraded to inconclusive.
+fn reinterpret_local_forms(done: &mut [Done], names: &[String], ip: IpAddr) {
+    let accepts_any_local = done
+        .iter()
+        .any(|d| d.result.kind == TestKind::Backscatter && d.result.verdict == Verdict::Accepted);
+    if !accepts_any_local {
+        return;
+    }
+    for d in done.iter_mut() {
+        let r = &mut d.result;
+        if r.kind == TestKind::Relay
+            && r.verdict == Verdict::Accepted
+            && is_local_form(&r.argument, names, ip)
+        {
+            r.verdict = Verdict::Inconclusive;
+            r.note = Some(
+                "accepted, but this host accepts any local recipient and may deliver this address locally"
+                    .into(),
+            );
+        }
+    }
+}
+
+fn finish_unopened(
+    mut result: HostResult,
+    reason: OpenFailure,
+    banner: Option<Reply>,
+    transcript: Transcript,
+    host: &Host,
+) -> HostResult {
+    if let OpenFailure::NotSmtp(what) = &reason {
+        let finding_lines: Vec<TranscriptLine> =
+            transcript.lines.iter().take(10).cloned().collect();
+        result.findings = vec![findings::not_smtp(what, finding_lines, &host.config.rules)];
+    }
+    if let Some(banner) = banner {
+        result.smtp = Some(SmtpInfo {
+            banner: banner.wire_lines().join("\n"),
+            mta: host
+                .config
+                .rules
+                .identify_mta(&banner.wire_lines().join("\n"), &[])
+                .to_string(),
+            ..SmtpInfo::default()
+        });
+    }
+    result.error = Some(match reason {
+        OpenFailure::NoBanner(SessionError::Timeout(t)) => {
+            format!("no SMTP greeting within {t:?} (tarpit, or not SMTP)")
+        }
+        other => other.to_string(),
+    });
+    finish(result, transcript, host)
+}
+
+fn finish(mut result: HostResult, mut transcript: Transcript, host: &Host) -> HostResult {
+    // Sessions ran side by side; present each one's lines together, in session order.
+    transcript.lines.sort_by_key(|l| l.session);
+    result.transcript = transcript;
+    result.elapsed_ms = host.timing.started.elapsed().as_millis() as u64;
+    result
+}

@@ -1,0 +1,74 @@
+//! Discovery: is anything listening on the port?
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use relayguard_core::scan::PortState;
+
+use crate::pacing::Pacer;
+use crate::smtp::SessionError;
+use crate::smtp::connection::tcp_connect;
+
+/// How often a local resource shortage (no free file descriptors or ports) is waited out before
+/// the address is given up on as filtered.
+const LOCAL_RETRIES: u32 = 50;
+
+/// Connects once (plus `retries` more times while there is no answer) and reports the state.
+///
+/// A lost SYN looks exactly like a filtered port, so a filtered answer is retried: without
+/// retransmission a sweep quietly loses live hosts. The first attempt is paced by the caller;
+/// retries are paced here.
+pub async fn probe(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+    retries: u32,
+    pacer: &Pacer,
+) -> PortState {
+    let mut silent_attempts = 0;
+    let mut local_waits = 0;
+    loop {
+        match tcp_connect(addr, source, timeout).await {
+            Ok(_stream) => return PortState::Open,
+            Err(SessionError::Connect(e)) => match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => return PortState::Closed,
+                _ if is_local_shortage(&e) && local_waits < LOCAL_RETRIES => {
+                    local_waits += 1;
+                    tracing::debug!(%addr, error = %e, "local resource shortage; waiting");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                std::io::ErrorKind::TimedOut if silent_attempts < retries => {
+                    silent_attempts += 1;
+                }
+                // Unreachable (ICMP) and everything else: nothing answers there.
+                _ => return PortState::Filtered,
+            },
+            Err(_) => return PortState::Filtered,
+        }
+        pacer.wait().await;
+    }
+}
+
+/// EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS: our own limits, not the target's answer.
+fn is_local_shortage(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || matches!(e.raw_os_error(), Some(23 | 24 | 105))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_and_closed_ports_on_loopback() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        let pacer = Pacer::new(None);
+        let t = Duration::from_secs(2);
+        assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Open);
+        drop(listener);
+        // Nothing listens there any more: the kernel answers with a reset.
+        assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Closed);
+    }
+}

@@ -1,0 +1,152 @@
+//! Learning a host's own names from its greeting and EHLO reply, and recognising addresses that
+//! the host would treat as local.
+
+use std::net::IpAddr;
+
+/// The most own names used to expand `{host}` vectors (each name multiplies those tests).
+pub const MAX_NAMES: usize = 3;
+
+/// Whether `s` looks like a DNS host name (at least one dot, LDH labels, not an address).
+pub fn looks_like_hostname(s: &str) -> bool {
+    let s = s.trim_end_matches('.');
+    s.len() <= 253
+        && s.contains('.')
+        && s.parse::<IpAddr>().is_err()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The host name a greeting or EHLO line starts with, if it starts with one.
+pub fn name_in(line: &str) -> Option<String> {
+    let token = line.split_ascii_whitespace().next()?;
+    looks_like_hostname(token).then(|| token.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Collects distinct own names in priority order, at most [`MAX_NAMES`].
+pub fn own_names<'a>(candidates: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in candidates.into_iter().flatten() {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if looks_like_hostname(&name) && !names.contains(&name) && names.len() < MAX_NAMES {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The body of an SMTP address literal for `ip`: `192.0.2.1` or `IPv6:2001:db8::1`.
+pub fn address_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("IPv6:{v6}"),
+    }
+}
+
+/// The domain of an SMTP path such as `<a%b@c>`: the part after the last `@` outside quotes,
+/// `None` when there is no `@` (an unqualified or bang-path local part).
+pub fn path_domain(path: &str) -> Option<&str> {
+    let inner = path.trim_start_matches('<').trim_end_matches('>');
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut last_at = None;
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '@' if !in_quotes => last_at = Some(i),
+            _ => {}
+        }
+    }
+    last_at.map(|i| &inner[i + 1..])
+}
+
+/// Whether the host would read `path` as one of its own (local) addresses: no domain, an empty
+/// domain, one of its names or its address literal.
+///
+/// On a host that accepts every local recipient, accepting such an address proves nothing about
+/// relaying: the quoted and percent forms of nmap's tests are the classic false positives.
+pub fn is_local_form(path: &str, names: &[String], ip: IpAddr) -> bool {
+    match path_domain(path) {
+        None => true,
+        Some(domain) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            domain.is_empty()
+                || names.iter().any(|n| *n == domain)
+                || domain == format!("[{}]", address_literal(ip)).to_ascii_lowercase()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_recognised() {
+        assert!(looks_like_hostname("mx.example.edu"));
+        assert!(looks_like_hostname("mx.example.edu."));
+        assert!(!looks_like_hostname("localhost"));
+        assert!(!looks_like_hostname("192.0.2.1"));
+        assert!(!looks_like_hostname("mx.exa mple"));
+        assert!(!looks_like_hostname("-bad.example"));
+        assert_eq!(
+            name_in("MX.Example.EDU ESMTP Postfix"),
+            Some("mx.example.edu".into())
+        );
+        assert_eq!(name_in("ESMTP ready"), None);
+    }
+
+    #[test]
+    fn own_names_are_deduplicated_and_bounded() {
+        let names = own_names([
+            Some("a.example"),
+            None,
+            Some("A.example."),
+            Some("b.example"),
+            Some("c.example"),
+            Some("d.example"),
+        ]);
+        assert_eq!(names, vec!["a.example", "b.example", "c.example"]);
+    }
+
+    #[test]
+    fn path_domains_respect_quotes() {
+        assert_eq!(path_domain("<u@ext.example>"), Some("ext.example"));
+        assert_eq!(path_domain("<\"u@ext.example\">"), None);
+        assert_eq!(
+            path_domain("<\"u@ext.example\"@[192.0.2.1]>"),
+            Some("[192.0.2.1]")
+        );
+        assert_eq!(
+            path_domain("<@mx.example:u@ext.example>"),
+            Some("ext.example")
+        );
+        assert_eq!(path_domain("<ext.example!u>"), None);
+        assert_eq!(path_domain("<u@ext.example@>"), Some(""));
+        assert_eq!(path_domain("<>"), None);
+    }
+
+    #[test]
+    fn local_forms() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let names = vec!["mx.example.edu".to_string()];
+        assert!(is_local_form("<u%ext.example@mx.example.edu>", &names, ip));
+        assert!(is_local_form("<u%ext.example@[192.0.2.1]>", &names, ip));
+        assert!(is_local_form("<\"u@ext.example\">", &names, ip));
+        assert!(is_local_form("<ext.example!u>", &names, ip));
+        assert!(!is_local_form("<u@ext.example>", &names, ip));
+        assert!(!is_local_form(
+            "<@mx.example.edu:u@ext.example>",
+            &names,
+            ip
+        ));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(is_local_form("<u@[IPv6:2001:db8::1]>", &names, v6));
+    }
+}

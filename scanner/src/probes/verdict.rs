@@ -1,0 +1,146 @@
+//! Reading verdicts from replies: accepted, refused, auth-required or inconclusive.
+//!
+//! The first digit is not enough. Postfix's stock relay refusal is `454 4.7.1 Relay access
+//! denied` (a 4xx, yet a policy decision, not a temporary problem), while a greylisting server
+//! answers `451 4.7.1 Greylisted` (also 4.7.x, and truly temporary). A `530 5.7.0 Must issue a
+//! STARTTLS command first` is not an authentication requirement, whatever nmap says.
+
+use relayguard_core::scan::Verdict;
+
+use crate::smtp::Reply;
+
+/// The verdict a reply to MAIL FROM or RCPT TO gives a test, and why when that is not obvious.
+pub fn classify(reply: &Reply) -> (Verdict, Option<String>) {
+    let text = reply.text().to_ascii_lowercase();
+    match reply.code {
+        250 | 251 => (Verdict::Accepted, None),
+        252 => (
+            Verdict::Inconclusive,
+            Some("252: the server neither accepts nor refuses".into()),
+        ),
+        530 if text.contains("starttls") || text.contains("tls") => (
+            Verdict::Inconclusive,
+            Some("the server requires TLS first".into()),
+        ),
+        530 | 535 | 538 => (Verdict::AuthRequired, None),
+        500..=599 if is_auth_required(reply, &text) => (Verdict::AuthRequired, None),
+        500..=599 => (Verdict::Refused, None),
+        400..=499 if is_greylisting(&text) => (
+            Verdict::Inconclusive,
+            Some("greylisting: a temporary refusal".into()),
+        ),
+        400..=499 if is_policy_refusal(reply, &text) => (
+            Verdict::Refused,
+            Some("a 4xx policy refusal: the server will not relay".into()),
+        ),
+        400..=499 => (Verdict::Inconclusive, Some("a temporary failure".into())),
+        _ => (
+            Verdict::Inconclusive,
+            Some(format!("unexpected reply code {}", reply.code)),
+        ),
+    }
+}
+
+/// 5.7.0/5.7.57 "authentication required" style refusals (RFC 4954, RFC 7504 era servers).
+fn is_auth_required(reply: &Reply, text: &str) -> bool {
+    let security = reply.enhanced.is_some_and(|e| e.subject == 7);
+    security && (text.contains("authenticat") || text.contains("auth required"))
+}
+
+fn is_greylisting(text: &str) -> bool {
+    text.contains("greylist") || text.contains("graylist") || text.contains("try again later")
+}
+
+/// A 4xx that is a security/policy decision (enhanced 4.7.x, or "relay … denied" wording).
+fn is_policy_refusal(reply: &Reply, text: &str) -> bool {
+    let policy = reply.enhanced.is_some_and(|e| e.subject == 7);
+    let relay_words = text.contains("relay")
+        && (text.contains("denied")
+            || text.contains("not permitted")
+            || text.contains("not allowed"));
+    policy || relay_words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::reply::{Limits, parse_reply};
+
+    fn verdict(wire: &str) -> Verdict {
+        let (reply, _) = parse_reply(format!("{wire}\r\n").as_bytes(), Limits::default())
+            .unwrap()
+            .unwrap();
+        classify(&reply).0
+    }
+
+    #[test]
+    fn relay_refusals_of_real_servers() {
+        // Postfix defer_unauth_destination (the default since 2.10).
+        assert_eq!(
+            verdict("454 4.7.1 <u@ext.example>: Relay access denied"),
+            Verdict::Refused
+        );
+        // Postfix reject_unauth_destination.
+        assert_eq!(
+            verdict("554 5.7.1 <u@ext.example>: Relay access denied"),
+            Verdict::Refused
+        );
+        // Exim.
+        assert_eq!(verdict("550 relay not permitted"), Verdict::Refused);
+        // Sendmail.
+        assert_eq!(
+            verdict("550 5.7.1 <u@ext.example>... Relaying denied"),
+            Verdict::Refused
+        );
+        // A 4xx without enhanced code but with relay wording.
+        assert_eq!(
+            verdict("450 Relaying denied, try authenticating"),
+            Verdict::Refused
+        );
+    }
+
+    #[test]
+    fn acceptance_and_auth() {
+        assert_eq!(verdict("250 2.1.5 Ok"), Verdict::Accepted);
+        assert_eq!(
+            verdict("251 User not local; will forward"),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict("530 5.7.0 Authentication required"),
+            Verdict::AuthRequired
+        );
+        assert_eq!(
+            verdict(
+                "550 5.7.1 Client does not have permissions to send as this sender; authentication required"
+            ),
+            Verdict::AuthRequired
+        );
+    }
+
+    #[test]
+    fn temporary_and_odd_answers_are_inconclusive() {
+        assert_eq!(
+            verdict("451 4.7.1 Greylisted, try again later"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict("450 4.2.0 <u@x>: Recipient address rejected: Greylisted"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict("451 4.3.0 Temporary lookup failure"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict("450 4.1.1 <u@x>: Recipient address rejected: unverified address"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(verdict("252 2.0.0 maybe"), Verdict::Inconclusive);
+        assert_eq!(
+            verdict("530 5.7.0 Must issue a STARTTLS command first"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(verdict("354 go ahead"), Verdict::Inconclusive);
+    }
+}

@@ -1,0 +1,227 @@
+//! TLS for STARTTLS and implicit TLS: handshake, and capture of what the server presented.
+//!
+//! An auditor must complete the handshake even when the certificate is bad (a self-signed
+//! certificate is a finding, not a reason to stop), yet still know whether it would validate.
+//! [`RecordingVerifier`] does both: it asks the platform verifier for its verdict, records it,
+//! and lets the handshake go on. Handshake signatures are still checked by the real verifier.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use relayguard_core::scan::{CertificateInfo, TlsInfo};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Shared TLS set-up for a sweep: the crypto provider and the trust store's verifier.
+#[derive(Clone)]
+pub struct TlsSetup {
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+}
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSetup").finish_non_exhaustive()
+    }
+}
+
+impl TlsSetup {
+    /// Uses the platform trust store plus `extra_roots` (e.g. a campus CA).
+    pub fn new(extra_roots: Vec<CertificateDer<'static>>) -> Result<TlsSetup, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = if extra_roots.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider.clone())?
+        } else {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())?
+        };
+        Ok(TlsSetup {
+            provider,
+            verifier: Arc::new(verifier),
+        })
+    }
+
+    /// Runs a TLS handshake over `tcp`, checking the certificate against `name`.
+    ///
+    /// Always returns what was learned; the stream only when the handshake completed.
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: &str,
+    ) -> (Option<TlsStream<TcpStream>>, TlsInfo) {
+        let recorder = Arc::new(RecordingVerifier {
+            inner: self.verifier.clone(),
+            outcome: Mutex::new(None),
+        });
+        let mut info = TlsInfo {
+            established: false,
+            version: None,
+            cipher: None,
+            checked_name: name.to_string(),
+            certificate_valid: false,
+            error: None,
+            chain: Vec::new(),
+        };
+        let config = match ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+        {
+            Ok(builder) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(recorder.clone())
+                .with_no_client_auth(),
+            Err(e) => {
+                info.error = Some(e.to_string());
+                return (None, info);
+            }
+        };
+        let server_name = match name.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => match ServerName::try_from(name.to_string()) {
+                Ok(n) => n,
+                Err(e) => {
+                    info.error = Some(format!("invalid server name {name:?}: {e}"));
+                    return (None, info);
+                }
+            },
+        };
+        let connector = TlsConnector::from(Arc::new(config));
+        let result = connector.connect(server_name, tcp).await;
+        let outcome = recorder.outcome.lock().map(|o| o.clone()).unwrap_or(None);
+        match result {
+            Ok(stream) => {
+                let (_, conn) = stream.get_ref();
+                info.established = true;
+                info.version = conn.protocol_version().map(|v| format!("{v:?}"));
+                info.cipher = conn
+                    .negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()));
+                info.chain = conn
+                    .peer_certificates()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(describe_certificate)
+                    .collect();
+                match outcome {
+                    Some(Ok(())) => info.certificate_valid = true,
+                    Some(Err(e)) => info.error = Some(e),
+                    None => info.error = Some("certificate was not checked".into()),
+                }
+                (Some(stream), info)
+            }
+            Err(e) => {
+                info.error = Some(e.to_string());
+                (None, info)
+            }
+        }
+    }
+}
+
+/// A verifier that records the real verifier's verdict on the chain and then accepts it.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+    outcome: Mutex<Option<Result<(), String>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = Some(verdict);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Extracts the human-relevant fields of a DER certificate.
+fn describe_certificate(der: &CertificateDer<'_>) -> CertificateInfo {
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match X509Certificate::from_der(der.as_ref()) {
+        Ok((_, cert)) => {
+            let rfc3339 = |t: x509_parser::time::ASN1Time| {
+                t.to_datetime()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| t.to_string())
+            };
+            let subject_alt_names = match cert.subject_alternative_name() {
+                Ok(Some(ext)) => ext
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(d) => Some(d.to_string()),
+                        GeneralName::IPAddress(b) => ip_from_bytes(b).map(|ip| ip.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            CertificateInfo {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                not_before: rfc3339(cert.validity().not_before),
+                not_after: rfc3339(cert.validity().not_after),
+                subject_alt_names,
+                sha256,
+            }
+        }
+        Err(e) => CertificateInfo {
+            subject: format!("(unparseable certificate: {e})"),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            subject_alt_names: Vec::new(),
+            sha256,
+        },
+    }
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}

@@ -1,0 +1,470 @@
+//! Sweep targets: CIDRs, ranges, single addresses, host names and `@file` lists, minus the
+//! exclusions, as a lazy stream of addresses.
+//!
+//! Each target becomes a set of address intervals with the exclusions cut out before anything
+//! else happens, so an excluded address can never be probed, and nothing is materialised: a /8
+//! or an IPv6 /64 is just two numbers per interval.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// Why a target or exclusion could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The text is not an address, CIDR, range or host name.
+    #[error("{0:?} is not an address, CIDR (a.b.c.d/n), range (a.b.c.d-e.f.g.h) or host name")]
+    Unparseable(String),
+    /// A range whose ends are of different families or reversed.
+    #[error("invalid range {0:?}: {1}")]
+    BadRange(String, &'static str),
+    /// A file of targets could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of a target file is bad.
+    #[error("{path}:{line}: {source}")]
+    Line {
+        /// The file.
+        path: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        source: Box<TargetError>,
+    },
+    /// A host name did not resolve.
+    #[error("cannot resolve {0:?}: {1}")]
+    Resolve(String, String),
+}
+
+/// One parsed target specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// A network block; every address in it, network and broadcast included (as nmap does:
+    /// a /16 given as a target may well have hosts on x.y.z.0 and x.y.z.255).
+    Net(IpNet),
+    /// An inclusive range of addresses of one family.
+    Range(IpAddr, IpAddr),
+    /// A host name, resolved before the sweep.
+    Name(String),
+}
+
+/// Parses one target: address, CIDR, `a-b` range, host name, or `@file` (one per line, `#`
+/// comments and blank lines allowed).
+pub fn parse_target(text: &str) -> Result<Vec<TargetSpec>, TargetError> {
+    let text = text.trim();
+    if let Some(path) = text.strip_prefix('@') {
+        return parse_file(Path::new(path), parse_one);
+    }
+    parse_one(text).map(|spec| vec![spec])
+}
+
+/// Parses one exclusion: address, CIDR or range, or `@file` of those. Host names are refused:
+/// an exclusion must not depend on what a resolver says at sweep time.
+pub fn parse_exclusion(text: &str) -> Result<Vec<TargetSpec>, TargetError> {
+    let text = text.trim();
+    if let Some(path) = text.strip_prefix('@') {
+        return parse_file(Path::new(path), parse_exclusion_one);
+    }
+    parse_exclusion_one(text).map(|spec| vec![spec])
+}
+
+/// Reads an exclusion file (`--exclude-file`).
+pub fn parse_exclusion_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
+    parse_file(path, parse_exclusion_one)
+}
+
+fn parse_exclusion_one(text: &str) -> Result<TargetSpec, TargetError> {
+    match parse_one(text)? {
+        TargetSpec::Name(_) => Err(TargetError::Unparseable(text.to_string())),
+        spec => Ok(spec),
+    }
+}
+
+fn parse_file(
+    path: &Path,
+    parse: fn(&str) -> Result<TargetSpec, TargetError>,
+) -> Result<Vec<TargetSpec>, TargetError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TargetError::File {
+        path: display.clone(),
+        source,
+    })?;
+    let mut specs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        specs.push(parse(line).map_err(|e| TargetError::Line {
+            path: display.clone(),
+            line: i + 1,
+            source: Box::new(e),
+        })?);
+    }
+    Ok(specs)
+}
+
+fn parse_one(text: &str) -> Result<TargetSpec, TargetError> {
+    let bad = || TargetError::Unparseable(text.to_string());
+    if text.contains('/') {
+        let net: IpNet = text.parse().map_err(|_| bad())?;
+        return Ok(TargetSpec::Net(net));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(TargetSpec::Range(ip, ip));
+    }
+    if let Some((a, b)) = text.split_once('-')
+        && let (Ok(a), Ok(b)) = (a.trim().parse::<IpAddr>(), b.trim().parse::<IpAddr>())
+    {
+        if a.is_ipv4() != b.is_ipv4() {
+            return Err(TargetError::BadRange(
+                text.into(),
+                "ends are of different address families",
+            ));
+        }
+        if to_u128(a) > to_u128(b) {
+            return Err(TargetError::BadRange(text.into(), "start is after end"));
+        }
+        return Ok(TargetSpec::Range(a, b));
+    }
+    if is_host_name(text) {
+        return Ok(TargetSpec::Name(text.trim_end_matches('.').to_string()));
+    }
+    Err(bad())
+}
+
+fn is_host_name(s: &str) -> bool {
+    let s = s.trim_end_matches('.');
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && !l.starts_with('-')
+        })
+}
+
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn from_u128(n: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(n))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(n as u32))
+    }
+}
+
+/// An inclusive interval of addresses of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Interval {
+    start: u128,
+    end: u128,
+    v6: bool,
+}
+
+impl Interval {
+    fn of(spec: &TargetSpec) -> Option<Interval> {
+        match spec {
+            TargetSpec::Net(net) => Some(Interval {
+                start: to_u128(net.network()),
+                end: to_u128(net.broadcast()),
+                v6: net.network().is_ipv6(),
+            }),
+            TargetSpec::Range(a, b) => Some(Interval {
+                start: to_u128(*a),
+                end: to_u128(*b),
+                v6: a.is_ipv6(),
+            }),
+            TargetSpec::Name(_) => None,
+        }
+    }
+
+    /// Number of addresses (saturating: a whole IPv6 space is 2^128).
+    fn len(&self) -> u128 {
+        (self.end - self.start).saturating_add(1)
+    }
+
+    /// This interval minus `cut`: zero, one or two pieces.
+    fn minus(self, cut: &Interval) -> Vec<Interval> {
+        if cut.v6 != self.v6 || cut.end < self.start || cut.start > self.end {
+            return vec![self];
+        }
+        let mut pieces = Vec::new();
+        if cut.start > self.start {
+            pieces.push(Interval {
+                end: cut.start - 1,
+                ..self
+            });
+        }
+        if cut.end < self.end {
+            pieces.push(Interval {
+                start: cut.end + 1,
+                ..self
+            });
+        }
+        pieces
+    }
+}
+
+/// A name given as a target with the addresses it resolved to.
+#[derive(Debug, Clone)]
+struct NamedTarget {
+    name: Arc<str>,
+    addresses: Vec<IpAddr>,
+}
+
+/// One address to probe, with the name it was given as (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The address.
+    pub ip: IpAddr,
+    /// The host name the operator gave, when the target was a name.
+    pub name: Option<Arc<str>>,
+}
+
+/// The whole target set of a sweep, exclusions applied.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSet {
+    intervals: Vec<Interval>,
+    named: Vec<NamedTarget>,
+    exclusions: Vec<Interval>,
+}
+
+impl TargetSet {
+    /// Builds the set from specifications and exclusions; host names are resolved with `resolve`
+    /// (so tests and the DNS module can supply their own resolver).
+    pub async fn build<F, Fut>(
+        specs: &[TargetSpec],
+        exclusions: &[TargetSpec],
+        resolve: F,
+    ) -> Result<TargetSet, TargetError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<IpAddr>, String>>,
+    {
+        let exclusions: Vec<Interval> = exclusions.iter().filter_map(Interval::of).collect();
+        let mut set = TargetSet {
+            exclusions: exclusions.clone(),
+            ..TargetSet::default()
+        };
+        for spec in specs {
+            match spec {
+                TargetSpec::Name(name) => {
+                    let mut addresses = resolve(name.clone())
+                        .await
+                        .map_err(|e| TargetError::Resolve(name.clone(), e))?;
+                    addresses.sort();
+                    addresses.dedup();
+                    addresses.retain(|ip| !set.is_excluded(*ip));
+                    set.named.push(NamedTarget {
+                        name: Arc::from(name.as_str()),
+                        addresses,
+                    });
+                }
+                other => {
+                    let mut pieces = vec![Interval::of(other).expect("not a name")];
+                    for cut in &exclusions {
+                        pieces = pieces.into_iter().flat_map(|p| p.minus(cut)).collect();
+                    }
+                    set.intervals.extend(pieces);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Whether an address falls in an exclusion.
+    pub fn is_excluded(&self, ip: IpAddr) -> bool {
+        let n = to_u128(ip);
+        self.exclusions
+            .iter()
+            .any(|e| e.v6 == ip.is_ipv6() && e.start <= n && n <= e.end)
+    }
+
+    /// How many addresses the sweep covers (saturating).
+    pub fn len(&self) -> u128 {
+        let ranges = self
+            .intervals
+            .iter()
+            .fold(0u128, |acc, i| acc.saturating_add(i.len()));
+        let named: u128 = self.named.iter().map(|n| n.addresses.len() as u128).sum();
+        ranges.saturating_add(named)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every address, lazily: named targets first, then the intervals in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = Target> + Send + '_ {
+        let named = self.named.iter().flat_map(|n| {
+            n.addresses.iter().map(move |ip| Target {
+                ip: *ip,
+                name: Some(n.name.clone()),
+            })
+        });
+        let ranges = self.intervals.iter().flat_map(|i| {
+            let v6 = i.v6;
+            // `start..=end` on u128 is lazy; nothing is collected.
+            (i.start..=i.end).map(move |n| Target {
+                ip: from_u128(n, v6),
+                name: None,
+            })
+        });
+        named.chain(ranges)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn no_dns(name: String) -> Result<Vec<IpAddr>, String> {
+        Err(format!("no resolver in this test for {name}"))
+    }
+
+    async fn set(targets: &[&str], excl: &[&str]) -> TargetSet {
+        let specs: Vec<_> = targets
+            .iter()
+            .flat_map(|t| parse_target(t).unwrap())
+            .collect();
+        let ex: Vec<_> = excl
+            .iter()
+            .flat_map(|t| parse_exclusion(t).unwrap())
+            .collect();
+        TargetSet::build(&specs, &ex, no_dns).await.unwrap()
+    }
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(
+            parse_target("192.0.2.0/30").unwrap(),
+            vec![TargetSpec::Net("192.0.2.0/30".parse().unwrap())]
+        );
+        assert!(matches!(parse_target("192.0.2.9").unwrap()[0], TargetSpec::Range(a, b) if a == b));
+        assert!(matches!(
+            parse_target("192.0.2.1-192.0.2.5").unwrap()[0],
+            TargetSpec::Range(..)
+        ));
+        assert!(matches!(
+            parse_target("2001:db8::1-2001:db8::ff").unwrap()[0],
+            TargetSpec::Range(..)
+        ));
+        assert_eq!(
+            parse_target("mx.example.edu").unwrap(),
+            vec![TargetSpec::Name("mx.example.edu".into())]
+        );
+    }
+
+    #[test]
+    fn bad_targets_have_clear_errors() {
+        for bad in [
+            "192.0.2.0/33",
+            "10.0.0.300",
+            "192.0.2.9-192.0.2.1",
+            "192.0.2.1-2001:db8::1",
+            "not a host",
+            "1.2.3",
+            "",
+        ] {
+            let err = parse_target(bad).expect_err(bad).to_string();
+            assert!(err.contains(bad.trim()) || bad.is_empty(), "{bad}: {err}");
+        }
+        assert!(
+            parse_exclusion("mx.example.edu").is_err(),
+            "names are not exclusions"
+        );
+    }
+
+    #[test]
+    fn target_files_allow_comments_and_report_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("rg-targets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(&good, "# campus\n192.0.2.0/31\n\n192.0.2.9 # lab\n").unwrap();
+        let specs = parse_target(&format!("@{}", good.display())).unwrap();
+        assert_eq!(specs.len(), 2);
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, "192.0.2.1\n192.0.2.0/99\n").unwrap();
+        let err = parse_target(&format!("@{}", bad.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.txt:2"), "{err}");
+        assert!(
+            parse_target("@/nonexistent/targets")
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/targets")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn exclusions_are_cut_before_iteration() {
+        let s = set(&["192.0.2.0/29"], &["192.0.2.2", "192.0.2.4/31"]).await;
+        let ips: Vec<String> = s.iter().map(|t| t.ip.to_string()).collect();
+        assert_eq!(
+            ips,
+            [
+                "192.0.2.0",
+                "192.0.2.1",
+                "192.0.2.3",
+                "192.0.2.6",
+                "192.0.2.7"
+            ]
+        );
+        assert_eq!(s.len(), 5);
+        assert!(s.is_excluded("192.0.2.5".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn huge_blocks_are_lazy() {
+        let s = set(&["10.0.0.0/8", "2001:db8::/64"], &["10.0.0.0/9"]).await;
+        assert_eq!(s.len(), (1u128 << 23) + (1u128 << 64));
+        let first: Vec<_> = s.iter().take(2).map(|t| t.ip.to_string()).collect();
+        assert_eq!(first, ["10.128.0.0", "10.128.0.1"]);
+        // Skipping to the v6 part would take long if anything were materialised; taking a few
+        // addresses from a 2^64 block is instant.
+        let s6 = set(&["2001:db8::/64"], &[]).await;
+        assert_eq!(s6.iter().nth(5).unwrap().ip.to_string(), "2001:db8::5");
+    }
+
+    #[tokio::test]
+    async fn names_resolve_and_keep_their_name() {
+        let specs = parse_target("mx.campus.test").unwrap();
+        let ex = parse_exclusion("127.0.0.2").unwrap();
+        let s = TargetSet::build(&specs, &ex, |_| async {
+            Ok(vec![
+                "127.0.0.2".parse().unwrap(),
+                "127.0.0.1".parse().unwrap(),
+            ])
+        })
+        .await
+        .unwrap();
+        let all: Vec<Target> = s.iter().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].ip.to_string(), "127.0.0.1");
+        assert_eq!(all[0].name.as_deref(), Some("mx.campus.test"));
+        let err = TargetSet::build(&specs, &[], no_dns)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mx.campus.test"), "{err}");
+    }
+}
