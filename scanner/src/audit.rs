@@ -152,15 +152,18 @@ pub async fn audit(
     // Session 1: learn the server. A failed STARTTLS handshake is remembered and the session
     // reopened in plaintext, so the relay tests still run.
     let mut failed_tls = None;
+    let mut injection = None;
     let opened = match host.open().await {
         Err(Failed {
             reason: OpenFailure::Tls,
             transcript: t,
             tls,
+            starttls_injection,
             ..
         }) if !host.implicit_tls => {
             transcript.append(t);
             failed_tls = tls;
+            injection = starttls_injection;
             host.tls_broken.store(true, Ordering::Relaxed);
             host.open().await
         }
@@ -200,7 +203,10 @@ pub async fn audit(
     result.findings = findings::build(&FindingInput {
         port,
         smtp: &smtp,
-        starttls_injection: greeting.starttls_injection.as_deref(),
+        starttls_injection: greeting
+            .starttls_injection
+            .as_deref()
+            .or(injection.as_deref()),
         opening: &opening,
         tests: &done,
         rules: &host.config.rules,

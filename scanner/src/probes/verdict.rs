@@ -23,6 +23,10 @@ pub fn classify(reply: &Reply) -> (Verdict, Option<String>) {
             Some("the server requires TLS first".into()),
         ),
         530 | 535 | 538 => (Verdict::AuthRequired, None),
+        400..=599 if is_unresolvable_domain(reply, &text) => (
+            Verdict::Inconclusive,
+            Some("the server could not resolve the test domain; pass an --external-domain that receives mail".into()),
+        ),
         500..=599 if is_auth_required(reply, &text) => (Verdict::AuthRequired, None),
         500..=599 => (Verdict::Refused, None),
         400..=499 if is_greylisting(&text) => (
@@ -45,6 +49,18 @@ pub fn classify(reply: &Reply) -> (Verdict, Option<String>) {
 fn is_auth_required(reply: &Reply, text: &str) -> bool {
     let security = reply.enhanced.is_some_and(|e| e.subject == 7);
     security && (text.contains("authenticat") || text.contains("auth required"))
+}
+
+/// Sendmail refuses senders whose domain does not resolve (5.1.8), Postfix may refuse unknown
+/// recipient domains (4.1.2) or null-MX domains (5.1.10): answers about DNS, not about relaying.
+fn is_unresolvable_domain(reply: &Reply, text: &str) -> bool {
+    let code = reply
+        .enhanced
+        .is_some_and(|e| e.subject == 1 && matches!(e.detail, 2 | 8 | 10));
+    let words = text.contains("domain not found")
+        || text.contains("domain of sender address")
+        || text.contains("does not accept mail (nullmx)");
+    code || words
 }
 
 fn is_greylisting(text: &str) -> bool {
@@ -142,5 +158,16 @@ mod tests {
             Verdict::Inconclusive
         );
         assert_eq!(verdict("354 go ahead"), Verdict::Inconclusive);
+        // Sendmail's default check of the sender domain, Postfix's unknown recipient domain.
+        assert_eq!(
+            verdict(
+                "553 5.1.8 <p@nowhere.example>... Domain of sender address p@nowhere.example does not exist"
+            ),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict("450 4.1.2 <u@nowhere.example>: Recipient address rejected: Domain not found"),
+            Verdict::Inconclusive
+        );
     }
 }

@@ -94,6 +94,8 @@ pub struct Failed {
     pub banner: Option<Reply>,
     /// The TLS attempt, if one was made.
     pub tls: Option<TlsInfo>,
+    /// Bytes the server sent after its 220 to STARTTLS, if it did.
+    pub starttls_injection: Option<String>,
 }
 
 /// Finds an EHLO keyword (case-insensitive) and returns its parameters.
@@ -126,6 +128,7 @@ pub async fn open(
         transcript: conn.map(Connection::into_transcript).unwrap_or_default(),
         banner,
         tls,
+        starttls_injection: None,
     };
     let tcp = match tcp_connect(addr, config.source, config.connect_timeout).await {
         Ok(tcp) => tcp,
@@ -142,6 +145,7 @@ pub async fn open(
                 transcript: t,
                 banner: None,
                 tls: None,
+                starttls_injection: None,
             });
         }
     };
@@ -215,7 +219,10 @@ pub async fn open(
             conn.log(Direction::Note, tls_note(&info));
             tls = Some(info);
             let Some(stream) = stream else {
-                return Err(fail(Some(conn), OpenFailure::Tls, Some(banner), tls));
+                return Err(Failed {
+                    starttls_injection,
+                    ..fail(Some(conn), OpenFailure::Tls, Some(banner), tls)
+                });
             };
             conn.set_tls(stream);
             // RFC 3207: forget what was learned before TLS and greet again.

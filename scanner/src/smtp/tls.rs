@@ -225,3 +225,23 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
         _ => None,
     }
 }
+
+/// Reads every certificate from PEM files (for `--tls-ca`).
+pub fn load_pem_certificates(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut out = Vec::new();
+    for path in paths {
+        let before = out.len();
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        {
+            out.push(cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?);
+        }
+        if out.len() == before {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,135 @@
+//! Command-line definitions.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Find open mail relays, backscatter sources and unregistered MTAs on your own networks.
+#[derive(Debug, Parser)]
+#[command(name = "relayguard", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sweep address blocks for SMTP listeners and audit each one.
+    Sweep(SweepArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per port, for people.
+    Table,
+    /// One JSON document with every host.
+    Json,
+    /// One JSON host object per line, written as each audit finishes.
+    Jsonl,
+    /// One row per finding (or per host without findings).
+    Csv,
+}
+
+/// `relayguard sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// What to sweep: CIDRs, a.b.c.d-e.f.g.h ranges, addresses, host names, @FILE (one per line).
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Never touch these (CIDR, range, address, or @FILE); applied before any packet is sent.
+    #[arg(long, value_name = "CIDR")]
+    pub exclude: Vec<String>,
+    /// Read exclusions from a file (one per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Print the addresses that would be probed, exclusions applied, and send nothing.
+    #[arg(long)]
+    pub list_targets: bool,
+    /// Refuse to sweep more addresses than this (a guard against typos such as /8 for /24).
+    #[arg(long, default_value_t = 1 << 24, value_name = "N")]
+    pub max_addresses: u128,
+
+    /// Ports to probe; 465 is implicit TLS.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "25",
+        value_name = "PORTS"
+    )]
+    pub ports: Vec<u16>,
+    /// Most discovery connections in flight (also bounded by the open-file limit).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub concurrency: usize,
+    /// Most hosts audited at once.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub audit_concurrency: usize,
+    /// New connections per second, all stages together (0 = unlimited).
+    #[arg(long, default_value_t = 1000.0, value_name = "PER_SECOND")]
+    pub rate: f64,
+    /// Seconds to wait for a TCP connect before calling the port filtered.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub connect_timeout: f64,
+    /// How often a silent port is tried again (a lost SYN must not lose a host).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Seconds to wait for each SMTP reply.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub command_timeout: f64,
+    /// Seconds the whole audit of one port may take.
+    #[arg(long, default_value_t = 180.0, value_name = "SECONDS")]
+    pub host_deadline: f64,
+    /// Sessions one host may have open at once.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub sessions_per_host: usize,
+    /// Relay tests per session before a fresh one (Postfix slows down after 10 errors).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub tests_per_session: usize,
+
+    /// Local address to connect from. Relay verdicts depend on the vantage point: a server
+    /// trusts its own networks, so sweep from an address outside them.
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Name to give in EHLO/HELO.
+    #[arg(long, default_value = "relayguard.invalid", value_name = "NAME")]
+    pub ehlo_name: String,
+    /// Third-party domain used in the relay tests. It should resolve (some servers refuse
+    /// senders or recipients at unresolvable domains); relayguard never sends DATA to it.
+    #[arg(long, default_value = "example.com", value_name = "DOMAIN")]
+    pub external_domain: String,
+    /// Extra domains the hosts receive mail for, tried in the backscatter test.
+    #[arg(long, value_name = "DOMAIN")]
+    pub local_domain: Vec<String>,
+    /// Local part of the probe sender.
+    #[arg(long, default_value = "relayguard-probe", value_name = "LOCALPART")]
+    pub probe_sender: String,
+    /// Local part of the probe recipient at the external domain.
+    #[arg(long, default_value = "relayguard-test", value_name = "LOCALPART")]
+    pub probe_recipient: String,
+    /// Extra trusted CA certificates (PEM) for checking server certificates, e.g. a campus CA.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Vec<PathBuf>,
+    /// Directory with rule files overriding the built-in ones (relay-vectors.yaml,
+    /// fingerprints.yaml, severities.yaml).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the output here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report closed and filtered ports too, not only open ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Never show a progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}

@@ -1,0 +1,142 @@
+//! Writing sweep results: table, JSON, JSON Lines and CSV.
+
+use std::io::{self, Write};
+
+use relayguard_core::scan::{HostResult, PortState};
+use serde::Serialize;
+
+/// Counts over the whole sweep.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Addresses in the target set (exclusions applied).
+    pub addresses: u128,
+    /// Address/port pairs probed.
+    pub probed: u64,
+    /// Open ports.
+    pub open: u64,
+    /// Closed ports.
+    pub closed: u64,
+    /// Filtered ports.
+    pub filtered: u64,
+    /// Findings.
+    pub findings: u64,
+}
+
+/// The JSON document of a sweep.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// relayguard's version.
+    pub relayguard_version: &'static str,
+    /// When the sweep started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// True when the sweep was stopped (Ctrl-C) before it finished.
+    pub interrupted: bool,
+    /// The counts.
+    pub summary: &'a Summary,
+    /// One entry per reported address and port, sorted.
+    pub hosts: &'a [HostResult],
+}
+
+/// Writes one JSON Lines record.
+pub fn write_jsonl(out: &mut dyn Write, host: &HostResult) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, host)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Writes the whole report as one JSON document.
+pub fn write_json(out: &mut dyn Write, report: &Report<'_>) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
+}
+
+/// Writes one CSV row per finding; hosts without findings get one row with empty finding columns.
+pub fn write_csv(out: &mut dyn Write, hosts: &[HostResult]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "address", "port", "state", "mta", "kind", "severity", "summary", "error",
+    ])?;
+    for h in hosts {
+        let mta = h.smtp.as_ref().map_or("", |s| s.mta.as_str());
+        let address = h.address.to_string();
+        let port = h.port.to_string();
+        let error = h.error.as_deref().unwrap_or("");
+        if h.findings.is_empty() {
+            w.write_record([&address, &port, h.state.as_str(), mta, "", "", "", error])?;
+        }
+        for f in &h.findings {
+            w.write_record([
+                &address,
+                &port,
+                h.state.as_str(),
+                mta,
+                f.kind.id(),
+                f.severity.as_str(),
+                &f.summary,
+                error,
+            ])?;
+        }
+    }
+    w.flush()
+}
+
+/// Writes a table for people: one line per port, findings beneath.
+pub fn write_table(out: &mut dyn Write, hosts: &[HostResult], summary: &Summary) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<39} {:>5} {:<8} {:<10} {:<5} FINDINGS",
+        "ADDRESS", "PORT", "STATE", "MTA", "TLS"
+    )?;
+    for h in hosts {
+        let (mta, tls) = match &h.smtp {
+            Some(s) => (
+                s.mta.as_str(),
+                match &s.tls {
+                    Some(t) if t.established && t.certificate_valid => "ok",
+                    Some(t) if t.established => "weak",
+                    Some(_) => "fail",
+                    None => "none",
+                },
+            ),
+            None if h.state == PortState::Open => ("?", "-"),
+            None => ("", ""),
+        };
+        let kinds: Vec<String> = h
+            .findings
+            .iter()
+            .map(|f| format!("{}({})", f.kind, f.severity))
+            .collect();
+        writeln!(
+            out,
+            "{:<39} {:>5} {:<8} {:<10} {:<5} {}",
+            h.address,
+            h.port,
+            h.state.as_str(),
+            mta,
+            tls,
+            if kinds.is_empty() {
+                "-".to_string()
+            } else {
+                kinds.join(" ")
+            }
+        )?;
+        if let Some(e) = &h.error {
+            writeln!(out, "    ! {e}")?;
+        }
+        for f in &h.findings {
+            writeln!(out, "    {}: {}", f.kind, f.summary)?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{} addresses, {} ports probed: {} open, {} closed, {} filtered; {} findings",
+        summary.addresses,
+        summary.probed,
+        summary.open,
+        summary.closed,
+        summary.filtered,
+        summary.findings
+    )
+}
