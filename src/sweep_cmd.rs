@@ -157,7 +157,7 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         bar.finish_and_clear();
     }
 
-    hosts.sort_by(|a, b| (a.address, a.port).cmp(&(b.address, b.port)));
+    hosts.sort_by_key(|h| (h.address, h.port));
     let summary = Summary {
         addresses,
         probed: progress.probed.load(Ordering::Relaxed),

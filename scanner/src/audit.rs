@@ -177,23 +177,14 @@ pub async fn audit(
         }
     };
 
-    let candidates = [
-        host.known_name.clone(),
-        greeting
-            .banner
-            .lines
-            .first()
-            .and_then(|l| names::name_in(l)),
-        greeting.ehlo.lines.first().and_then(|l| names::name_in(l)),
-    ];
-    let names = names::own_names(candidates.iter().map(|c| c.as_deref()));
-    let smtp = smtp_info(&host, &greeting, failed_tls, &names);
+    let names = learn_names(&host, &greeting);
+    let smtp = smtp_info(&host, &greeting, failed_tls, &names.routing);
 
     let (first_plan, relay_plan) = plan(&host, &names);
     let mut done = run_sequence(&host, Some(conn), first_plan, &mut transcript).await;
     done.extend(run_relay_tests(&host, relay_plan, &mut transcript).await);
     done.sort_by_key(|d| d.index);
-    reinterpret_local_forms(&mut done, &names, ip);
+    reinterpret_local_forms(&mut done, &names.routing, ip);
 
     let opening: Vec<TranscriptLine> = transcript
         .session(transcript.lines.first().map_or(1, |l| l.session))
@@ -214,6 +205,51 @@ pub async fn audit(
     result.tests = done.into_iter().map(|d| d.result).collect();
     result.smtp = Some(smtp);
     finish(result, transcript, &host)
+}
+
+/// What a host calls itself.
+struct OwnNames {
+    /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
+    /// greeting and EHLO reply, the parent domain of the first of those, every `--local-domain`.
+    routing: Vec<String>,
+    /// Domains where the host surely delivers locally, for the backscatter probes: the same
+    /// without the guessed parent domain (an open relay would accept anything there).
+    local: Vec<String>,
+}
+
+fn learn_names(host: &Host, greeting: &Greeting) -> OwnNames {
+    let banner = greeting
+        .banner
+        .lines
+        .first()
+        .and_then(|l| names::name_in(l));
+    let ehlo = greeting.ehlo.lines.first().and_then(|l| names::name_in(l));
+    let parent = host
+        .known_name
+        .clone()
+        .or_else(|| banner.clone())
+        .or_else(|| ehlo.clone())
+        .and_then(|n| names::parent_domain(&n));
+    let mut local = names::own_names([
+        host.known_name.as_deref(),
+        banner.as_deref(),
+        ehlo.as_deref(),
+    ]);
+    let mut routing = local.clone();
+    if let Some(parent) = parent
+        && !routing.contains(&parent)
+    {
+        routing.push(parent);
+    }
+    for domain in &host.config.local_domains {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        for list in [&mut local, &mut routing] {
+            if !list.contains(&domain) {
+                list.push(domain.clone());
+            }
+        }
+    }
+    OwnNames { routing, local }
 }
 
 fn smtp_info(
@@ -254,7 +290,7 @@ fn smtp_info(
 }
 
 /// Splits the work into the first session's tests and the relay tests.
-fn plan(host: &Host, names: &[String]) -> (Vec<Planned>, Vec<Planned>) {
+fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
     let config = &host.config;
     let mut first = Vec::new();
     let push = |list: &mut Vec<Planned>, id: &str, kind, step| {
@@ -285,13 +321,7 @@ fn plan(host: &Host, names: &[String]) -> (Vec<Planned>, Vec<Planned>) {
     );
     // Backscatter: an unknown user at each domain the host may call its own, and at its address
     // literal, which doubles as the control that tells local delivery from relaying.
-    let mut domains: Vec<String> = names.to_vec();
-    for d in &config.local_domains {
-        let d = d.to_ascii_lowercase();
-        if !domains.contains(&d) {
-            domains.push(d);
-        }
-    }
+    let mut domains: Vec<String> = names.local.clone();
     domains.push(format!("[{}]", names::address_literal(host.addr.ip())));
     for domain in domains {
         push(
@@ -310,7 +340,7 @@ fn plan(host: &Host, names: &[String]) -> (Vec<Planned>, Vec<Planned>) {
         to: &config.probe_recipient,
         ext: &config.external_domain,
         ip: host.addr.ip(),
-        names,
+        names: &names.routing,
     };
     let mut relay_tests = Vec::new();
     for env in relay::expand(&config.rules.relay_vectors, &values) {

@@ -307,9 +307,10 @@ async fn helo_fallback_for_servers_without_ehlo() {
                 b"500 Command unrecognized\r\n"
             } else if upper.starts_with("HELO") {
                 b"250 old.campus.test\r\n"
-            } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
-                b"250 ok\r\n"
-            } else if upper.starts_with("RCPT") {
+            } else if ["MAIL", "RCPT", "RSET"]
+                .iter()
+                .any(|c| upper.starts_with(c))
+            {
                 b"250 ok\r\n"
             } else {
                 b"502 not implemented\r\n"

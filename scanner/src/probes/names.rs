@@ -27,6 +27,14 @@ pub fn name_in(line: &str) -> Option<String> {
     looks_like_hostname(token).then(|| token.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// The domain a host name belongs to (`mx.example.edu` → `example.edu`), when it has at least
+/// three labels: a server is usually a mail exchanger or backup MX for its parent domain, and a
+/// backup MX that allows untrusted routing only relays through that domain.
+pub fn parent_domain(name: &str) -> Option<String> {
+    let (_, parent) = name.split_once('.')?;
+    (parent.contains('.') && looks_like_hostname(parent)).then(|| parent.to_ascii_lowercase())
+}
+
 /// Collects distinct own names in priority order, at most [`MAX_NAMES`].
 pub fn own_names<'a>(candidates: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -77,7 +85,7 @@ pub fn is_local_form(path: &str, names: &[String], ip: IpAddr) -> bool {
         Some(domain) => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             domain.is_empty()
-                || names.iter().any(|n| *n == domain)
+                || names.contains(&domain)
                 || domain == format!("[{}]", address_literal(ip)).to_ascii_lowercase()
         }
     }
@@ -100,6 +108,17 @@ mod tests {
             Some("mx.example.edu".into())
         );
         assert_eq!(name_in("ESMTP ready"), None);
+    }
+
+    #[test]
+    fn parent_domains() {
+        assert_eq!(parent_domain("mx.example.edu"), Some("example.edu".into()));
+        assert_eq!(
+            parent_domain("mail.cs.example.ac.jp"),
+            Some("cs.example.ac.jp".into())
+        );
+        assert_eq!(parent_domain("example.edu"), None);
+        assert_eq!(parent_domain("localhost"), None);
     }
 
     #[test]
