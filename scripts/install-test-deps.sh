@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages relayguard's tests run against, when they are missing.
 # Real parts only: Postfix for SMTP behaviour, systemd for `systemctl --root` checks of the agent,
-# iproute2 for loopback aliases and network namespaces.
+# init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the way
+# maintainer scripts do, iproute2 for loopback aliases and network namespaces.
 set -euo pipefail
 
-packages=(postfix systemd iproute2 openssl ca-certificates)
+packages=(postfix systemd init-system-helpers iproute2 openssl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The agent's fixtures `apt-get download` real MTA packages: the package lists must exist.
+if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
+  apt-get update -qq
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

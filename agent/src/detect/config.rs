@@ -1,0 +1,352 @@
+//! MTA configuration that decides which addresses the listener binds, and the loopback-only
+//! edits `harden --mode loopback-only` makes (postfix `inet_interfaces`, Debian exim4
+//! `dc_local_interfaces`, OpenSMTPD `listen on`).
+//!
+//! Sendmail's `DaemonPortOptions` is reported but not edited: sendmail.cf is generated from
+//! sendmail.mc by m4, so an edit would be lost on the next rebuild; loopback-only mode falls
+//! back to disabling sendmail's boot entries instead.
+
+use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
+
+use super::unitfile::is_loopback_addr;
+use super::{Action, Detection, TargetMode};
+use crate::root::Root;
+
+/// Value postfix understands as "loopback interfaces only".
+pub const POSTFIX_LOOPBACK: &str = "loopback-only";
+/// Debian exim4 loopback setting (the Debian default for a non-internet site).
+pub const EXIM_LOOPBACK: &str = "127.0.0.1 ; ::1";
+
+/// Last `key = value` of a postfix main.cf (continuation lines start with whitespace), with its
+/// 0-based line.
+pub fn main_cf_get(text: &str, key: &str) -> Option<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with(char::is_whitespace) || l.starts_with('#') {
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=')
+            && k.trim() == key
+        {
+            let mut v = v.trim().to_string();
+            for c in lines[i + 1..]
+                .iter()
+                .take_while(|c| c.starts_with(char::is_whitespace) && !c.trim().is_empty())
+            {
+                v.push(' ');
+                v.push_str(c.trim());
+            }
+            found = Some((v, i));
+        }
+    }
+    found
+}
+
+/// Sets `key = value` in main.cf: replaces the last logical line for `key` or appends.
+pub fn main_cf_set(text: &str, key: &str, value: &str) -> String {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    match main_cf_get(text, key) {
+        Some((_, i)) => {
+            let mut end = i + 1;
+            while end < lines.len()
+                && lines[end].starts_with(char::is_whitespace)
+                && !lines[end].trim().is_empty()
+            {
+                end += 1;
+            }
+            lines.splice(i..end, [format!("{key} = {value}\n")]);
+            lines.concat()
+        }
+        None => {
+            let mut out = lines.concat();
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&format!("{key} = {value}\n"));
+            out
+        }
+    }
+}
+
+/// Last `key=value` of a shell-style variable file (values may be single/double quoted).
+pub fn shell_get(text: &str, key: &str) -> Option<(String, usize)> {
+    let mut found = None;
+    for (i, l) in text.lines().enumerate() {
+        if let Some(v) = l
+            .trim_start()
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+        {
+            found = Some((
+                v.trim().trim_matches(|c| c == '\'' || c == '"').to_string(),
+                i,
+            ));
+        }
+    }
+    found
+}
+
+/// Sets `key='value'` in a shell-style file: replaces the last assignment or appends.
+pub fn shell_set(text: &str, key: &str, value: &str) -> String {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let new = format!("{key}='{value}'\n");
+    match shell_get(text, key) {
+        Some((_, i)) => lines[i] = new,
+        None => {
+            if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+                lines.push("\n".into());
+            }
+            lines.push(new);
+        }
+    }
+    lines.concat()
+}
+
+/// `listen on IFACE ...` lines of smtpd.conf: (0-based line, interface).
+pub fn smtpd_listens(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[0] == "listen" && w[1] == "on").then(|| (i, w[2].to_string()))
+        })
+        .collect()
+}
+
+/// Replaces the interface of the given `listen on` lines with `localhost`.
+pub fn smtpd_listen_local(text: &str, lines: &[usize]) -> String {
+    text.split_inclusive('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if !lines.contains(&i) {
+                return l.to_string();
+            }
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w.len() < 3 || w[0] != "listen" || w[1] != "on" {
+                return l.to_string();
+            }
+            let indent = &l[..l.len() - l.trim_start().len()];
+            let mut rest = w[3..].join(" ");
+            if !rest.is_empty() {
+                rest.insert(0, ' ');
+            }
+            let nl = if l.ends_with('\n') { "\n" } else { "" };
+            format!("{indent}listen on localhost{rest}{nl}")
+        })
+        .collect()
+}
+
+fn loopback_list(v: &str) -> bool {
+    let items: Vec<&str> = v
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|i| *i == "loopback-only" || is_loopback_addr(i))
+}
+
+/// Runs the configuration detector.
+pub fn detect(root: &Root) -> Detection {
+    let mut d = Detection::default();
+    for path in ["/etc/postfix/main.cf", "/usr/local/etc/postfix/main.cf"] {
+        let text = match root.read_text(path) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                d.warn(e.to_string());
+                continue;
+            }
+        };
+        let (value, ev) = match main_cf_get(&text, "inet_interfaces") {
+            Some((v, i)) => (v, format!("{path}:{}", i + 1)),
+            None => (
+                "all".to_string(),
+                format!("{path} (no inet_interfaces: default all)"),
+            ),
+        };
+        if loopback_list(&value) {
+            d.fact(
+                Mta::Postfix,
+                FactKind::LoopbackOnly,
+                Some(Mechanism::Config),
+                ev,
+                format!("inet_interfaces = {value}"),
+            );
+        } else {
+            d.fact(
+                Mta::Postfix,
+                FactKind::Exposed,
+                Some(Mechanism::Config),
+                ev,
+                format!("inet_interfaces = {value}"),
+            );
+            d.push_target(
+                Mta::Postfix,
+                Mechanism::Config,
+                TargetMode::Loopback,
+                Action::SetMainCf {
+                    path: path.to_string(),
+                    key: "inet_interfaces".into(),
+                    value: POSTFIX_LOOPBACK.into(),
+                },
+            );
+        }
+    }
+    let exim = "/etc/exim4/update-exim4.conf.conf";
+    match root.read_text(exim) {
+        Ok(Some(text)) => {
+            let (value, ev) = match shell_get(&text, "dc_local_interfaces") {
+                Some((v, i)) => (v, format!("{exim}:{}", i + 1)),
+                None => (String::new(), exim.to_string()),
+            };
+            if loopback_list(&value) {
+                d.fact(
+                    Mta::Exim,
+                    FactKind::LoopbackOnly,
+                    Some(Mechanism::Config),
+                    ev,
+                    format!("dc_local_interfaces='{value}'"),
+                );
+            } else {
+                d.fact(
+                    Mta::Exim,
+                    FactKind::Exposed,
+                    Some(Mechanism::Config),
+                    ev,
+                    format!("dc_local_interfaces='{value}' (empty = all interfaces)"),
+                );
+                d.push_target(
+                    Mta::Exim,
+                    Mechanism::Config,
+                    TargetMode::Loopback,
+                    Action::SetShellVar {
+                        path: exim.into(),
+                        key: "dc_local_interfaces".into(),
+                        value: EXIM_LOOPBACK.into(),
+                    },
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => d.warn(e.to_string()),
+    }
+    for path in [
+        "/etc/smtpd.conf",
+        "/etc/smtpd/smtpd.conf",
+        "/usr/local/etc/mail/smtpd.conf",
+    ] {
+        let text = match root.read_text(path) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                d.warn(e.to_string());
+                continue;
+            }
+        };
+        let listens = smtpd_listens(&text);
+        let exposed: Vec<usize> = listens
+            .iter()
+            .filter(|(_, iface)| !(is_loopback_addr(iface) || iface == "lo0" || iface == "socket"))
+            .map(|(i, _)| *i)
+            .collect();
+        let ifaces: Vec<&str> = listens.iter().map(|(_, f)| f.as_str()).collect();
+        if listens.is_empty() {
+            continue;
+        }
+        if exposed.is_empty() {
+            d.fact(
+                Mta::Opensmtpd,
+                FactKind::LoopbackOnly,
+                Some(Mechanism::Config),
+                format!("{path}:{}", listens[0].0 + 1),
+                format!("listen on {}", ifaces.join(", ")),
+            );
+        } else {
+            d.fact(
+                Mta::Opensmtpd,
+                FactKind::Exposed,
+                Some(Mechanism::Config),
+                format!("{path}:{}", exposed[0] + 1),
+                format!("listen on {}", ifaces.join(", ")),
+            );
+            d.push_target(
+                Mta::Opensmtpd,
+                Mechanism::Config,
+                TargetMode::Loopback,
+                Action::SmtpdListenLocal {
+                    path: path.into(),
+                    lines: exposed,
+                },
+            );
+        }
+    }
+    if let Ok(Some(cf)) = root.read_text("/etc/mail/sendmail.cf") {
+        let opts: Vec<(usize, &str)> = cf
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("O DaemonPortOptions="))
+            .collect();
+        if !opts.is_empty() {
+            let all_local = opts.iter().all(|(_, l)| {
+                l.split(',').any(|kv| {
+                    kv.trim()
+                        .strip_prefix("Addr=")
+                        .is_some_and(is_loopback_addr)
+                })
+            });
+            let fact = if all_local {
+                FactKind::LoopbackOnly
+            } else {
+                FactKind::Exposed
+            };
+            d.fact(
+                Mta::Sendmail,
+                fact,
+                Some(Mechanism::Config),
+                format!("/etc/mail/sendmail.cf:{}", opts[0].0 + 1),
+                opts.iter().map(|(_, l)| *l).collect::<Vec<_>>().join(" | "),
+            );
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn main_cf() {
+        let t = "myhostname = x\ninet_interfaces = all\n  , 10.0.0.1\ninet_protocols = all\n";
+        assert_eq!(
+            main_cf_get(t, "inet_interfaces").unwrap().0,
+            "all , 10.0.0.1"
+        );
+        let n = main_cf_set(t, "inet_interfaces", "loopback-only");
+        assert_eq!(
+            n,
+            "myhostname = x\ninet_interfaces = loopback-only\ninet_protocols = all\n"
+        );
+        assert!(loopback_list("loopback-only"));
+        assert!(loopback_list("127.0.0.1, [::1]"));
+        assert!(!loopback_list("all"));
+    }
+
+    #[test]
+    fn exim_and_smtpd() {
+        let t = "dc_eximconfig_configtype='internet'\ndc_local_interfaces=''\n";
+        assert_eq!(
+            shell_set(t, "dc_local_interfaces", EXIM_LOOPBACK),
+            "dc_eximconfig_configtype='internet'\ndc_local_interfaces='127.0.0.1 ; ::1'\n"
+        );
+        let s = "listen on localhost\nlisten on eth0 port 587\n";
+        assert_eq!(smtpd_listens(s).len(), 2);
+        assert_eq!(
+            smtpd_listen_local(s, &[1]),
+            "listen on localhost\nlisten on localhost port 587\n"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Executing a plan: for each step, snapshot the touched paths, journal them (fsynced), then
+//! make the change atomically. A crash at any point leaves a journal that describes every
+//! change that may have happened, which is all `revert` needs.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use relayguard_core::agent_report::ActionRecord;
+
+use super::journal::{Entry, Journal};
+use super::plan::{Op, Plan};
+use crate::error::{AgentError, Result};
+use crate::fsutil::{PathState, crash_point, restore, snapshot, sync_dir, temp_for, to_hex};
+use crate::root::Root;
+
+/// Owner of the directory that will hold `inside`, used for files the agent creates.
+fn parent_owner(root: &Root, inside: &str) -> (u32, u32) {
+    let parent = root.host(inside);
+    parent
+        .parent()
+        .and_then(|p| fs::metadata(p).ok())
+        .map(|m| (m.uid(), m.gid()))
+        .unwrap_or((0, 0))
+}
+
+/// Applies `plan`, journaling first. Returns the actions taken.
+pub fn apply(root: &Root, plan: &Plan) -> Result<Vec<ActionRecord>> {
+    let mut done = Vec::new();
+    if plan.steps.is_empty() {
+        return Ok(done);
+    }
+    let mut journal = Journal::open(root)?;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let n = i + 1;
+        let mut before = Vec::new();
+        for p in step.op.touched() {
+            before.push((p.clone(), snapshot(root, &p)?));
+        }
+        journal.append(Entry {
+            seq: 0,
+            mta: step.mta,
+            mechanism: step.mechanism,
+            description: step.description.clone(),
+            before: before.clone(),
+            temp: step.op.temp_path().map(temp_for),
+            renamed: match &step.op {
+                Op::Rename { from, to } => Some((from.clone(), to.clone())),
+                _ => None,
+            },
+        })?;
+        crash_point("RELAYGUARD_AGENT_CRASH_AFTER_JOURNAL", n);
+        execute(root, &step.op, &before, n)?;
+        crash_point("RELAYGUARD_AGENT_CRASH_AFTER_CHANGE", n);
+        let path = step.op.touched().into_iter().next().unwrap_or_default();
+        done.push(ActionRecord {
+            mta: step.mta,
+            mechanism: step.mechanism,
+            path,
+            description: step.description.clone(),
+        });
+    }
+    Ok(done)
+}
+
+fn execute(root: &Root, op: &Op, before: &[(String, PathState)], n: usize) -> Result<()> {
+    match op {
+        Op::Write { path, bytes } => {
+            // Keep the file's mode and owner; a new file gets 0644 and its directory's owner.
+            let (mode, uid, gid) = match before.first().map(|b| &b.1) {
+                Some(PathState::File { mode, uid, gid, .. }) => (*mode, *uid, *gid),
+                Some(PathState::Absent) | None => {
+                    let (u, g) = parent_owner(root, path);
+                    (0o644, u, g)
+                }
+                Some(_) => {
+                    return Err(AgentError::Refused(format!("{path}: not a regular file")));
+                }
+            };
+            restore(
+                root,
+                path,
+                &PathState::File {
+                    mode,
+                    uid,
+                    gid,
+                    content_hex: to_hex(bytes),
+                },
+                n,
+            )
+        }
+        Op::Symlink { path, target } => {
+            let (uid, gid) = parent_owner(root, path);
+            restore(
+                root,
+                path,
+                &PathState::Symlink {
+                    target: target.clone(),
+                    uid,
+                    gid,
+                },
+                n,
+            )
+        }
+        Op::Remove { path } => restore(root, path, &PathState::Absent, n),
+        Op::Mkdir { path } => {
+            let (uid, gid) = parent_owner(root, path);
+            restore(
+                root,
+                path,
+                &PathState::Dir {
+                    mode: 0o755,
+                    uid,
+                    gid,
+                },
+                n,
+            )
+        }
+        Op::Rename { from, to } => {
+            if root.exists(to) {
+                return Err(AgentError::Refused(format!("{to} already exists")));
+            }
+            let (f, t) = (root.host(from), root.host(to));
+            fs::rename(&f, &t).map_err(|e| AgentError::io(&f, e))?;
+            sync_dir(t.parent().unwrap_or(root.base()))
+        }
+        Op::Chmod { path, mode } => {
+            let h = root.host(path);
+            fs::set_permissions(&h, fs::Permissions::from_mode(*mode))
+                .map_err(|e| AgentError::io(&h, e))
+        }
+    }
+}

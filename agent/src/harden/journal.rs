@@ -1,0 +1,173 @@
+//! The harden journal: an append-only JSON Lines file under the root
+//! (`/var/lib/relayguard-agent/journal.jsonl`).
+//!
+//! Line 1 is a header naming the directories the agent had to create for the journal (so
+//! `revert` can remove them and leave the tree exactly as it found it). Every following line is
+//! one step: the prior state of each path it touches, written and fsynced BEFORE the change.
+//! A torn last line (crash during the append) is ignored: its change was never started.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+use relayguard_core::agent_report::{Mechanism, Mta};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AgentError, Result};
+use crate::fsutil::{PathState, sync_dir};
+use crate::root::Root;
+
+/// Inside directory of the journal.
+pub const JOURNAL_DIR: &str = "/var/lib/relayguard-agent";
+/// Inside path of the journal.
+pub const JOURNAL_PATH: &str = "/var/lib/relayguard-agent/journal.jsonl";
+/// Journal format version.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// First line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always `relayguard-agent`, to recognise the file.
+    pub journal: String,
+    /// [`JOURNAL_VERSION`].
+    pub version: u32,
+    /// Directories created to hold the journal, outermost first.
+    pub created_dirs: Vec<String>,
+}
+
+/// One journaled step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number, 1-based over the journal's life.
+    pub seq: u64,
+    /// MTA concerned.
+    pub mta: Mta,
+    /// Mechanism neutralised.
+    pub mechanism: Mechanism,
+    /// What the step does.
+    pub description: String,
+    /// Prior state of every touched path, in order.
+    pub before: Vec<(String, PathState)>,
+    /// Temporary sibling the step may create (removed by revert if a crash left it behind).
+    #[serde(default)]
+    pub temp: Option<String>,
+    /// For renames: (from, to). Revert renames back, which keeps the inode (and so Solaris
+    /// hard links between rc2.d and init.d) instead of writing a copy.
+    #[serde(default)]
+    pub renamed: Option<(String, String)>,
+}
+
+/// A journal opened for appending.
+pub struct Journal {
+    file: File,
+    next_seq: u64,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal under `root`.
+    pub fn open(root: &Root) -> Result<Journal> {
+        let path = root.host(JOURNAL_PATH);
+        let next_seq = match load(root)? {
+            Some((_, entries, _)) => entries.last().map(|e| e.seq + 1).unwrap_or(1),
+            None => {
+                let mut created = Vec::new();
+                let mut acc = String::new();
+                for comp in JOURNAL_DIR.trim_start_matches('/').split('/') {
+                    acc.push('/');
+                    acc.push_str(comp);
+                    if !root.exists(&acc) {
+                        let host = root.host(&acc);
+                        // The journal holds original file contents: only root may read it.
+                        let mode = if acc == JOURNAL_DIR { 0o700 } else { 0o755 };
+                        fs::DirBuilder::new()
+                            .mode(mode)
+                            .create(&host)
+                            .map_err(|e| AgentError::io(&host, e))?;
+                        created.push(acc.clone());
+                    }
+                }
+                let header = Header {
+                    journal: "relayguard-agent".into(),
+                    version: JOURNAL_VERSION,
+                    created_dirs: created,
+                };
+                let mut f = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| AgentError::io(&path, e))?;
+                writeln!(f, "{}", serde_json::to_string(&header)?)
+                    .map_err(|e| AgentError::io(&path, e))?;
+                f.sync_all().map_err(|e| AgentError::io(&path, e))?;
+                sync_dir(&root.host(JOURNAL_DIR))?;
+                1
+            }
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| AgentError::io(&path, e))?;
+        Ok(Journal { file, next_seq })
+    }
+
+    /// Appends an entry and makes it durable before returning.
+    pub fn append(&mut self, mut e: Entry) -> Result<u64> {
+        e.seq = self.next_seq;
+        let line = serde_json::to_string(&e)? + "\n";
+        let p = std::path::PathBuf::from(JOURNAL_PATH);
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|er| AgentError::io(&p, er))?;
+        self.file.sync_data().map_err(|er| AgentError::io(&p, er))?;
+        self.next_seq += 1;
+        Ok(e.seq)
+    }
+}
+
+/// Loads the journal: header, complete entries, and whether a torn last line was dropped.
+/// `Ok(None)` when there is no journal.
+pub fn load(root: &Root) -> Result<Option<(Header, Vec<Entry>, bool)>> {
+    let path = root.host(JOURNAL_PATH);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AgentError::io(&path, e)),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| AgentError::Journal {
+        path: path.clone(),
+        message: "not UTF-8".into(),
+    })?;
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut torn = false;
+    // Only a line with its newline was fully appended (the newline is written last).
+    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+        lines.pop();
+        torn = true;
+    }
+    let Some(first) = lines.first() else {
+        return Err(AgentError::Journal {
+            path,
+            message: "empty (no header)".into(),
+        });
+    };
+    let header: Header = serde_json::from_str(first).map_err(|e| AgentError::Journal {
+        path: path.clone(),
+        message: format!("line 1: bad header: {e}"),
+    })?;
+    if header.journal != "relayguard-agent" || header.version != JOURNAL_VERSION {
+        return Err(AgentError::Journal {
+            path,
+            message: format!("unsupported journal (version {})", header.version),
+        });
+    }
+    let mut entries = Vec::new();
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        let e: Entry = serde_json::from_str(l).map_err(|e| AgentError::Journal {
+            path: path.clone(),
+            message: format!("line {}: {e}", i + 1),
+        })?;
+        entries.push(e);
+    }
+    Ok(Some((header, entries, torn)))
+}

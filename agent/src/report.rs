@@ -1,0 +1,126 @@
+//! The registry report: built from a check and the journal, written as JSON to a file or a
+//! spool directory. Posting it to the registry over HTTPS is not implemented yet (the registry
+//! does not exist); spooled reports are what a future sender will pick up.
+
+use std::fs;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use relayguard_core::agent_report::{
+    ActionRecord, AgentReport, CheckResult, HostIdentity, SCHEMA_VERSION,
+};
+
+use crate::error::{AgentError, Result};
+use crate::fsutil::{PathState, restore, to_hex};
+use crate::harden::journal::load;
+use crate::root::Root;
+
+/// Reads the host identity from files inside the root (so images report their own identity).
+pub fn host_identity(root: &Root) -> HostIdentity {
+    let first_line = |p: &str| {
+        root.read_text(p)
+            .ok()
+            .flatten()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|l| !l.is_empty())
+    };
+    let hostname = first_line("/etc/hostname")
+        .or_else(|| {
+            root.is_live()
+                .then(|| first_line("/proc/sys/kernel/hostname"))
+                .flatten()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let os = root
+        .read_text("/etc/os-release")
+        .ok()
+        .flatten()
+        .or_else(|| root.read_text("/usr/lib/os-release").ok().flatten())
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        });
+    HostIdentity {
+        hostname,
+        machine_id: first_line("/etc/machine-id"),
+        os,
+    }
+}
+
+/// Actions currently in effect according to the journal.
+pub fn journaled_actions(root: &Root) -> Result<Vec<ActionRecord>> {
+    Ok(load(root)?
+        .map(|(_, entries, _)| {
+            entries
+                .into_iter()
+                .map(|e| ActionRecord {
+                    mta: e.mta,
+                    mechanism: e.mechanism,
+                    path: e.before.first().map(|b| b.0.clone()).unwrap_or_default(),
+                    description: e.description,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Builds the report.
+pub fn build(root: &Root, check: CheckResult) -> Result<AgentReport> {
+    Ok(AgentReport {
+        schema_version: SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        generated_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        host: host_identity(root),
+        check,
+        actions: journaled_actions(root)?,
+    })
+}
+
+/// Writes the report atomically to a host path (temp + fsync + rename).
+pub fn write_file(path: &std::path::Path, report: &AgentReport) -> Result<()> {
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| AgentError::Refused(format!("{}: not a file name", path.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let r = Root::new(dir);
+    restore(
+        &r,
+        &format!("/{name}"),
+        &PathState::File {
+            mode: 0o644,
+            uid: current_owner(dir).0,
+            gid: current_owner(dir).1,
+            content_hex: to_hex(json.as_bytes()),
+        },
+        0,
+    )
+}
+
+fn current_owner(dir: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir)
+        .map(|m| (m.uid(), m.gid()))
+        .unwrap_or((0, 0))
+}
+
+/// Writes the report into a spool directory as `report-<time>.json`, creating the directory.
+pub fn spool(dir: &std::path::Path, report: &AgentReport) -> Result<std::path::PathBuf> {
+    fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+    let path = dir.join(format!(
+        "report-{}-{}.json",
+        report.generated_at,
+        std::process::id()
+    ));
+    write_file(&path, report)?;
+    Ok(path)
+}
