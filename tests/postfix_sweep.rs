@@ -1,0 +1,335 @@
+//! End-to-end: `relayguard sweep` against real Postfix instances with different personalities,
+//! swept from an address outside their trusted networks. Verdicts and finding kinds are asserted
+//! exactly; nothing leaves loopback (every Postfix transport is `discard:`).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::{DOMAIN, Personality, Postfix, scanner_source_addr};
+
+/// Runs the CLI with quick timeouts and returns its output.
+fn relayguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .arg("sweep")
+        .args([
+            "--connect-timeout",
+            "2",
+            "--command-timeout",
+            "10",
+            "--host-deadline",
+            "60",
+        ])
+        .args(["--rate", "0", "--no-progress"])
+        .args(args)
+        .output()
+        .expect("run relayguard")
+}
+
+fn sweep_json(targets: &[String], extra: &[&str]) -> (i32, Value) {
+    let source = scanner_source_addr().to_string();
+    let mut args: Vec<&str> = vec!["--format", "json", "--source", &source];
+    args.extend_from_slice(extra);
+    args.extend(targets.iter().map(String::as_str));
+    let out = relayguard(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("output is not JSON ({e}); stderr: {stderr}"));
+    (out.status.code().expect("exited"), doc)
+}
+
+fn host(doc: &Value, addr: Ipv4Addr) -> &Value {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["address"] == addr.to_string())
+        .unwrap_or_else(|| panic!("{addr} missing from {doc:#}"))
+}
+
+fn kinds(host: &Value) -> BTreeSet<String> {
+    host["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The verdict of the first test with this id.
+fn verdict<'a>(host: &'a Value, id: &str) -> &'a str {
+    host["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no test {id} in {:#}", host["tests"]))["verdict"]
+        .as_str()
+        .unwrap()
+}
+
+fn reply<'a>(host: &'a Value, id: &str) -> &'a str {
+    host["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()["reply"]
+        .as_str()
+        .unwrap()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn one_sweep_tells_every_postfix_personality_apart() {
+    let open = Postfix::start(Personality::OpenRelay);
+    let closed = Postfix::start(Personality::Closed);
+    let strict = Postfix::start(Personality::ClosedStrict);
+    let backscatter = Postfix::start(Personality::Backscatter);
+    let tls = Postfix::start(Personality::StartTlsSelfSigned);
+    let routing = Postfix::start(Personality::UntrustedRouting);
+    // Nothing listens on the scanner's own source address: a closed port.
+    let nothing = Ipv4Addr::new(127, 66, 0, 77);
+    let all = [&open, &closed, &strict, &backscatter, &tls, &routing];
+    let mut targets: Vec<String> = all.iter().map(|p| p.addr().to_string()).collect();
+    targets.push(nothing.to_string());
+
+    let (code, doc) = sweep_json(&targets, &["--all"]);
+    assert_eq!(code, 1, "findings mean exit code 1");
+    assert_eq!(doc["summary"]["open"], 6);
+    assert_eq!(doc["summary"]["closed"], 1);
+    assert_eq!(host(&doc, nothing)["state"], "closed");
+
+    for pf in all {
+        let h = host(&doc, pf.addr());
+        assert_eq!(h["state"], "open");
+        assert_eq!(h["smtp"]["mta"], "postfix", "{}", h["smtp"]);
+        assert!(
+            h["smtp"]["names"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(pf.hostname())),
+            "own name learned from the banner: {}",
+            h["smtp"]
+        );
+        // Never DATA, on any session.
+        let lines = h["transcript"]["lines"].as_array().unwrap();
+        assert!(lines.iter().all(|l| l["text"] != "DATA"));
+        // Every relay test got an answer: no error-limit hang-ups or timeouts left over.
+        for t in h["tests"].as_array().unwrap() {
+            assert_ne!(t["reply"], "", "test without a reply on {}: {t}", pf.addr());
+        }
+    }
+
+    let h = host(&doc, open.addr());
+    assert_eq!(
+        kinds(h),
+        set(&["open-relay", "no-starttls", "vrfy-enabled"])
+    );
+    assert_eq!(verdict(h, "external-sender"), "accepted");
+    assert_eq!(verdict(h, "null-sender"), "accepted");
+    assert!(reply(h, "external-sender").starts_with("250"));
+
+    let h = host(&doc, closed.addr());
+    assert_eq!(kinds(h), set(&["no-starttls", "vrfy-enabled"]));
+    assert_eq!(verdict(h, "external-sender"), "refused");
+    assert!(
+        reply(h, "external-sender").starts_with("454 4.7.1"),
+        "{}",
+        reply(h, "external-sender")
+    );
+    assert_eq!(verdict(h, "backscatter"), "refused");
+    assert!(
+        reply(h, "backscatter").starts_with("550 5.1.1"),
+        "{}",
+        reply(h, "backscatter")
+    );
+
+    let h = host(&doc, strict.addr());
+    assert_eq!(kinds(h), set(&["no-starttls"]));
+    assert!(
+        reply(h, "external-sender").starts_with("554 5.7.1"),
+        "{}",
+        reply(h, "external-sender")
+    );
+    assert_eq!(verdict(h, "vrfy"), "refused");
+
+    let h = host(&doc, backscatter.addr());
+    // Every local name exists as far as this Postfix knows, so VRFY cannot tell users apart.
+    assert_eq!(kinds(h), set(&["backscatter-source", "no-starttls"]));
+    assert_eq!(verdict(h, "vrfy"), "refused", "{}", reply(h, "vrfy"));
+    assert_eq!(verdict(h, "backscatter"), "accepted");
+    // Accept-all for local users, yet not a relay: Postfix refuses every routed form too.
+    for t in h["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "relay")
+    {
+        assert_eq!(t["verdict"], "refused", "{t}");
+    }
+    assert_eq!(verdict(h, "external-sender"), "refused");
+
+    let h = host(&doc, tls.addr());
+    assert_eq!(kinds(h), set(&["tls-certificate-invalid"]));
+    let t = &h["smtp"]["tls"];
+    assert_eq!(t["established"], true);
+    assert_eq!(t["certificate_valid"], false);
+    assert_eq!(t["checked_name"], tls.hostname());
+    assert!(
+        t["chain"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains(tls.hostname()),
+        "{t}"
+    );
+    assert_eq!(t["chain"][0]["sha256"].as_str().unwrap().len(), 64);
+    // The relay tests ran inside TLS and were refused.
+    assert_eq!(verdict(h, "external-sender"), "refused");
+
+    let h = host(&doc, routing.addr());
+    assert!(kinds(h).contains("open-relay"), "{:?}", kinds(h));
+    assert_eq!(verdict(h, "external-sender"), "refused");
+    // Caught only through the domain it is backup MX for, learned from its own name.
+    let routed: Vec<(&str, &str)> = h["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["id"] == "percent-hack-host")
+        .map(|t| {
+            (
+                t["argument"].as_str().unwrap(),
+                t["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        routed.contains(&(
+            format!("<relayguard-test%example.com@{DOMAIN}>").as_str(),
+            "accepted"
+        )),
+        "{routed:?}"
+    );
+    assert!(
+        routed.contains(&(
+            format!("<relayguard-test%example.com@{}>", routing.hostname()).as_str(),
+            "refused"
+        )),
+        "{routed:?}"
+    );
+    let relay = h["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "open-relay")
+        .unwrap();
+    assert!(
+        relay["evidence"]["tests"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("percent-hack-host"))
+    );
+}
+
+#[test]
+fn the_vantage_point_decides_the_verdict() {
+    // A stock Postfix trusts its own network (here 127.0.0.1/32): from inside it relays, from
+    // outside it refuses. relayguard reports what it sees from where it stands.
+    let closed = Postfix::start(Personality::Closed);
+    let target = closed.addr().to_string();
+    let inside = relayguard(&["--format", "json", "--source", "127.0.0.1", &target]);
+    let doc: Value = serde_json::from_slice(&inside.stdout).unwrap();
+    assert!(kinds(host(&doc, closed.addr())).contains("open-relay"));
+    let (_, doc) = sweep_json(&[target], &[]);
+    assert!(!kinds(host(&doc, closed.addr())).contains("open-relay"));
+}
+
+#[test]
+fn excluded_hosts_are_never_contacted_and_formats_agree() {
+    let open = Postfix::start(Personality::OpenRelay);
+    let excluded = Postfix::start(Personality::Closed);
+    let source = scanner_source_addr().to_string();
+    let targets = [open.addr().to_string(), excluded.addr().to_string()];
+    let exclude = excluded.addr().to_string();
+
+    let listed = relayguard(&[
+        "--list-targets",
+        "--exclude",
+        &exclude,
+        &targets[0],
+        &targets[1],
+    ]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), targets[0]);
+
+    let csv = relayguard(&[
+        "--format",
+        "csv",
+        "--source",
+        &source,
+        "--exclude",
+        &exclude,
+        &targets[0],
+        &targets[1],
+    ]);
+    assert_eq!(csv.status.code(), Some(1));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "address,port,state,mta,kind,severity,summary,error"
+    );
+    assert!(
+        rows.iter().any(|r| r.starts_with(&format!(
+            "{},25,open,postfix,open-relay,critical,",
+            targets[0]
+        ))),
+        "{csv}"
+    );
+    assert!(!csv.contains(&exclude));
+
+    let jsonl = relayguard(&[
+        "--format",
+        "jsonl",
+        "--source",
+        &source,
+        "--exclude",
+        &exclude,
+        &targets[0],
+        &targets[1],
+    ]);
+    let lines: Vec<Value> = String::from_utf8(jsonl.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["address"], targets[0]);
+
+    let table = relayguard(&[
+        "--source",
+        &source,
+        "--exclude",
+        &exclude,
+        &targets[0],
+        &targets[1],
+    ]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("open-relay(critical)"), "{table}");
+
+    // The excluded instance saw no connection from the scanner at all.
+    let log = excluded.log();
+    assert!(
+        !log.contains(&format!("[{source}]")),
+        "excluded host was contacted:\n{log}"
+    );
+    assert!(
+        open.log().contains(&format!("[{source}]")),
+        "the sweep itself reached the open relay"
+    );
+}

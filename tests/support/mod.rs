@@ -1,0 +1,8 @@
+//! Shared support code for relayguard's integration tests (`mod support;`).
+
+// Each integration-test binary uses only part of the support code.
+#![allow(dead_code)]
+
+pub mod postfix;
+
+pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
