@@ -112,13 +112,15 @@ pub async fn run(
                 progress.count(state);
                 let result = if state == PortState::Open {
                     let _audit_slot = audit_slots.acquire_owned().await;
-                    let result = audit(
+                    // Boxed: the audit's state is large, and inlined it would make every
+                    // discovery task (most of which find nothing) as big as an audit.
+                    let result = Box::pin(audit(
                         addr.ip(),
                         port,
                         name.as_deref(),
                         config.audit.clone(),
                         config.pacer.clone(),
-                    )
+                    ))
                     .await;
                     progress.audited.fetch_add(1, Ordering::Relaxed);
                     progress

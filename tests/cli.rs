@@ -1,0 +1,130 @@
+//! The CLI's contract: exit codes, clear errors for bad input, Ctrl-C writing partial results.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Personality, Postfix, scanner_source_addr};
+
+fn relayguard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relayguard"))
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_code_2() {
+    let dir = std::env::temp_dir().join(format!("relayguard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("relay-vectors.yaml"),
+        "vectors:\n  - id: x\n    mail_from: '<a>'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("targets.txt"), "127.0.0.1\n127.0.0.0/40\n").unwrap();
+    let rules = dir.display().to_string();
+    let target_file = format!("@{}", dir.join("targets.txt").display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["sweep", "10.0.0.0/33"],
+            "\"10.0.0.0/33\" is not an address",
+        ),
+        (vec!["sweep", "10.0.0.9-10.0.0.1"], "start is after end"),
+        (vec!["sweep", &target_file], "targets.txt:2"),
+        (
+            vec!["sweep", "--exclude", "mx.example.edu", "127.0.0.1"],
+            "mx.example.edu",
+        ),
+        (
+            vec!["sweep", "--rules", &rules, "127.0.0.1"],
+            "relay-vectors.yaml",
+        ),
+        (
+            vec!["sweep", "--ehlo-name", "a b", "127.0.0.1"],
+            "--ehlo-name",
+        ),
+        (
+            vec!["sweep", "--external-domain", "x\r\nDATA", "127.0.0.1"],
+            "--external-domain",
+        ),
+        (vec!["sweep", "2001:db8::/64"], "more than --max-addresses"),
+        (
+            vec!["sweep", "--command-timeout", "0", "127.0.0.1"],
+            "--command-timeout",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = relayguard().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed results");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_writes_the_results_gathered_so_far() {
+    let pf = Postfix::start(Personality::Closed);
+    // A tarpit on port 25 that accepts and never speaks: its audit would take the whole
+    // command timeout, so the sweep is still busy when interrupted.
+    let tarpit = TcpListener::bind("127.66.9.9:25").expect("bind a loopback tarpit on port 25");
+    let source = scanner_source_addr().to_string();
+    let mut child = relayguard()
+        .args([
+            "sweep",
+            "--format",
+            "json",
+            "--no-progress",
+            "--command-timeout",
+            "60",
+        ])
+        .args(["--source", &source, &pf.addr().to_string(), "127.66.9.9"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the Postfix audit is over (its sessions have stopped coming for a while).
+    let started = Instant::now();
+    let sessions = || pf.log().matches("disconnect from").count();
+    let (mut seen, mut quiet_since) = (0, Instant::now());
+    while seen < 3 || quiet_since.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "audit never finished:\n{}",
+            pf.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sessions();
+        if now != seen {
+            (seen, quiet_since) = (now, Instant::now());
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a complete JSON document");
+    assert_eq!(doc["interrupted"], true);
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "only the finished audit: {doc:#}");
+    assert_eq!(hosts[0]["address"], pf.addr().to_string());
+    assert!(!hosts[0]["tests"].as_array().unwrap().is_empty());
+    let mut stderr = String::new();
+    out.stderr.as_slice().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    drop(tarpit);
+}
