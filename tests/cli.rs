@@ -75,7 +75,7 @@ fn ctrl_c_writes_the_results_gathered_so_far() {
     // command timeout, so the sweep is still busy when interrupted.
     let tarpit = TcpListener::bind("127.66.9.9:25").expect("bind a loopback tarpit on port 25");
     let source = scanner_source_addr().to_string();
-    let mut child = relayguard()
+    let child = relayguard()
         .args([
             "sweep",
             "--format",

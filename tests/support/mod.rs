@@ -1,7 +1,7 @@
 //! Shared support code for relayguard's integration tests (`mod support;`).
 
 // Each integration-test binary uses only part of the support code.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod postfix;
 
