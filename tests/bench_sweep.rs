@@ -112,3 +112,85 @@ fn sweep_loopback_blocks_with_live_postfix() {
     }
     println!("extra arguments: {}", extra.join(" "));
 }
+
+/// nmap's verdict line for one host from `smtp-open-relay` output.
+fn nmap_verdict(output: &str) -> String {
+    output
+        .lines()
+        .find(|l| {
+            l.contains("Server is an open relay")
+                || l.contains("Server doesn't seem")
+                || l.contains("authentication")
+        })
+        .map(|l| l.trim_start_matches(['|', '_', ' ']).trim().to_string())
+        .unwrap_or_else(|| "no verdict".into())
+}
+
+#[test]
+#[ignore = "comparison: run bench/compare-nmap.sh"]
+fn compare_with_nmap_smtp_open_relay() {
+    let personalities = [
+        ("open relay", Personality::OpenRelay),
+        ("closed (stock 454)", Personality::Closed),
+        ("closed strict (554)", Personality::ClosedStrict),
+        ("backscatter source", Personality::Backscatter),
+        ("STARTTLS self-signed", Personality::StartTlsSelfSigned),
+        (
+            "backup MX, untrusted routing",
+            Personality::UntrustedRouting,
+        ),
+    ];
+    let source = scanner_source_addr().to_string();
+    println!(
+        "| Postfix personality | nmap smtp-open-relay | nmap s | relayguard findings | relayguard s |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, p) in personalities {
+        let pf = Postfix::start(p);
+        let addr = pf.addr().to_string();
+        let started = Instant::now();
+        let nmap = Command::new("nmap")
+            .args([
+                "-Pn",
+                "-n",
+                "-sT",
+                "-p25",
+                "-S",
+                &source,
+                "-e",
+                "lo",
+                "--script",
+                "smtp-open-relay",
+            ])
+            .args(["--script-args", "smtp-open-relay.domain=example.com", &addr])
+            .output()
+            .expect("nmap (Debian package nmap)");
+        let nmap_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .args([
+                "sweep",
+                &addr,
+                "--source",
+                &source,
+                "--format",
+                "json",
+                "--no-progress",
+            ])
+            .output()
+            .unwrap();
+        let rg_s = started.elapsed().as_secs_f64();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let kinds: Vec<String> = doc["hosts"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect();
+        println!(
+            "| {label} | {} | {nmap_s:.1} | {} | {rg_s:.2} |",
+            nmap_verdict(&String::from_utf8_lossy(&nmap.stdout)),
+            kinds.join(", ")
+        );
+    }
+}
