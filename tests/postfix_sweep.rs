@@ -59,27 +59,22 @@ fn kinds(host: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The verdict of the first test with this id.
-fn verdict<'a>(host: &'a Value, id: &str) -> &'a str {
+/// The first test with this id.
+fn test<'a>(host: &'a Value, id: &str) -> &'a Value {
     host["tests"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no test {id} in {:#}", host["tests"]))["verdict"]
-        .as_str()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no test {id} in {:#}", host["tests"]))
+}
+
+fn verdict<'a>(host: &'a Value, id: &str) -> &'a str {
+    test(host, id)["verdict"].as_str().unwrap()
 }
 
 fn reply<'a>(host: &'a Value, id: &str) -> &'a str {
-    host["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap()["reply"]
-        .as_str()
-        .unwrap()
+    test(host, id)["reply"].as_str().unwrap()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

@@ -632,13 +632,10 @@ fn finish_unopened(
         result.findings = vec![findings::not_smtp(what, finding_lines, &host.config.rules)];
     }
     if let Some(banner) = banner {
+        let banner = banner.wire_lines().join("\n");
         result.smtp = Some(SmtpInfo {
-            banner: banner.wire_lines().join("\n"),
-            mta: host
-                .config
-                .rules
-                .identify_mta(&banner.wire_lines().join("\n"), &[])
-                .to_string(),
+            mta: host.config.rules.identify_mta(&banner, &[]).to_string(),
+            banner,
             ..SmtpInfo::default()
         });
     }

@@ -148,6 +148,27 @@ fn loopback_list(v: &str) -> bool {
             .all(|i| *i == "loopback-only" || is_loopback_addr(i))
 }
 
+/// Records whether an MTA's listening setting is loopback-only or exposed and, when exposed,
+/// the action that restricts it in `--mode loopback-only`.
+fn interface_fact(
+    d: &mut Detection,
+    mta: Mta,
+    loopback: bool,
+    evidence: String,
+    detail: String,
+    restrict: Action,
+) {
+    let kind = if loopback {
+        FactKind::LoopbackOnly
+    } else {
+        FactKind::Exposed
+    };
+    d.fact(mta, kind, Some(Mechanism::Config), evidence, detail);
+    if !loopback {
+        d.push_target(mta, Mechanism::Config, TargetMode::Loopback, restrict);
+    }
+}
+
 /// Runs the configuration detector.
 pub fn detect(root: &Root) -> Detection {
     let mut d = Detection::default();
@@ -167,33 +188,19 @@ pub fn detect(root: &Root) -> Detection {
                 format!("{path} (no inet_interfaces: default all)"),
             ),
         };
-        if loopback_list(&value) {
-            d.fact(
-                Mta::Postfix,
-                FactKind::LoopbackOnly,
-                Some(Mechanism::Config),
-                ev,
-                format!("inet_interfaces = {value}"),
-            );
-        } else {
-            d.fact(
-                Mta::Postfix,
-                FactKind::Exposed,
-                Some(Mechanism::Config),
-                ev,
-                format!("inet_interfaces = {value}"),
-            );
-            d.push_target(
-                Mta::Postfix,
-                Mechanism::Config,
-                TargetMode::Loopback,
-                Action::SetMainCf {
-                    path: path.to_string(),
-                    key: "inet_interfaces".into(),
-                    value: POSTFIX_LOOPBACK.into(),
-                },
-            );
-        }
+        let detail = format!("inet_interfaces = {value}");
+        interface_fact(
+            &mut d,
+            Mta::Postfix,
+            loopback_list(&value),
+            ev,
+            detail,
+            Action::SetMainCf {
+                path: path.to_string(),
+                key: "inet_interfaces".into(),
+                value: POSTFIX_LOOPBACK.into(),
+            },
+        );
     }
     let exim = "/etc/exim4/update-exim4.conf.conf";
     match root.read_text(exim) {
@@ -202,33 +209,24 @@ pub fn detect(root: &Root) -> Detection {
                 Some((v, i)) => (v, format!("{exim}:{}", i + 1)),
                 None => (String::new(), exim.to_string()),
             };
-            if loopback_list(&value) {
-                d.fact(
-                    Mta::Exim,
-                    FactKind::LoopbackOnly,
-                    Some(Mechanism::Config),
-                    ev,
-                    format!("dc_local_interfaces='{value}'"),
-                );
+            let loopback = loopback_list(&value);
+            let detail = if loopback {
+                format!("dc_local_interfaces='{value}'")
             } else {
-                d.fact(
-                    Mta::Exim,
-                    FactKind::Exposed,
-                    Some(Mechanism::Config),
-                    ev,
-                    format!("dc_local_interfaces='{value}' (empty = all interfaces)"),
-                );
-                d.push_target(
-                    Mta::Exim,
-                    Mechanism::Config,
-                    TargetMode::Loopback,
-                    Action::SetShellVar {
-                        path: exim.into(),
-                        key: "dc_local_interfaces".into(),
-                        value: EXIM_LOOPBACK.into(),
-                    },
-                );
-            }
+                format!("dc_local_interfaces='{value}' (empty = all interfaces)")
+            };
+            interface_fact(
+                &mut d,
+                Mta::Exim,
+                loopback,
+                ev,
+                detail,
+                Action::SetShellVar {
+                    path: exim.into(),
+                    key: "dc_local_interfaces".into(),
+                    value: EXIM_LOOPBACK.into(),
+                },
+            );
         }
         Ok(None) => {}
         Err(e) => d.warn(e.to_string()),
@@ -256,32 +254,18 @@ pub fn detect(root: &Root) -> Detection {
         if listens.is_empty() {
             continue;
         }
-        if exposed.is_empty() {
-            d.fact(
-                Mta::Opensmtpd,
-                FactKind::LoopbackOnly,
-                Some(Mechanism::Config),
-                format!("{path}:{}", listens[0].0 + 1),
-                format!("listen on {}", ifaces.join(", ")),
-            );
-        } else {
-            d.fact(
-                Mta::Opensmtpd,
-                FactKind::Exposed,
-                Some(Mechanism::Config),
-                format!("{path}:{}", exposed[0] + 1),
-                format!("listen on {}", ifaces.join(", ")),
-            );
-            d.push_target(
-                Mta::Opensmtpd,
-                Mechanism::Config,
-                TargetMode::Loopback,
-                Action::SmtpdListenLocal {
-                    path: path.into(),
-                    lines: exposed,
-                },
-            );
-        }
+        let evidence_line = exposed.first().map_or(listens[0].0, |i| *i);
+        interface_fact(
+            &mut d,
+            Mta::Opensmtpd,
+            exposed.is_empty(),
+            format!("{path}:{}", evidence_line + 1),
+            format!("listen on {}", ifaces.join(", ")),
+            Action::SmtpdListenLocal {
+                path: path.into(),
+                lines: exposed,
+            },
+        );
     }
     if let Ok(Some(cf)) = root.read_text("/etc/mail/sendmail.cf") {
         let opts: Vec<(usize, &str)> = cf
