@@ -186,8 +186,14 @@ pub async fn audit(
     done.sort_by_key(|d| d.index);
     reinterpret_local_forms(&mut done, &names.routing, ip);
 
+    let first_session = transcript
+        .lines
+        .iter()
+        .map(|l| l.session)
+        .min()
+        .unwrap_or(1);
     let opening: Vec<TranscriptLine> = transcript
-        .session(transcript.lines.first().map_or(1, |l| l.session))
+        .session(first_session)
         .take(40)
         .cloned()
         .collect();
@@ -292,47 +298,35 @@ fn smtp_info(
 /// Splits the work into the first session's tests and the relay tests.
 fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
     let config = &host.config;
-    let mut first = Vec::new();
-    let push = |list: &mut Vec<Planned>, id: &str, kind, step| {
-        let index = list.len() + if kind == TestKind::Relay { 1000 } else { 0 };
-        list.push(Planned {
-            index,
-            id: id.to_string(),
-            kind,
-            step,
-        });
-    };
-    push(
-        &mut first,
-        "vrfy",
-        TestKind::Vrfy,
-        Step::Vrfy {
-            known: "postmaster".into(),
-            random: random_local_part(),
-        },
-    );
-    push(
-        &mut first,
-        "expn",
-        TestKind::Expn,
-        Step::Expn {
-            list: "postmaster".into(),
-        },
-    );
+    let mut tests = vec![
+        (
+            "vrfy".to_string(),
+            TestKind::Vrfy,
+            Step::Vrfy {
+                known: "postmaster".into(),
+                random: random_local_part(),
+            },
+        ),
+        (
+            "expn".to_string(),
+            TestKind::Expn,
+            Step::Expn {
+                list: "postmaster".into(),
+            },
+        ),
+    ];
     // Backscatter: an unknown user at each domain the host may call its own, and at its address
     // literal, which doubles as the control that tells local delivery from relaying.
-    let mut domains: Vec<String> = names.local.clone();
-    domains.push(format!("[{}]", names::address_literal(host.addr.ip())));
-    for domain in domains {
-        push(
-            &mut first,
-            "backscatter",
+    let literal = format!("[{}]", names::address_literal(host.addr.ip()));
+    for domain in names.local.iter().chain([&literal]) {
+        tests.push((
+            "backscatter".to_string(),
             TestKind::Backscatter,
             Step::Envelope {
                 mail_from: format!("<{}@{}>", config.probe_sender, config.external_domain),
                 rcpt_to: format!("<{}@{}>", random_local_part(), domain),
             },
-        );
+        ));
     }
 
     let values = VectorValues {
@@ -342,19 +336,28 @@ fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
         ip: host.addr.ip(),
         names: &names.routing,
     };
-    let mut relay_tests = Vec::new();
-    for env in relay::expand(&config.rules.relay_vectors, &values) {
-        push(
-            &mut relay_tests,
-            &env.id,
-            TestKind::Relay,
-            Step::Envelope {
-                mail_from: env.mail_from,
-                rcpt_to: env.rcpt_to,
-            },
-        );
-    }
-    (first, relay_tests)
+    tests.extend(
+        relay::expand(&config.rules.relay_vectors, &values)
+            .into_iter()
+            .map(|env| {
+                let step = Step::Envelope {
+                    mail_from: env.mail_from,
+                    rcpt_to: env.rcpt_to,
+                };
+                (env.id, TestKind::Relay, step)
+            }),
+    );
+    // Numbered in one sequence, so results can be put back in plan order.
+    tests
+        .into_iter()
+        .enumerate()
+        .map(|(index, (id, kind, step))| Planned {
+            index,
+            id,
+            kind,
+            step,
+        })
+        .partition(|p| p.kind != TestKind::Relay)
 }
 
 /// A local part no real mailbox has: `rg-` and 12 random lower-case letters and digits.
