@@ -73,11 +73,27 @@ pub enum FindingKind {
     UnregisteredMta,
     /// A host registered as non-mail answers SMTP.
     NonMailHostListening,
+    /// The address has no PTR record.
+    NoPtr,
+    /// The PTR name does not resolve back to the address (no forward-confirmed reverse DNS).
+    PtrNotConfirmed,
+    /// The PTR name looks generic or dynamic (S25R-style), which receivers penalise.
+    GenericPtr,
+    /// The address is listed on a DNS blocklist.
+    DnsblListed,
+    /// An MX target of a campus zone is not a registered mail server.
+    MxUnregistered,
+    /// An MX target of a campus zone does not answer SMTP.
+    MxNotAnswering,
+    /// An MX target publishes an AAAA record but does not answer SMTP over IPv6.
+    MxIpv6Unreachable,
+    /// A registration's host name and address disagree in DNS.
+    RegistrationDnsMismatch,
 }
 
 impl FindingKind {
     /// Every kind, in documentation order.
-    pub const ALL: [FindingKind; 12] = [
+    pub const ALL: [FindingKind; 20] = [
         FindingKind::OpenRelay,
         FindingKind::BackscatterSource,
         FindingKind::VrfyEnabled,
@@ -90,6 +106,14 @@ impl FindingKind {
         FindingKind::NotSmtp,
         FindingKind::UnregisteredMta,
         FindingKind::NonMailHostListening,
+        FindingKind::NoPtr,
+        FindingKind::PtrNotConfirmed,
+        FindingKind::GenericPtr,
+        FindingKind::DnsblListed,
+        FindingKind::MxUnregistered,
+        FindingKind::MxNotAnswering,
+        FindingKind::MxIpv6Unreachable,
+        FindingKind::RegistrationDnsMismatch,
     ];
 
     /// The stable kebab-case identifier, e.g. `open-relay`.
@@ -107,6 +131,14 @@ impl FindingKind {
             FindingKind::NotSmtp => "not-smtp",
             FindingKind::UnregisteredMta => "unregistered-mta",
             FindingKind::NonMailHostListening => "non-mail-host-listening",
+            FindingKind::NoPtr => "no-ptr",
+            FindingKind::PtrNotConfirmed => "ptr-not-confirmed",
+            FindingKind::GenericPtr => "generic-ptr",
+            FindingKind::DnsblListed => "dnsbl-listed",
+            FindingKind::MxUnregistered => "mx-unregistered",
+            FindingKind::MxNotAnswering => "mx-not-answering",
+            FindingKind::MxIpv6Unreachable => "mx-ipv6-unreachable",
+            FindingKind::RegistrationDnsMismatch => "registration-dns-mismatch",
         }
     }
 
@@ -114,11 +146,20 @@ impl FindingKind {
     pub fn default_severity(self) -> Severity {
         match self {
             FindingKind::OpenRelay => Severity::Critical,
-            FindingKind::BackscatterSource | FindingKind::StarttlsInjection => Severity::High,
+            FindingKind::BackscatterSource
+            | FindingKind::StarttlsInjection
+            | FindingKind::DnsblListed => Severity::High,
             FindingKind::AuthBeforeTls
             | FindingKind::UnregisteredMta
-            | FindingKind::NonMailHostListening => Severity::Medium,
-            FindingKind::VrfyEnabled
+            | FindingKind::NonMailHostListening
+            | FindingKind::MxUnregistered
+            | FindingKind::MxNotAnswering
+            | FindingKind::MxIpv6Unreachable => Severity::Medium,
+            FindingKind::NoPtr
+            | FindingKind::PtrNotConfirmed
+            | FindingKind::GenericPtr
+            | FindingKind::RegistrationDnsMismatch
+            | FindingKind::VrfyEnabled
             | FindingKind::ExpnEnabled
             | FindingKind::NoStarttls
             | FindingKind::TlsCertificateInvalid
