@@ -49,6 +49,14 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         );
     }
 
+    if let Some(source) = args.source {
+        let (has_v4, has_v6) = targets.families();
+        if (source.is_ipv4() && has_v6) || (source.is_ipv6() && has_v4) {
+            bail!(
+                "--source {source} cannot reach targets of the other address family; sweep IPv4 and IPv6 separately, each with a --source of its family"
+            );
+        }
+    }
     let mut out = open_output(args.output.as_deref())?;
     if args.list_targets {
         for t in targets.iter() {
@@ -250,11 +258,9 @@ fn progress_bar(args: &SweepArgs, total: u128) -> Option<ProgressBar> {
     }
     let bar = ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
     bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} probed, {msg}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} probed, {msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
     );
     Some(bar)
 }

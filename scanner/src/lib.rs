@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod discover;
+pub mod dns;
 pub mod pacing;
 pub mod probes;
 pub mod smtp;

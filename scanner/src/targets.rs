@@ -306,6 +306,18 @@ impl TargetSet {
         ranges.saturating_add(named)
     }
 
+    /// Whether the set holds IPv4 addresses, and whether it holds IPv6 addresses.
+    pub fn families(&self) -> (bool, bool) {
+        let v6 = self.intervals.iter().map(|i| i.v6).chain(
+            self.named
+                .iter()
+                .flat_map(|n| n.addresses.iter().map(IpAddr::is_ipv6)),
+        );
+        v6.fold((false, false), |(has4, has6), is6| {
+            (has4 || !is6, has6 || is6)
+        })
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -443,6 +455,19 @@ mod tests {
         // addresses from a 2^64 block is instant.
         let s6 = set(&["2001:db8::/64"], &[]).await;
         assert_eq!(s6.iter().nth(5).unwrap().ip.to_string(), "2001:db8::5");
+    }
+
+    #[tokio::test]
+    async fn families_are_reported() {
+        assert_eq!(set(&["192.0.2.0/30"], &[]).await.families(), (true, false));
+        assert_eq!(
+            set(&["192.0.2.1", "2001:db8::1"], &[]).await.families(),
+            (true, true)
+        );
+        assert_eq!(
+            set(&["192.0.2.1"], &["192.0.2.1"]).await.families(),
+            (false, false)
+        );
     }
 
     #[tokio::test]
