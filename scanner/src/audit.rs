@@ -24,7 +24,7 @@ use crate::pacing::Pacer;
 use crate::probes::findings::{self, FindingInput};
 use crate::probes::names::{self, is_local_form};
 use crate::probes::relay::{self, VectorValues};
-use crate::probes::verdict::classify;
+use crate::probes::verdict::{classify, refuses_sender};
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
     Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
@@ -66,9 +66,21 @@ struct Planned {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Envelope { mail_from: String, rcpt_to: String },
-    Vrfy { known: String, random: String },
-    Expn { list: String },
+    /// MAIL FROM, RCPT TO, RSET. When the server refuses the sender itself (at MAIL FROM, or by
+    /// sender verification at RCPT), the test is repeated with `fallback_sender`, so the
+    /// recipient form still gets an answer.
+    Envelope {
+        mail_from: String,
+        rcpt_to: String,
+        fallback_sender: Option<String>,
+    },
+    Vrfy {
+        known: String,
+        random: String,
+    },
+    Expn {
+        list: String,
+    },
 }
 
 /// A finished test with the transcript lines that show it.
@@ -315,6 +327,11 @@ fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
             },
         ),
     ];
+    // RFC 5321 requires every domain's postmaster to exist, so sender verification accepts it.
+    let fallback_sender = Some(match names.local.first() {
+        Some(name) => format!("<postmaster@{name}>"),
+        None => "<>".to_string(),
+    });
     // Backscatter: an unknown user at each domain the host may call its own, and at its address
     // literal, which doubles as the control that tells local delivery from relaying.
     let literal = format!("[{}]", names::address_literal(host.addr.ip()));
@@ -325,6 +342,7 @@ fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
             Step::Envelope {
                 mail_from: format!("<{}@{}>", config.probe_sender, config.external_domain),
                 rcpt_to: format!("<{}@{}>", random_local_part(), domain),
+                fallback_sender: fallback_sender.clone(),
             },
         ));
     }
@@ -343,6 +361,7 @@ fn plan(host: &Host, names: &OwnNames) -> (Vec<Planned>, Vec<Planned>) {
                 let step = Step::Envelope {
                     mail_from: env.mail_from,
                     rcpt_to: env.rcpt_to,
+                    fallback_sender: fallback_sender.clone(),
                 };
                 (env.id, TestKind::Relay, step)
             }),
@@ -484,7 +503,9 @@ async fn run_sequence(
 
 fn inconclusive(test: &Planned, why: &str, session: u32, lines: Vec<TranscriptLine>) -> Done {
     let (mail_from, argument) = match &test.step {
-        Step::Envelope { mail_from, rcpt_to } => (Some(mail_from.clone()), rcpt_to.clone()),
+        Step::Envelope {
+            mail_from, rcpt_to, ..
+        } => (Some(mail_from.clone()), rcpt_to.clone()),
         Step::Vrfy { known, random } => (None, format!("{known} / {random}")),
         Step::Expn { list } => (None, list.clone()),
     };
@@ -526,42 +547,23 @@ fn closing(reply: &Reply) -> Result<(), SessionError> {
 
 async fn run_step(conn: &mut Connection, step: &Step) -> Result<StepOutcome, SessionError> {
     match step {
-        Step::Envelope { mail_from, rcpt_to } => {
-            let mail = conn.command(&format!("MAIL FROM:{mail_from}")).await?;
-            closing(&mail)?;
-            let (verdict, reply, note) = if mail.is_positive() {
-                let rcpt = conn.command(&format!("RCPT TO:{rcpt_to}")).await?;
-                closing(&rcpt)?;
-                let (verdict, note) = classify(&rcpt);
-                (verdict, rcpt.first_line(), note)
-            } else {
-                let (verdict, note) = classify(&mail);
-                let why = match note {
-                    Some(n) => format!("refused at MAIL FROM ({n})"),
-                    None => "refused at MAIL FROM".to_string(),
-                };
-                (verdict, mail.first_line(), Some(why))
-            };
-            // Never DATA: reset the envelope and go on.
-            let connection_lost = !matches!(conn.command("RSET").await, Ok(r) if r.code != 421);
-            Ok(StepOutcome {
-                mail_from: Some(mail_from.clone()),
-                argument: rcpt_to.clone(),
-                verdict,
-                reply,
-                note,
-                connection_lost,
-            })
-        }
+        Step::Envelope {
+            mail_from,
+            rcpt_to,
+            fallback_sender,
+        } => run_envelope(conn, mail_from, rcpt_to, fallback_sender.as_deref()).await,
         Step::Vrfy { known, random } => {
             let k = conn.command(&format!("VRFY {known}")).await?;
             closing(&k)?;
             let r = conn.command(&format!("VRFY {random}")).await?;
             closing(&r)?;
             let positive = |c: u16| c == 250 || c == 251;
-            // VRFY leaks when it tells a real user from a made-up one, whatever the codes.
-            let leaks = (positive(k.code) && !positive(r.code))
-                || (k.is_positive() && r.class() == 5 && r.code != 500 && r.code != 502);
+            // "No such user" codes. A 501 is a syntax complaint (Exim wants a domain), not an
+            // answer about the user.
+            let unknown = |c: u16| matches!(c, 550 | 551 | 553);
+            // VRFY leaks when it tells a real user from a made-up one.
+            let leaks = (positive(k.code) && !positive(r.code) && r.class() != 4)
+                || (k.is_positive() && unknown(r.code));
             let verdict = if leaks {
                 Verdict::Accepted
             } else if k.class() == 4 || r.class() == 4 {
@@ -573,7 +575,7 @@ async fn run_step(conn: &mut Connection, step: &Step) -> Result<StepOutcome, Ses
                 mail_from: None,
                 argument: format!("{known} / {random}"),
                 verdict,
-                reply: format!("{} / {}", k.first_line(), r.first_line()),
+                reply: format!("{} / {}", k.summary(), r.summary()),
                 note: None,
                 connection_lost: false,
             })
@@ -590,12 +592,89 @@ async fn run_step(conn: &mut Connection, step: &Step) -> Result<StepOutcome, Ses
                 mail_from: None,
                 argument: list.clone(),
                 verdict,
-                reply: reply.first_line(),
+                reply: reply.summary(),
                 note: None,
                 connection_lost: false,
             })
         }
     }
+}
+
+/// One MAIL FROM / RCPT TO attempt.
+struct Attempt {
+    verdict: Verdict,
+    reply: String,
+    note: Option<String>,
+    /// The server refused the sender, so the recipient was not (really) judged.
+    sender_refused: bool,
+}
+
+async fn try_envelope(
+    conn: &mut Connection,
+    mail_from: &str,
+    rcpt_to: &str,
+) -> Result<Attempt, SessionError> {
+    let mail = conn.command(&format!("MAIL FROM:{mail_from}")).await?;
+    closing(&mail)?;
+    if !mail.is_positive() {
+        let (verdict, note) = classify(&mail);
+        let why = match note {
+            Some(n) => format!("refused at MAIL FROM ({n})"),
+            None => "refused at MAIL FROM".to_string(),
+        };
+        return Ok(Attempt {
+            verdict,
+            reply: mail.summary(),
+            note: Some(why),
+            sender_refused: mail.class() == 5,
+        });
+    }
+    let rcpt = conn.command(&format!("RCPT TO:{rcpt_to}")).await?;
+    closing(&rcpt)?;
+    let (verdict, note) = classify(&rcpt);
+    Ok(Attempt {
+        verdict,
+        reply: rcpt.summary(),
+        note,
+        sender_refused: refuses_sender(&rcpt),
+    })
+}
+
+/// Resets the envelope; returns whether the connection is still usable.
+async fn reset(conn: &mut Connection) -> bool {
+    matches!(conn.command("RSET").await, Ok(r) if r.code != 421)
+}
+
+async fn run_envelope(
+    conn: &mut Connection,
+    mail_from: &str,
+    rcpt_to: &str,
+    fallback_sender: Option<&str>,
+) -> Result<StepOutcome, SessionError> {
+    let mut attempt = try_envelope(conn, mail_from, rcpt_to).await?;
+    let mut sender = mail_from;
+    if let Some(fallback) = fallback_sender.filter(|f| attempt.sender_refused && *f != mail_from) {
+        if !reset(conn).await {
+            return Err(SessionError::Closed);
+        }
+        let first = attempt.reply;
+        attempt = try_envelope(conn, fallback, rcpt_to).await?;
+        let why = attempt.note.map(|n| format!("; {n}")).unwrap_or_default();
+        attempt.note = Some(format!(
+            "sender {mail_from} refused ({first}); retried with {fallback}{why}"
+        ));
+        sender = fallback;
+    }
+    // Never DATA: reset the envelope and go on.
+    let connection_lost = !reset(conn).await;
+    Ok(StepOutcome {
+        mail_from: Some(sender.to_string()),
+        argument: rcpt_to.to_string(),
+        verdict: attempt.verdict,
+        reply: attempt.reply,
+        note: attempt.note,
+        connection_lost,
+    })
 }
 
 /// On a host that accepts any local recipient, an accepted relay vector whose address the host

@@ -23,6 +23,10 @@ pub fn classify(reply: &Reply) -> (Verdict, Option<String>) {
             Some("the server requires TLS first".into()),
         ),
         530 | 535 | 538 => (Verdict::AuthRequired, None),
+        400..=599 if refuses_sender(reply) => (
+            Verdict::Inconclusive,
+            Some("the server refused the probe sender, not the recipient".into()),
+        ),
         400..=599 if is_unresolvable_domain(reply, &text) => (
             Verdict::Inconclusive,
             Some("the server could not resolve the test domain; pass an --external-domain that receives mail".into()),
@@ -43,6 +47,24 @@ pub fn classify(reply: &Reply) -> (Verdict, Option<String>) {
             Some(format!("unexpected reply code {}", reply.code)),
         ),
     }
+}
+
+/// Whether a refusal at RCPT is about the sender rather than the recipient: Exim's sender
+/// verification ("550 Sender verification failed"), Postfix's "Sender address rejected", and the
+/// sender status codes of RFC 3463 (x.1.7 bad sender mailbox, x.1.8 bad sender system).
+///
+/// Such a refusal says nothing about relaying; the audit retries with a sender the server can
+/// verify.
+pub fn refuses_sender(reply: &Reply) -> bool {
+    let text = reply.text().to_ascii_lowercase();
+    let code = reply
+        .enhanced
+        .is_some_and(|e| e.subject == 1 && matches!(e.detail, 7 | 8));
+    reply.class() >= 4
+        && (code
+            || text.contains("sender verif")
+            || text.contains("sender address rejected")
+            || text.contains("domain of sender address"))
 }
 
 /// 5.7.0/5.7.57 "authentication required" style refusals (RFC 4954, RFC 7504 era servers).
@@ -111,6 +133,21 @@ mod tests {
         // A 4xx without enhanced code but with relay wording.
         assert_eq!(
             verdict("450 Relaying denied, try authenticating"),
+            Verdict::Refused
+        );
+    }
+
+    #[test]
+    fn sender_refusals_are_not_relay_refusals() {
+        // Exim with Debian's CHECK_RCPT_VERIFY_SENDER, sender at an unroutable domain.
+        let exim = "550-Verification failed for <p@exs.exim.test>\r\n550-Unrouteable address\r\n550 Sender verification failed";
+        assert_eq!(verdict(exim), Verdict::Inconclusive);
+        assert_eq!(
+            verdict("450 4.1.7 <p@x.example>: Sender address rejected: unverified address"),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict("554 5.7.1 <u@ext.example>: Relay access denied"),
             Verdict::Refused
         );
     }

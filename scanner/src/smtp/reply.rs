@@ -88,9 +88,16 @@ impl Reply {
             .collect()
     }
 
-    /// The first line as sent (code and text), for short evidence.
-    pub fn first_line(&self) -> String {
-        self.wire_lines().into_iter().next().unwrap_or_default()
+    /// The code and the text of every line on one line, e.g.
+    /// `550 Verification failed for <a@b> Unrouteable address Sender verification failed`:
+    /// short evidence that still carries what a multi-line reply says on its last line.
+    pub fn summary(&self) -> String {
+        let text = self.text();
+        if text.is_empty() {
+            self.code.to_string()
+        } else {
+            format!("{} {}", self.code, text)
+        }
     }
 }
 
@@ -267,6 +274,10 @@ mod tests {
         assert_eq!(used, text.len());
         assert_eq!(reply.wire_lines().join("\r\n") + "\r\n", text);
         assert_eq!(reply.enhanced, None);
+        assert_eq!(
+            reply.summary(),
+            "250 mx.example.edu PIPELINING STARTTLS 8BITMIME"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl std::fmt::Display for OpenFailure {
             OpenFailure::Connect(e) => write!(f, "{e}"),
             OpenFailure::NoBanner(e) => write!(f, "no SMTP greeting: {e}"),
             OpenFailure::NotSmtp(what) => write!(f, "not SMTP: {what}"),
-            OpenFailure::Refused(r) => write!(f, "server refused the session: {}", r.first_line()),
+            OpenFailure::Refused(r) => write!(f, "server refused the session: {}", r.summary()),
             OpenFailure::Tls => write!(f, "TLS handshake failed"),
             OpenFailure::Lost(e) => write!(f, "{e}"),
         }
@@ -237,7 +237,7 @@ pub async fn open(
                 cipher: None,
                 checked_name: known_name.unwrap_or_default().to_string(),
                 certificate_valid: false,
-                error: Some(format!("STARTTLS refused: {}", reply.first_line())),
+                error: Some(format!("STARTTLS refused: {}", reply.summary())),
                 chain: Vec::new(),
             });
         }
