@@ -2,7 +2,7 @@
 # Real Debian Exim 4 (exim4-daemon-light) on a loopback address, for relay-audit testing,
 # WITHOUT installing the package (it conflicts with postfix) and without touching the host's /etc.
 #
-#   tests/mta/exim.sh start NAME PERSONALITY ADDR   # PERSONALITY: open | closed; ADDR in 127/8
+#   tests/mta/exim.sh start NAME PERSONALITY ADDR   # PERSONALITY: open | closed | verify | senderrelay
 #   tests/mta/exim.sh stop NAME                     # idempotent; "stop all" stops every instance
 #   tests/mta/exim.sh status [NAME]
 #
@@ -18,6 +18,13 @@
 #        open   : relay_from_hosts = *        (Debian's ACL then accepts any recipient from anyone)
 #        closed : relay_from_hosts = 127.0.0.1 (Debian default-like: "550 relay not permitted",
 #                 unknown local users fail `verify = recipient`)
+#        verify : closed, plus Debian's optional CHECK_RCPT_VERIFY_SENDER (sender verification)
+#                 with DNS routing for remote senders; DNS is down in the namespace, so every
+#                 remote sender's verification defers (4xx at RCPT)
+#        senderrelay: verify, plus the classic misconfiguration "relay for anyone whose envelope
+#                 sender is in a local domain" (relay_from_hosts = * when $sender_address_domain
+#                 is local); sender verification keeps made-up local senders out, real ones
+#                 (postmaster@HOST) relay
 #   3. Runs `exim4 -C CONF -bdf -oX 25` in a private mount namespace (unshare -m) where private
 #      copies of /etc/passwd and /etc/group (adding the compiled-in `Debian-exim` user) and of
 #      /etc/resolv.conf (a nameserver on 127.0.0.1 that nothing serves: DNS fails at once,
@@ -74,8 +81,8 @@ pid_alive() { # true while $1 exists and is not a zombie
     [ "${st:0:1}" != Z ]
 }
 
-# Free uid/gid (not in the host's passwd/group) for the private Debian-exim user.
 # Free uid/gid (not in the host's passwd/group) for a private service user.
+free_id() {
     local db=$1 id
     for id in $(seq 64900 64999); do
         getent "$db" "$id" >/dev/null || { echo "$id"; return; }
@@ -116,8 +123,9 @@ do_start() { # name personality addr; caller holds the lock
     t0=$(date +%s.%N)
     case $pers in
         open) relay='*' ;;
-        closed) relay='127.0.0.1' ;;
-        *) die "personality must be open or closed, not '$pers'" ;;
+        closed | verify) relay='127.0.0.1' ;;
+        senderrelay) relay='127.0.0.1 : ${if match_domain{$sender_address_domain}{+local_domains}{*}{127.0.0.1}}' ;;
+        *) die "personality must be open, closed, verify or senderrelay, not '$pers'" ;;
     esac
     [[ $addr =~ ^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || die "ADDR must be an IPv4 address in 127.0.0.0/8"
     if [ -f "$dir/daemon.pid" ] && pid_alive "$(cat "$dir/daemon.pid")"; then
@@ -183,6 +191,10 @@ do_start() { # name personality addr; caller holds the lock
         echo "DC_eximconfig_configtype = internet"
         echo "DCconfig_internet = 1"
         echo "MAIN_KEEP_ENVIRONMENT = LD_LIBRARY_PATH"
+        if [ "$pers" = verify ] || [ "$pers" = senderrelay ]; then
+            echo "CHECK_RCPT_VERIFY_SENDER = true"
+            echo "RG_SENDER_DNS = 1"
+        fi
         sed -n '1,/^begin acl/{/^begin acl/!p}' "$tmpl" |
             sed "s|^exim_path = .*|exim_path = $exim|"
         echo "log_file_path = $dir/log/%slog"
@@ -205,7 +217,7 @@ exec "$exim" -C "$conf" -bdf -oX 25 -oP "$dir/exim.pid"
 EOF
     chmod 755 "$dir/ns-exec.sh"
     setsid unshare -m --propagation private -- "$dir/ns-exec.sh" \
-        </dev/null >"$dir/daemon.out" 2>&1 &
+        </dev/null >"$dir/daemon.out" 2>&1 9>&- &
     echo $! >"$dir/daemon.pid"
     local i
     for i in $(seq 200); do
@@ -231,8 +243,9 @@ with_lock() { # name cmd...
     local name=$1; shift
     exec 9>"$BASE/.exim-$name.lock"
     flock -w 60 9 || die "timed out waiting for the lock of $name"
+    # The lock file goes with the instance (also when start fails and exits via die).
+    trap '[ -d "$BASE/'"$name"'" ] || rm -f "$BASE/.exim-'"$name"'.lock"' EXIT
     "$@"
-    [ -d "$BASE/$name" ] || rm -f "$BASE/.exim-$name.lock"
 }
 
 cmd=${1:-}

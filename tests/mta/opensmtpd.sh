@@ -2,7 +2,7 @@
 # Real Debian OpenSMTPD (opensmtpd 6.8.0p2) on a loopback address, for relay-audit testing,
 # WITHOUT installing the package (it conflicts with postfix) and without touching the host's /etc.
 #
-#   tests/mta/opensmtpd.sh start NAME PERSONALITY ADDR   # PERSONALITY: open | closed; ADDR in 127/8
+#   tests/mta/opensmtpd.sh start NAME PERSONALITY ADDR   # PERSONALITY: open | closed | backupmx
 #   tests/mta/opensmtpd.sh stop NAME                     # idempotent; "stop all" stops every instance
 #   tests/mta/opensmtpd.sh status [NAME]
 #
@@ -12,6 +12,8 @@
 #   2. Writes smtpd.conf from tests/mta/opensmtpd-PERSONALITY.conf:
 #        open   : match from any for any action "relay"
 #        closed : match from any for local action "local"; relay only from src 127.0.0.1
+#        backupmx: closed, plus backup MX for the parent domain of its name (opensmtpd.test):
+#                 accepts *@opensmtpd.test from anyone, relays nowhere else
 #      The relay action forwards only to 127.0.0.1:9 (nothing listens there) and local delivery
 #      goes to maildirs under the instance directory: nothing can leave the machine.
 #   3. Runs `smtpd -d -f CONF` in a private mount + UTS namespace (unshare -m -u) with hostname
@@ -24,7 +26,9 @@
 #      OpenBSD `lookup file` keyword, so the private resolv.conf says `lookup file` and answers
 #      come from the private /etc/hosts only: offline and immediate, no DNS server needed.
 #   4. Waits for the 220 banner on ADDR:25.
-# Linux lets a daemon bind any 127/8 address without an alias on lo; none is added.
+# ADDR is added to lo as a /32 alias (removed by stop): smtpd could bind it without one, but it
+# only treats [ADDR] as one of its own names ("for local") when ADDR is on an interface, as it
+# would be on a real server.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -109,6 +113,9 @@ do_stop() { # $1 name; caller holds the lock
         fi
     fi
     # Leftover connection handlers of this instance (same process group) are gone with the group.
+    if [ -f "$dir/alias" ]; then
+        ip addr del "$(cat "$dir/alias")/32" dev lo 2>/dev/null || true
+    fi
     rm -rf "$dir"
 }
 
@@ -116,9 +123,8 @@ do_start() { # name personality addr; caller holds the lock
     local name=$1 pers=$2 addr=$3 dir=$BASE/$1 t0 relay host
     t0=$(date +%s.%N)
     case $pers in
-        open) relay='*' ;;
-        closed) relay='127.0.0.1' ;;
-        *) die "personality must be open or closed, not '$pers'" ;;
+        open | closed | backupmx) ;;
+        *) die "personality must be open, closed or backupmx, not '$pers'" ;;
     esac
     [[ $addr =~ ^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || die "ADDR must be an IPv4 address in 127.0.0.0/8"
     if [ -f "$dir/daemon.pid" ] && pid_alive "$(cat "$dir/daemon.pid")"; then
@@ -166,10 +172,14 @@ do_start() { # name personality addr; caller holds the lock
     chmod 644 "$dir"/etc/*
 
     local conf=$dir/smtpd.conf
-    sed -e "s|@ADDR@|$addr|g" -e "s|@HOST@|$host|g" -e "s|@DIR@|$dir|g" -e "s|@SINK@|$SINK|g" \
+    sed -e "s|@ADDR@|$addr|g" -e "s|@HOST@|$host|g" -e "s|@DIR@|$dir|g" -e "s|@SINK@|$SINK|g" -e "s|@PARENT@|${host#*.}|g" \
         "$HERE/opensmtpd-$pers.conf" >"$conf"
     chmod 644 "$conf"
     echo "$pers $addr" >"$dir/instance"
+    if ! ip -4 -o addr show dev lo | grep -qF " $addr/"; then
+        ip addr add "$addr/32" dev lo || die "ip addr add $addr/32 dev lo failed"
+        echo "$addr" >"$dir/alias" # ours: removed again by stop
+    fi
 
     # Namespace entry script: private hostname and mounts, config check, then the daemon in the
     # foreground (-d: logs to stderr = daemon.out).
@@ -187,7 +197,7 @@ do_start() { # name personality addr; caller holds the lock
     } >"$dir/ns-exec.sh"
     chmod 755 "$dir/ns-exec.sh"
     setsid unshare -m -u --propagation private -- "$dir/ns-exec.sh" \
-        </dev/null >"$dir/daemon.out" 2>&1 &
+        </dev/null >"$dir/daemon.out" 2>&1 9>&- &
     echo $! >"$dir/daemon.pid"
     local i
     for i in $(seq 200); do
@@ -213,8 +223,9 @@ with_lock() { # name cmd...
     local name=$1; shift
     exec 9>"$BASE/.opensmtpd-$name.lock"
     flock -w 60 9 || die "timed out waiting for the lock of $name"
+    # The lock file goes with the instance (also when start fails and exits via die).
+    trap '[ -d "$BASE/'"$name"'" ] || rm -f "$BASE/.opensmtpd-'"$name"'.lock"' EXIT
     "$@"
-    [ -d "$BASE/$name" ] || rm -f "$BASE/.opensmtpd-$name.lock"
 }
 
 cmd=${1:-}
