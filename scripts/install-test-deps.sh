@@ -2,10 +2,11 @@
 # Installs the Debian packages relayguard's tests run against, when they are missing.
 # Real parts only: Postfix for SMTP behaviour, systemd for `systemctl --root` checks of the agent,
 # init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the way
-# maintainer scripts do, iproute2 for loopback aliases and network namespaces.
+# maintainer scripts do, nsd as the authoritative DNS server of the DNS tests, iproute2 for
+# loopback aliases and network namespaces.
 set -euo pipefail
 
-packages=(postfix systemd init-system-helpers iproute2 openssl ca-certificates)
+packages=(postfix nsd systemd init-system-helpers iproute2 openssl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
