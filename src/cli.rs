@@ -115,6 +115,16 @@ pub struct SweepArgs {
     /// Extra trusted CA certificates (PEM) for checking server certificates, e.g. a campus CA.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Vec<PathBuf>,
+    /// DNS server(s) for the reverse-DNS and blocklist checks, ADDR or ADDR:PORT (repeatable;
+    /// default: the system's resolvers).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Vec<String>,
+    /// DNS blocklist zone to look every SMTP host up in (repeatable; none by default).
+    #[arg(long, value_name = "ZONE")]
+    pub dnsbl: Vec<String>,
+    /// Skip the DNS checks (PTR, forward-confirmed reverse DNS, generic PTR, blocklists).
+    #[arg(long)]
+    pub no_dns: bool,
     /// Directory with rule files overriding the built-in ones (relay-vectors.yaml,
     /// fingerprints.yaml, severities.yaml).
     #[arg(long, value_name = "DIR")]

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::HostResult;
+use relayguard_scanner::audit::DnsAudit;
+use relayguard_scanner::dns::{Dns, DnsConfig};
 use relayguard_scanner::smtp::tls::load_pem_certificates;
 use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::targets::{self, TargetSet};
@@ -85,6 +87,7 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         );
     }
 
+    let dns = dns_audit(&args, &rules)?;
     let pacer = Arc::new(Pacer::new(Some(args.rate)));
     let config = SweepConfig {
         ports: args.ports.clone(),
@@ -110,6 +113,7 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             sessions_per_host: args.sessions_per_host.max(1),
             tests_per_session: args.tests_per_session.max(1),
             rules: Arc::new(rules),
+            dns,
         }),
     };
 
@@ -198,6 +202,35 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// The DNS checks as the arguments ask for them (`None` with `--no-dns`).
+fn dns_audit(args: &SweepArgs, rules: &RuleSet) -> anyhow::Result<Option<DnsAudit>> {
+    if args.no_dns {
+        if !args.dnsbl.is_empty() || !args.resolver.is_empty() {
+            bail!("--no-dns cannot be combined with --resolver or --dnsbl");
+        }
+        return Ok(None);
+    }
+    let servers = args
+        .resolver
+        .iter()
+        .map(|r| DnsConfig::parse_server(r).map_err(|e| anyhow::anyhow!("--resolver {r:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for zone in &args.dnsbl {
+        check_token("--dnsbl", zone)?;
+    }
+    let config = DnsConfig {
+        servers,
+        ..DnsConfig::default()
+    };
+    let dns = Dns::new(&config)
+        .context("setting up the DNS resolver (pass --resolver ADDR:PORT, or --no-dns)")?
+        .with_rules(rules.clone());
+    Ok(Some(DnsAudit {
+        dns,
+        dnsbl_zones: args.dnsbl.clone(),
+    }))
 }
 
 /// Rejects values that would break an SMTP command line (spaces, CR/LF, other controls).

@@ -171,6 +171,9 @@ pub struct HostResult {
     /// The name the target was given as, when it was given as a host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_name: Option<String>,
+    /// The address's PTR name, when reverse DNS was checked and has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptr: Option<String>,
     /// What the TCP connect showed.
     pub state: PortState,
     /// The SMTP facts, when the port was open and spoke SMTP.
@@ -185,6 +188,9 @@ pub struct HostResult {
     /// What is wrong.
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// What could not be determined (a DNS lookup that timed out, a check skipped), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The whole conversation, every session.
     #[serde(default)]
     pub transcript: Transcript,
@@ -199,11 +205,13 @@ impl HostResult {
             address,
             port,
             target_name: None,
+            ptr: None,
             state,
             smtp: None,
             error: None,
             tests: Vec::new(),
             findings: Vec::new(),
+            notes: Vec::new(),
             transcript: Transcript::default(),
             elapsed_ms: 0,
         }

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::dns::Dns;
 use crate::pacing::Pacer;
 use crate::probes::findings::{self, FindingInput};
 use crate::probes::names::{self, is_local_form};
@@ -29,6 +30,24 @@ use crate::smtp::session::{self, extension};
 use crate::smtp::{
     Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
 };
+
+/// The DNS checks run for every host that speaks SMTP (issue 5).
+#[derive(Clone)]
+pub struct DnsAudit {
+    /// The resolver.
+    pub dns: Dns,
+    /// DNS blocklist zones to look each host up in (none by default).
+    pub dnsbl_zones: Vec<String>,
+}
+
+impl std::fmt::Debug for DnsAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsAudit")
+            .field("servers", &self.dns.servers())
+            .field("dnsbl_zones", &self.dnsbl_zones)
+            .finish()
+    }
+}
 
 /// Everything an audit needs besides the target.
 #[derive(Debug)]
@@ -53,6 +72,8 @@ pub struct AuditConfig {
     pub tests_per_session: usize,
     /// The rules.
     pub rules: Arc<RuleSet>,
+    /// DNS checks, unless disabled.
+    pub dns: Option<DnsAudit>,
 }
 
 /// One test to run, in plan order.
@@ -159,42 +180,51 @@ pub async fn audit(
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
-    let mut transcript = Transcript::default();
 
-    // Session 1: learn the server. A failed STARTTLS handshake is remembered and the session
-    // reopened in plaintext, so the relay tests still run.
-    let mut failed_tls = None;
-    let mut injection = None;
-    let opened = match host.open().await {
-        Err(Failed {
-            reason: OpenFailure::Tls,
-            transcript: t,
-            tls,
-            starttls_injection,
-            ..
-        }) if !host.implicit_tls => {
-            transcript.append(t);
-            failed_tls = tls;
-            injection = starttls_injection;
-            host.tls_broken.store(true, Ordering::Relaxed);
-            host.open().await
+    // Session 1 learns the server while reverse DNS is looked up.
+    let reverse = async {
+        match &host.config.dns {
+            Some(d) if !ip.is_loopback() => Some(d.dns.reverse_checks(ip).await),
+            _ => None,
         }
-        other => other,
     };
-    let (conn, greeting) = match opened {
+    let (reverse, first) = tokio::join!(reverse, open_first_session(&host));
+    let mut transcript = first.transcript;
+    let (conn, greeting) = match first.result {
         Ok(pair) => pair,
         Err(failed) => {
             transcript.append(failed.transcript);
+            result.ptr = reverse.and_then(|r| r.ptr);
             return finish_unopened(result, failed.reason, failed.banner, transcript, &host);
         }
     };
+    if host.config.dns.is_some() && ip.is_loopback() {
+        result.notes.push(
+            "reverse DNS not checked: resolvers answer localhost for loopback addresses".into(),
+        );
+    }
+    let ptr = reverse.as_ref().and_then(|r| r.ptr.clone());
 
-    let names = learn_names(&host, &greeting);
-    let smtp = smtp_info(&host, &greeting, failed_tls, &names.routing);
+    let names = learn_names(&host, &greeting, ptr.as_deref());
+    let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
 
     let (first_plan, relay_plan) = plan(&host, &names);
-    let mut done = run_sequence(&host, Some(conn), first_plan, &mut transcript).await;
-    done.extend(run_relay_tests(&host, relay_plan, &mut transcript).await);
+    let tests = async {
+        let mut t = Transcript::default();
+        let mut done = run_sequence(&host, Some(conn), first_plan, &mut t).await;
+        done.extend(run_relay_tests(&host, relay_plan, &mut t).await);
+        (done, t)
+    };
+    let dnsbl = async {
+        match &host.config.dns {
+            Some(d) if !d.dnsbl_zones.is_empty() => {
+                Some(d.dns.dnsbl_checks(ip, &d.dnsbl_zones).await)
+            }
+            _ => None,
+        }
+    };
+    let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
+    transcript.append(t);
     done.sort_by_key(|d| d.index);
     reinterpret_local_forms(&mut done, &names.routing, ip);
 
@@ -215,33 +245,74 @@ pub async fn audit(
         starttls_injection: greeting
             .starttls_injection
             .as_deref()
-            .or(injection.as_deref()),
+            .or(first.injection.as_deref()),
         opening: &opening,
         tests: &done,
         rules: &host.config.rules,
     });
+    for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
+        result.findings.extend(checks.findings);
+        result.notes.extend(checks.inconclusive);
+    }
+    result.ptr = ptr;
     result.tests = done.into_iter().map(|d| d.result).collect();
     result.smtp = Some(smtp);
     finish(result, transcript, &host)
 }
 
+/// The first session's opening, with what a failed STARTTLS attempt before it showed.
+struct FirstSession {
+    result: Result<(Connection, Greeting), Failed>,
+    transcript: Transcript,
+    failed_tls: Option<relayguard_core::scan::TlsInfo>,
+    injection: Option<String>,
+}
+
+/// Opens session 1. A failed STARTTLS handshake is remembered and the session reopened in
+/// plaintext, so the relay tests still run.
+async fn open_first_session(host: &Host) -> FirstSession {
+    let mut first = FirstSession {
+        result: host.open().await,
+        transcript: Transcript::default(),
+        failed_tls: None,
+        injection: None,
+    };
+    if !host.implicit_tls
+        && let Err(Failed {
+            reason: OpenFailure::Tls,
+            ..
+        }) = &first.result
+    {
+        host.tls_broken.store(true, Ordering::Relaxed);
+        let Err(failed) = std::mem::replace(&mut first.result, host.open().await) else {
+            unreachable!("matched as an error above")
+        };
+        first.transcript = failed.transcript;
+        first.failed_tls = failed.tls;
+        first.injection = failed.starttls_injection;
+    }
+    first
+}
+
 /// What a host calls itself.
 struct OwnNames {
     /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
-    /// greeting and EHLO reply, the parent domain of the first of those, every `--local-domain`.
+    /// greeting and EHLO reply, its PTR name, the parent domain of the first of those, every
+    /// `--local-domain`.
     routing: Vec<String>,
     /// Domains where the host surely delivers locally, for the backscatter probes: the same
     /// without the guessed parent domain (an open relay would accept anything there).
     local: Vec<String>,
 }
 
-fn learn_names(host: &Host, greeting: &Greeting) -> OwnNames {
+fn learn_names(host: &Host, greeting: &Greeting, ptr: Option<&str>) -> OwnNames {
     let banner = greeting
         .banner
         .lines
         .first()
         .and_then(|l| names::name_in(l));
     let ehlo = greeting.ehlo.lines.first().and_then(|l| names::name_in(l));
+    let ptr = ptr.and_then(names::name_in);
     let parent = host
         .known_name
         .clone()
@@ -252,6 +323,7 @@ fn learn_names(host: &Host, greeting: &Greeting) -> OwnNames {
         host.known_name.as_deref(),
         banner.as_deref(),
         ehlo.as_deref(),
+        ptr.as_deref(),
     ]);
     let mut routing = local.clone();
     if let Some(parent) = parent

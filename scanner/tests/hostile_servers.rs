@@ -32,6 +32,7 @@ fn config(command_timeout: Duration) -> Arc<AuditConfig> {
         sessions_per_host: 3,
         tests_per_session: 8,
         rules: Arc::new(RuleSet::builtin().unwrap()),
+        dns: None,
     })
 }
 

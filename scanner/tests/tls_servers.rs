@@ -113,6 +113,7 @@ fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
         sessions_per_host: 3,
         tests_per_session: 8,
         rules: Arc::new(RuleSet::builtin().unwrap()),
+        dns: None,
     })
 }
 

@@ -19,8 +19,15 @@ pub struct Nsd {
     dir: PathBuf,
 }
 
+/// The fixtures, found from the scanner crate's tests and from the workspace root's tests alike.
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dns")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = root.join("tests/dns");
+    if here.join("zones").is_dir() {
+        here
+    } else {
+        root.join("scanner/tests/dns")
+    }
 }
 
 fn nsd_binary() -> PathBuf {
