@@ -41,7 +41,7 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// What to sweep: CIDRs, a.b.c.d-e.f.g.h ranges, addresses, host names, @FILE (one per line).
-    #[arg(required = true, value_name = "TARGET")]
+    #[arg(required_unless_present_any = ["from_dns", "zone"], value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Never touch these (CIDR, range, address, or @FILE); applied before any packet is sent.
     #[arg(long, value_name = "CIDR")]
@@ -122,6 +122,25 @@ pub struct SweepArgs {
     /// DNS blocklist zone to look every SMTP host up in (repeatable; none by default).
     #[arg(long, value_name = "ZONE")]
     pub dnsbl: Vec<String>,
+    /// Add the mail servers and hosts of a DNS zone to the targets: the A/AAAA of its MX targets
+    /// and of the zone itself, and, where a server allows it, everything a zone transfer lists
+    /// (repeatable). The way to reach IPv6 hosts that cannot be swept.
+    #[arg(long, value_name = "ZONE")]
+    pub from_dns: Vec<String>,
+    /// Servers to ask for zone transfers (default: the zone's NS hosts).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub axfr_server: Vec<String>,
+    /// Never try zone transfers for --from-dns.
+    #[arg(long)]
+    pub no_axfr: bool,
+    /// Where zone serials are remembered, so unchanged zones are not transferred again
+    /// (default: dns-serials.json in relayguard's data directory).
+    #[arg(long, value_name = "FILE")]
+    pub dns_state: Option<PathBuf>,
+    /// Check the MX records of a campus zone: targets that do not answer SMTP, or not over the
+    /// IPv6 they publish (repeatable).
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Vec<String>,
     /// Skip the DNS checks (PTR, forward-confirmed reverse DNS, generic PTR, blocklists).
     #[arg(long)]
     pub no_dns: bool,

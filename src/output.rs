@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use relayguard_core::Finding;
 use relayguard_core::scan::{HostResult, PortState};
 use serde::Serialize;
 
@@ -22,6 +23,18 @@ pub struct Summary {
     pub findings: u64,
 }
 
+/// The DNS checks of one campus zone (`--zone`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneReport {
+    /// The zone.
+    pub zone: String,
+    /// What is wrong with its MX records.
+    pub findings: Vec<Finding>,
+    /// Lookups and probes that gave no answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
 /// The JSON document of a sweep.
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
@@ -37,6 +50,9 @@ pub struct Report<'a> {
     pub summary: &'a Summary,
     /// One entry per reported address and port, sorted.
     pub hosts: &'a [HostResult],
+    /// One entry per `--zone`.
+    #[serde(skip_serializing_if = "<[ZoneReport]>::is_empty")]
+    pub zones: &'a [ZoneReport],
 }
 
 /// Writes one JSON Lines record.
@@ -53,7 +69,12 @@ pub fn write_json(out: &mut dyn Write, report: &Report<'_>) -> io::Result<()> {
 }
 
 /// Writes one CSV row per finding; hosts without findings get one row with empty finding columns.
-pub fn write_csv(out: &mut dyn Write, hosts: &[HostResult]) -> io::Result<()> {
+/// Zone findings follow, with the zone in the address column and `dns` as the state.
+pub fn write_csv(
+    out: &mut dyn Write,
+    hosts: &[HostResult],
+    zones: &[ZoneReport],
+) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
         "address", "port", "state", "mta", "kind", "severity", "summary", "error",
@@ -79,11 +100,30 @@ pub fn write_csv(out: &mut dyn Write, hosts: &[HostResult]) -> io::Result<()> {
             ])?;
         }
     }
+    for z in zones {
+        for f in &z.findings {
+            w.write_record([
+                z.zone.as_str(),
+                "",
+                "dns",
+                "",
+                f.kind.id(),
+                f.severity.as_str(),
+                &f.summary,
+                "",
+            ])?;
+        }
+    }
     w.flush()
 }
 
-/// Writes a table for people: one line per port, findings beneath.
-pub fn write_table(out: &mut dyn Write, hosts: &[HostResult], summary: &Summary) -> io::Result<()> {
+/// Writes a table for people: one line per port, findings beneath; then the zones.
+pub fn write_table(
+    out: &mut dyn Write,
+    hosts: &[HostResult],
+    zones: &[ZoneReport],
+    summary: &Summary,
+) -> io::Result<()> {
     writeln!(
         out,
         "{:<39} {:>5} {:<8} {:<10} {:<5} FINDINGS",
@@ -127,6 +167,18 @@ pub fn write_table(out: &mut dyn Write, hosts: &[HostResult], summary: &Summary)
         }
         for f in &h.findings {
             writeln!(out, "    {}: {}", f.kind, f.summary)?;
+        }
+        for n in &h.notes {
+            writeln!(out, "    ? {n}")?;
+        }
+    }
+    for z in zones {
+        writeln!(out, "\nzone {}: {} findings", z.zone, z.findings.len())?;
+        for f in &z.findings {
+            writeln!(out, "    {}({}): {}", f.kind, f.severity, f.summary)?;
+        }
+        for n in &z.notes {
+            writeln!(out, "    ? {n}")?;
         }
     }
     writeln!(

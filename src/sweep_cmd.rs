@@ -10,8 +10,10 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::HostResult;
+use relayguard_core::scan::PortState;
 use relayguard_scanner::audit::DnsAudit;
-use relayguard_scanner::dns::{Dns, DnsConfig};
+use relayguard_scanner::discover;
+use relayguard_scanner::dns::{AxfrOptions, Dns, DnsConfig, SerialState};
 use relayguard_scanner::smtp::tls::load_pem_certificates;
 use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::targets::{self, TargetSet};
@@ -19,7 +21,7 @@ use relayguard_scanner::{AuditConfig, Pacer, Progress, SweepConfig, sweep};
 use tokio::sync::mpsc;
 
 use crate::cli::{Format, SweepArgs};
-use crate::output::{self, Report, Summary};
+use crate::output::{self, Report, Summary, ZoneReport};
 use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
 
 /// Descriptors kept free for everything that is not a discovery connection.
@@ -42,7 +44,8 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         bail!("--ports needs one or more ports between 1 and 65535");
     }
     let rules = RuleSet::load(args.rules.as_deref()).context("loading rules")?;
-    let targets = build_targets(&args).await?;
+    let dns = dns_audit(&args, &rules)?;
+    let targets = build_targets(&args, dns.as_ref().map(|d| &d.dns)).await?;
     if targets.len() > args.max_addresses {
         bail!(
             "the targets cover {} addresses, more than --max-addresses {}; narrow them or raise the limit",
@@ -87,7 +90,6 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         );
     }
 
-    let dns = dns_audit(&args, &rules)?;
     let pacer = Arc::new(Pacer::new(Some(args.rate)));
     let config = SweepConfig {
         ports: args.ports.clone(),
@@ -113,7 +115,7 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             sessions_per_host: args.sessions_per_host.max(1),
             tests_per_session: args.tests_per_session.max(1),
             rules: Arc::new(rules),
-            dns,
+            dns: dns.clone(),
         }),
     };
 
@@ -125,9 +127,10 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
 
     let (tx, mut rx) = mpsc::channel::<HostResult>(256);
     let sweep_progress = progress.clone();
+    let zone_config = config.clone();
     let sweep_task = tokio::spawn(async move {
         sweep::run(&targets, &config, sweep_progress, tx).await;
-        targets.len()
+        (targets, config)
     });
     let mut sweep_task = Some(sweep_task);
 
@@ -157,10 +160,16 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    let mut zones = Vec::new();
     if let Some(task) = sweep_task.take()
-        && let Ok(n) = task.await
+        && let Ok((targets, _)) = task.await
     {
-        addresses = n;
+        addresses = targets.len();
+        if let Some(dns) = &dns {
+            for zone in &args.zone {
+                zones.push(check_zone(zone, &dns.dns, &targets, &zone_config).await);
+            }
+        }
     }
     if let Some(t) = ticker {
         t.abort();
@@ -176,7 +185,8 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         open: progress.open.load(Ordering::Relaxed),
         closed: progress.closed.load(Ordering::Relaxed),
         filtered: progress.filtered.load(Ordering::Relaxed),
-        findings: progress.findings.load(Ordering::Relaxed),
+        findings: progress.findings.load(Ordering::Relaxed)
+            + zones.iter().map(|z| z.findings.len() as u64).sum::<u64>(),
     };
     match args.format {
         Format::Jsonl => {}
@@ -189,10 +199,11 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
                 interrupted,
                 summary: &summary,
                 hosts: &hosts,
+                zones: &zones,
             },
         )?,
-        Format::Csv => output::write_csv(&mut out, &hosts)?,
-        Format::Table => output::write_table(&mut out, &hosts, &summary)?,
+        Format::Csv => output::write_csv(&mut out, &hosts, &zones)?,
+        Format::Table => output::write_table(&mut out, &hosts, &zones, &summary)?,
     }
     out.flush()?;
     Ok(if interrupted {
@@ -254,7 +265,7 @@ fn seconds(what: &str, value: f64) -> anyhow::Result<Duration> {
         .with_context(|| format!("{what} must be a positive number of seconds, not {value}"))
 }
 
-async fn build_targets(args: &SweepArgs) -> anyhow::Result<TargetSet> {
+async fn build_targets(args: &SweepArgs, dns: Option<&Dns>) -> anyhow::Result<TargetSet> {
     let mut specs = Vec::new();
     for t in &args.targets {
         specs.extend(targets::parse_target(t)?);
@@ -266,14 +277,110 @@ async fn build_targets(args: &SweepArgs) -> anyhow::Result<TargetSet> {
     for f in &args.exclude_file {
         exclusions.extend(targets::parse_exclusion_file(f)?);
     }
-    let set = TargetSet::build(&specs, &exclusions, |name| async move {
+    let mut set = TargetSet::build(&specs, &exclusions, |name| async move {
         tokio::net::lookup_host((name.as_str(), 25))
             .await
             .map(|addrs| addrs.map(|a| a.ip()).collect())
             .map_err(|e| e.to_string())
     })
     .await?;
+    if args.from_dns.is_empty() {
+        return Ok(set);
+    }
+    let Some(dns) = dns else {
+        bail!("--from-dns needs DNS: drop --no-dns");
+    };
+    let axfr = if args.no_axfr {
+        None
+    } else {
+        let servers = args
+            .axfr_server
+            .iter()
+            .map(|s| {
+                DnsConfig::parse_server(s).map_err(|e| anyhow::anyhow!("--axfr-server {s:?}: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Some(AxfrOptions {
+            servers,
+            ..AxfrOptions::default()
+        })
+    };
+    let state_path = args
+        .dns_state
+        .clone()
+        .unwrap_or_else(|| relayguard_core::paths::data_dir().join("dns-serials.json"));
+    let mut state = SerialState::load(&state_path)
+        .with_context(|| format!("reading zone serials from {}", state_path.display()))?;
+    for zone in &args.from_dns {
+        check_token("--from-dns", zone)?;
+        let found = dns
+            .targets_from_zone(zone, axfr.as_ref(), Some(&mut state))
+            .await;
+        for note in &found.inconclusive {
+            tracing::warn!(zone, "{note}");
+        }
+        if found.targets.is_empty() {
+            tracing::warn!(zone, "no addresses found in the zone");
+        }
+        for t in found.targets {
+            set.add_named(&t.name, [t.ip]);
+        }
+    }
+    if axfr.is_some() {
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        state
+            .save()
+            .with_context(|| format!("saving zone serials to {}", state_path.display()))?;
+    }
     Ok(set)
+}
+
+/// The MX checks of one campus zone. MX addresses in the exclusion list are not probed.
+async fn check_zone(
+    zone: &str,
+    dns: &Dns,
+    targets: &TargetSet,
+    config: &SweepConfig,
+) -> ZoneReport {
+    let excluded = std::sync::Mutex::new(Vec::new());
+    let probe = |addr: std::net::SocketAddr| {
+        let skip = targets.is_excluded(addr.ip());
+        if skip && let Ok(mut list) = excluded.lock() {
+            list.push(addr.ip());
+        }
+        // --source applies to its own family; an MX may publish both.
+        let source = config
+            .audit
+            .session
+            .source
+            .filter(|s| s.is_ipv4() == addr.is_ipv4());
+        async move {
+            // An excluded address is never contacted; it counts as answering so that it
+            // raises no finding.
+            skip || discover::probe(
+                addr,
+                source,
+                config.connect_timeout,
+                config.filtered_retries,
+                &config.pacer,
+            )
+            .await
+                == PortState::Open
+        }
+    };
+    // Registrations come with the registry (issue 4); until then every MX counts as registered.
+    let checks = dns.mx_checks(zone, 25, &|_| true, probe).await;
+    let mut notes = checks.inconclusive;
+    for ip in excluded.into_inner().unwrap_or_default() {
+        notes.push(format!("MX address {ip} is excluded and was not probed"));
+    }
+    ZoneReport {
+        zone: zone.to_string(),
+        findings: checks.findings,
+        notes,
+    }
 }
 
 fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {

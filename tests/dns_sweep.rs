@@ -11,6 +11,9 @@ use serde_json::Value;
 use support::{Personality, Postfix, scanner_source_addr};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// Both tests use 127.0.0.11:25 (one listens there, the other needs it silent).
+static LOOPBACK_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A minimal closed SMTP server on 127.0.0.11:25, the address the test blocklist lists.
 async fn listed_host() -> tokio::task::JoinHandle<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.11:25")
@@ -57,6 +60,7 @@ fn host<'a>(doc: &'a Value, addr: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn blocklisted_hosts_are_found_through_the_given_resolver() {
+    let _ports = LOOPBACK_PORTS.lock().await;
     let nsd = dns_server::Nsd::start().await;
     let server = listed_host().await;
     let postfix = Postfix::start(Personality::ClosedStrict);
@@ -141,5 +145,148 @@ async fn blocklisted_hosts_are_found_through_the_given_resolver() {
             "{notes:?}"
         );
     }
+    // Wait for the listener to be dropped before releasing the port to the other test.
     server.abort();
+    let _ = server.await;
+}
+
+/// Accepts SMTP connections on `addr` with a greeting, until aborted.
+async fn greeter(addr: &str) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind a loopback port 25");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"220 mx.campus.test ESMTP\r\n").await;
+        }
+    })
+}
+
+fn relayguard_blocking(args: Vec<String>) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .arg("sweep")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn campus_zones_give_targets_and_mx_findings() {
+    let _ports = LOOPBACK_PORTS.lock().await;
+    let nsd = dns_server::Nsd::start().await;
+    let resolver = nsd.addr.to_string();
+    let state =
+        std::env::temp_dir().join(format!("relayguard-serials-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+
+    // Targets from DNS: MX and apex records plus a zone transfer, listed without sending a packet
+    // to any target. The zone's record-only hosts (TEST-NET-1, ULA, ::1) are excluded.
+    let list = |resolver: String, state: String| {
+        relayguard_blocking(
+            [
+                "--list-targets",
+                "--from-dns",
+                "campus.test",
+                "--resolver",
+                &resolver,
+                "--axfr-server",
+                &resolver,
+                "--dns-state",
+                &state,
+                "--exclude",
+                "192.0.2.0/24",
+                "--exclude",
+                "fd00::/8",
+                "--exclude",
+                "::1",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    };
+    let state_arg = state.display().to_string();
+    for run in 0..2 {
+        let (r, s) = (resolver.clone(), state_arg.clone());
+        let out = tokio::task::spawn_blocking(move || list(r, s))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for expected in [
+            "127.0.0.10\tmx.campus.test",
+            "127.0.0.11\tmx2.campus.test",
+            "127.0.0.12\tmx6.campus.test",
+        ] {
+            assert!(
+                text.lines().any(|l| l == expected),
+                "run {run}: {expected:?} missing from\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("192.0.2.") && !text.contains("fd00") && !text.contains("::1"),
+            "{text}"
+        );
+    }
+    let remembered = std::fs::read_to_string(&state).expect("zone serials were saved");
+    assert!(remembered.contains("2026112201"), "{remembered}");
+    let _ = std::fs::remove_file(&state);
+
+    // MX consistency: mx answers, mx2 does not, mx6 answers over IPv4 but not on its AAAA (::1).
+    let mx = greeter("127.0.0.10:25").await;
+    let mx6 = greeter("127.0.0.12:25").await;
+    let args = [
+        "--zone",
+        "campus.test",
+        "--resolver",
+        &resolver,
+        "--format",
+        "json",
+        "--no-progress",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || relayguard_blocking(args))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let zone = &doc["zones"][0];
+    assert_eq!(zone["zone"], "campus.test");
+    let found: Vec<(String, String)> = zone["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["summary"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|(k, s)| k == "mx-not-answering" && s.contains("mx2.campus.test")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(k, s)| k == "mx-ipv6-unreachable" && s.contains("mx6.campus.test")),
+        "{found:#?}"
+    );
+    for listener in [mx, mx6] {
+        listener.abort();
+        let _ = listener.await;
+    }
 }

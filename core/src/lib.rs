@@ -6,6 +6,7 @@
 
 pub mod agent_report;
 pub mod finding;
+pub mod paths;
 pub mod rules;
 pub mod scan;
 pub mod transcript;

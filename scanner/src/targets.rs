@@ -288,6 +288,22 @@ impl TargetSet {
         Ok(set)
     }
 
+    /// Adds addresses found for `name` elsewhere (e.g. in DNS), minus the exclusions.
+    pub fn add_named(&mut self, name: &str, addresses: impl IntoIterator<Item = IpAddr>) {
+        let mut addresses: Vec<IpAddr> = addresses
+            .into_iter()
+            .filter(|ip| !self.is_excluded(*ip))
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        if !addresses.is_empty() {
+            self.named.push(NamedTarget {
+                name: Arc::from(name),
+                addresses,
+            });
+        }
+    }
+
     /// Whether an address falls in an exclusion.
     pub fn is_excluded(&self, ip: IpAddr) -> bool {
         let n = to_u128(ip);
@@ -455,6 +471,20 @@ mod tests {
         // addresses from a 2^64 block is instant.
         let s6 = set(&["2001:db8::/64"], &[]).await;
         assert_eq!(s6.iter().nth(5).unwrap().ip.to_string(), "2001:db8::5");
+    }
+
+    #[tokio::test]
+    async fn added_names_respect_exclusions() {
+        let mut s = set(&[], &["192.0.2.0/31"]).await;
+        s.add_named(
+            "mx.campus.test",
+            ["192.0.2.1".parse().unwrap(), "192.0.2.9".parse().unwrap()],
+        );
+        s.add_named("gone.campus.test", ["192.0.2.0".parse().unwrap()]);
+        let all: Vec<Target> = s.iter().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].ip.to_string(), "192.0.2.9");
+        assert_eq!(all[0].name.as_deref(), Some("mx.campus.test"));
     }
 
     #[tokio::test]
