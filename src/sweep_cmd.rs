@@ -13,7 +13,7 @@ use relayguard_core::scan::HostResult;
 use relayguard_core::scan::PortState;
 use relayguard_scanner::audit::DnsAudit;
 use relayguard_scanner::discover;
-use relayguard_scanner::dns::{AxfrOptions, Dns, DnsConfig, SerialState};
+use relayguard_scanner::dns::{AxfrOptions, Dns, DnsConfig, GenericPtrRules, SerialState};
 use relayguard_scanner::smtp::tls::load_pem_certificates;
 use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::targets::{self, TargetSet};
@@ -235,9 +235,20 @@ fn dns_audit(args: &SweepArgs, rules: &RuleSet) -> anyhow::Result<Option<DnsAudi
         servers,
         ..DnsConfig::default()
     };
-    let dns = Dns::new(&config)
+    let mut dns = Dns::new(&config)
         .context("setting up the DNS resolver (pass --resolver ADDR:PORT, or --no-dns)")?
         .with_rules(rules.clone());
+    if let Some(dir) = &args.rules {
+        let path = dir.join("generic-ptr.yaml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let generic = GenericPtrRules::from_yaml(&text, &path.display().to_string())?;
+                dns = dns.with_generic_ptr_rules(generic);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
     Ok(Some(DnsAudit {
         dns,
         dnsbl_zones: args.dnsbl.clone(),

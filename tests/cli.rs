@@ -24,6 +24,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     )
     .unwrap();
     std::fs::write(dir.join("targets.txt"), "127.0.0.1\n127.0.0.0/40\n").unwrap();
+    let ptr_rules = dir.join("ptr-rules");
+    std::fs::create_dir_all(&ptr_rules).unwrap();
+    std::fs::write(ptr_rules.join("generic-ptr.yaml"), "patterns: [\n").unwrap();
+    let ptr_rules = ptr_rules.display().to_string();
     let rules = dir.display().to_string();
     let target_file = format!("@{}", dir.join("targets.txt").display());
     let cases: Vec<(Vec<&str>, &str)> = vec![
