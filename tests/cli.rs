@@ -58,6 +58,22 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             vec!["sweep", "--command-timeout", "0", "127.0.0.1"],
             "--command-timeout",
         ),
+        (
+            vec!["sweep", "--source", "127.66.0.1", "::1"],
+            "other address family",
+        ),
+        (
+            vec!["sweep", "--rules", &ptr_rules, "127.0.0.1"],
+            "generic-ptr.yaml",
+        ),
+        (
+            vec!["sweep", "--resolver", "not-an-address", "127.0.0.1"],
+            "--resolver",
+        ),
+        (
+            vec!["sweep", "--no-dns", "--dnsbl", "zen.example", "127.0.0.1"],
+            "--no-dns",
+        ),
     ];
     for (args, expected) in cases {
         let out = relayguard().args(&args).output().unwrap();
