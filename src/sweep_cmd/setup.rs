@@ -1,34 +1,35 @@
-//! `relayguard sweep`: builds the sweep from the arguments, runs it, writes the results.
+//! Turning `sweep` arguments into a target set and a sweep configuration, validating every value
+//! before anything is sent.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use relayguard_core::rules::RuleSet;
-use relayguard_core::scan::HostResult;
-use relayguard_core::scan::PortState;
 use relayguard_scanner::audit::DnsAudit;
-use relayguard_scanner::discover;
 use relayguard_scanner::dns::{AxfrOptions, Dns, DnsConfig, GenericPtrRules, SerialState};
 use relayguard_scanner::smtp::tls::load_pem_certificates;
 use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::targets::{self, TargetSet};
-use relayguard_scanner::{AuditConfig, Pacer, Progress, SweepConfig, sweep};
-use tokio::sync::mpsc;
+use relayguard_scanner::{AuditConfig, Pacer, SweepConfig};
 
-use crate::cli::{Format, SweepArgs};
-use crate::output::{self, Report, Summary, ZoneReport};
-use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
+use crate::cli::SweepArgs;
 
 /// Descriptors kept free for everything that is not a discovery connection.
 const RESERVED_FILES: u64 = 64;
 
-/// Runs the sweep and returns the exit code.
-pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
+/// Everything a sweep needs, built from the arguments.
+pub struct Prepared {
+    /// The addresses, exclusions applied.
+    pub targets: TargetSet,
+    /// The DNS checks, unless `--no-dns`.
+    pub dns: Option<DnsAudit>,
+    /// The rules.
+    pub rules: RuleSet,
+}
+
+/// Validates the arguments and builds the rules, the DNS set-up and the target set.
+pub async fn prepare(args: &SweepArgs) -> anyhow::Result<Prepared> {
     for (what, value) in [
         ("--ehlo-name", &args.ehlo_name),
         ("--external-domain", &args.external_domain),
@@ -44,8 +45,8 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         bail!("--ports needs one or more ports between 1 and 65535");
     }
     let rules = RuleSet::load(args.rules.as_deref()).context("loading rules")?;
-    let dns = dns_audit(&args, &rules)?;
-    let targets = build_targets(&args, dns.as_ref().map(|d| &d.dns)).await?;
+    let dns = dns_audit(args, &rules)?;
+    let targets = build_targets(args, dns.as_ref().map(|d| &d.dns)).await?;
     if targets.len() > args.max_addresses {
         bail!(
             "the targets cover {} addresses, more than --max-addresses {}; narrow them or raise the limit",
@@ -53,7 +54,6 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             args.max_addresses
         );
     }
-
     if let Some(source) = args.source {
         let (has_v4, has_v6) = targets.families();
         if (source.is_ipv4() && has_v6) || (source.is_ipv6() && has_v4) {
@@ -62,18 +62,19 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let mut out = open_output(args.output.as_deref())?;
-    if args.list_targets {
-        for t in targets.iter() {
-            match &t.name {
-                Some(name) => writeln!(out, "{}\t{name}", t.ip)?,
-                None => writeln!(out, "{}", t.ip)?,
-            }
-        }
-        out.flush()?;
-        return Ok(0);
-    }
+    Ok(Prepared {
+        targets,
+        dns,
+        rules,
+    })
+}
 
+/// The sweep configuration: TLS set-up, concurrency fitted to the open-file limit, timeouts.
+pub fn sweep_config(
+    args: &SweepArgs,
+    rules: RuleSet,
+    dns: Option<DnsAudit>,
+) -> anyhow::Result<SweepConfig> {
     let extra_roots = load_pem_certificates(&args.tls_ca).map_err(anyhow::Error::msg)?;
     let tls = TlsSetup::new(extra_roots).context("setting up TLS")?;
     let open_files = relayguard_scanner::raise_open_file_limit().unwrap_or(1024);
@@ -89,20 +90,19 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             "concurrency lowered to fit the open-file limit"
         );
     }
-
-    let pacer = Arc::new(Pacer::new(Some(args.rate)));
-    let config = SweepConfig {
+    let connect_timeout = seconds("--connect-timeout", args.connect_timeout)?;
+    Ok(SweepConfig {
         ports: args.ports.clone(),
         concurrency,
         audit_concurrency: args.audit_concurrency,
-        connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
+        connect_timeout,
         filtered_retries: args.retries,
         report_unreachable: args.all,
-        pacer,
+        pacer: Arc::new(Pacer::new(Some(args.rate))),
         audit: Arc::new(AuditConfig {
             session: SessionConfig {
                 ehlo_name: args.ehlo_name.clone(),
-                connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
+                connect_timeout,
                 source: args.source,
                 tls,
             },
@@ -115,103 +115,8 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             sessions_per_host: args.sessions_per_host.max(1),
             tests_per_session: args.tests_per_session.max(1),
             rules: Arc::new(rules),
-            dns: dns.clone(),
+            dns,
         }),
-    };
-
-    let started_at = now_rfc3339();
-    let total = targets.len().saturating_mul(args.ports.len() as u128);
-    let progress = Arc::new(Progress::default());
-    let bar = progress_bar(&args, total);
-    let ticker = bar.clone().map(|bar| spawn_ticker(bar, progress.clone()));
-
-    let (tx, mut rx) = mpsc::channel::<HostResult>(256);
-    let sweep_progress = progress.clone();
-    let zone_config = config.clone();
-    let sweep_task = tokio::spawn(async move {
-        sweep::run(&targets, &config, sweep_progress, tx).await;
-        (targets, config)
-    });
-    let mut sweep_task = Some(sweep_task);
-
-    let mut hosts = Vec::new();
-    let mut interrupted = false;
-    let mut addresses = 0u128;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            received = rx.recv() => match received {
-                Some(host) => {
-                    if args.format == Format::Jsonl {
-                        output::write_jsonl(&mut out, &host)?;
-                    } else {
-                        hosts.push(host);
-                    }
-                }
-                None => break,
-            },
-            _ = &mut ctrl_c, if !interrupted => {
-                interrupted = true;
-                if let Some(task) = &sweep_task {
-                    task.abort();
-                }
-                eprintln!("relayguard: interrupted; writing the results gathered so far");
-            }
-        }
-    }
-    let mut zones = Vec::new();
-    if let Some(task) = sweep_task.take()
-        && let Ok((targets, _)) = task.await
-    {
-        addresses = targets.len();
-        if let Some(dns) = &dns {
-            for zone in &args.zone {
-                zones.push(check_zone(zone, &dns.dns, &targets, &zone_config).await);
-            }
-        }
-    }
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-
-    hosts.sort_by_key(|h| (h.address, h.port));
-    let summary = Summary {
-        addresses,
-        probed: progress.probed.load(Ordering::Relaxed),
-        open: progress.open.load(Ordering::Relaxed),
-        closed: progress.closed.load(Ordering::Relaxed),
-        filtered: progress.filtered.load(Ordering::Relaxed),
-        findings: progress.findings.load(Ordering::Relaxed)
-            + zones.iter().map(|z| z.findings.len() as u64).sum::<u64>(),
-    };
-    match args.format {
-        Format::Jsonl => {}
-        Format::Json => output::write_json(
-            &mut out,
-            &Report {
-                relayguard_version: env!("CARGO_PKG_VERSION"),
-                started_at,
-                finished_at: now_rfc3339(),
-                interrupted,
-                summary: &summary,
-                hosts: &hosts,
-                zones: &zones,
-            },
-        )?,
-        Format::Csv => output::write_csv(&mut out, &hosts, &zones)?,
-        Format::Table => output::write_table(&mut out, &hosts, &zones, &summary)?,
-    }
-    out.flush()?;
-    Ok(if interrupted {
-        EXIT_INTERRUPTED
-    } else if summary.findings > 0 {
-        EXIT_FINDINGS
-    } else {
-        0
     })
 }
 
@@ -346,97 +251,4 @@ async fn build_targets(args: &SweepArgs, dns: Option<&Dns>) -> anyhow::Result<Ta
             .with_context(|| format!("saving zone serials to {}", state_path.display()))?;
     }
     Ok(set)
-}
-
-/// The MX checks of one campus zone. MX addresses in the exclusion list are not probed.
-async fn check_zone(
-    zone: &str,
-    dns: &Dns,
-    targets: &TargetSet,
-    config: &SweepConfig,
-) -> ZoneReport {
-    let excluded = std::sync::Mutex::new(Vec::new());
-    let probe = |addr: std::net::SocketAddr| {
-        let skip = targets.is_excluded(addr.ip());
-        if skip && let Ok(mut list) = excluded.lock() {
-            list.push(addr.ip());
-        }
-        // --source applies to its own family; an MX may publish both.
-        let source = config
-            .audit
-            .session
-            .source
-            .filter(|s| s.is_ipv4() == addr.is_ipv4());
-        async move {
-            // An excluded address is never contacted; it counts as answering so that it
-            // raises no finding.
-            skip || discover::probe(
-                addr,
-                source,
-                config.connect_timeout,
-                config.filtered_retries,
-                &config.pacer,
-            )
-            .await
-                == PortState::Open
-        }
-    };
-    // Registrations come with the registry (issue 4); until then every MX counts as registered.
-    let checks = dns.mx_checks(zone, 25, &|_| true, probe).await;
-    let mut notes = checks.inconclusive;
-    for ip in excluded.into_inner().unwrap_or_default() {
-        notes.push(format!("MX address {ip} is excluded and was not probed"));
-    }
-    ZoneReport {
-        zone: zone.to_string(),
-        findings: checks.findings,
-        notes,
-    }
-}
-
-fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
-    Ok(match path {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    })
-}
-
-fn progress_bar(args: &SweepArgs, total: u128) -> Option<ProgressBar> {
-    if args.no_progress || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} probed, {msg}")
-            .expect("the template is valid")
-            .progress_chars("=> "),
-    );
-    Some(bar)
-}
-
-fn spawn_ticker(bar: ProgressBar, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let started = std::time::Instant::now();
-        loop {
-            tick.tick().await;
-            let probed = progress.probed.load(Ordering::Relaxed);
-            bar.set_position(probed);
-            let rate = probed as f64 / started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{rate:.0}/s, {} open, {} audited, {} findings",
-                progress.open.load(Ordering::Relaxed),
-                progress.audited.load(Ordering::Relaxed),
-                progress.findings.load(Ordering::Relaxed)
-            ));
-        }
-    })
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -1,0 +1,152 @@
+//! `relayguard sweep`: prepares the sweep from the arguments, runs it, writes the results.
+
+mod progress;
+mod setup;
+mod zones;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use relayguard_core::scan::HostResult;
+use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
+use tokio::sync::mpsc;
+
+use crate::cli::{Format, SweepArgs};
+use crate::output::{self, Report, Summary};
+use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
+
+/// Runs the sweep and returns the exit code.
+pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
+    let prepared = setup::prepare(&args).await?;
+    let mut out = open_output(args.output.as_deref())?;
+    if args.list_targets {
+        for t in prepared.targets.iter() {
+            match &t.name {
+                Some(name) => writeln!(out, "{}\t{name}", t.ip)?,
+                None => writeln!(out, "{}", t.ip)?,
+            }
+        }
+        out.flush()?;
+        return Ok(0);
+    }
+    let dns = prepared.dns.clone();
+    let config = setup::sweep_config(&args, prepared.rules, prepared.dns)?;
+    let targets = prepared.targets;
+    let addresses = targets.len();
+
+    let started_at = now_rfc3339();
+    let progress = Arc::new(Progress::default());
+    let bar = progress::progress_bar(&args, addresses.saturating_mul(args.ports.len() as u128));
+    let ticker = bar
+        .clone()
+        .map(|bar| progress::spawn_ticker(bar, progress.clone()));
+    let (hosts, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    // Zone checks only after a sweep that ran to its end.
+    let mut zone_reports = Vec::new();
+    if let (Some((targets, config)), Some(dns)) = (&finished, &dns) {
+        for zone in &args.zone {
+            zone_reports.push(zones::check_zone(zone, &dns.dns, targets, config).await);
+        }
+    }
+    let interrupted = finished.is_none();
+    let summary = Summary {
+        addresses,
+        probed: progress.probed.load(Ordering::Relaxed),
+        open: progress.open.load(Ordering::Relaxed),
+        closed: progress.closed.load(Ordering::Relaxed),
+        filtered: progress.filtered.load(Ordering::Relaxed),
+        findings: progress.findings.load(Ordering::Relaxed)
+            + zone_reports
+                .iter()
+                .map(|z| z.findings.len() as u64)
+                .sum::<u64>(),
+    };
+    match args.format {
+        Format::Jsonl => {}
+        Format::Json => output::write_json(
+            &mut out,
+            &Report {
+                relayguard_version: env!("CARGO_PKG_VERSION"),
+                started_at,
+                finished_at: now_rfc3339(),
+                interrupted,
+                summary: &summary,
+                hosts: &hosts,
+                zones: &zone_reports,
+            },
+        )?,
+        Format::Csv => output::write_csv(&mut out, &hosts, &zone_reports)?,
+        Format::Table => output::write_table(&mut out, &hosts, &zone_reports, &summary)?,
+    }
+    out.flush()?;
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else if summary.findings > 0 {
+        EXIT_FINDINGS
+    } else {
+        0
+    })
+}
+
+/// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come and collecting
+/// them otherwise. Returns the results, sorted, and the targets and configuration back when the
+/// sweep ran to its end (`None` when interrupted).
+async fn collect(
+    args: &SweepArgs,
+    targets: TargetSet,
+    config: SweepConfig,
+    progress: Arc<Progress>,
+    out: &mut Box<dyn Write + Send>,
+) -> anyhow::Result<(Vec<HostResult>, Option<(TargetSet, SweepConfig)>)> {
+    let (tx, mut rx) = mpsc::channel::<HostResult>(256);
+    let task = tokio::spawn(async move {
+        sweep::run(&targets, &config, progress, tx).await;
+        (targets, config)
+    });
+    let mut hosts = Vec::new();
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(host) if args.format == Format::Jsonl => output::write_jsonl(out, &host)?,
+                Some(host) => hosts.push(host),
+                None => break,
+            },
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                task.abort();
+                eprintln!("relayguard: interrupted; writing the results gathered so far");
+            }
+        }
+    }
+    hosts.sort_by_key(|h| (h.address, h.port));
+    // An aborted task ends in a cancellation error: the sweep did not finish.
+    Ok((hosts, task.await.ok()))
+}
+
+fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
