@@ -1,0 +1,381 @@
+//! Auditing one open SMTP port: the sessions, the tests run in them, and the result.
+//!
+//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
+//! probes (VRFY, EXPN, backscatter). The relay vectors are then spread over several fresh
+//! sessions, run side by side: Postfix delays every reply by a second after ten errors in one
+//! session and hangs up after twenty, and Exim hangs up sooner, so one long session (as nmap
+//! does) is both slow and wrong. A session that is dropped or answered with 421 is reopened and
+//! the interrupted test is tried once more.
+
+mod plan;
+mod run;
+
+pub(crate) use run::Done;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use relayguard_core::rules::RuleSet;
+use relayguard_core::scan::{HostResult, PortState, SmtpInfo};
+use relayguard_core::{Transcript, TranscriptLine};
+use tokio::time::Instant;
+
+use crate::dns::Dns;
+use crate::pacing::Pacer;
+use crate::probes::findings::{self, FindingInput};
+use crate::probes::names;
+use crate::smtp::session::{self, extension};
+use crate::smtp::{
+    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
+};
+
+/// The DNS checks run for every host that speaks SMTP (issue 5).
+#[derive(Clone)]
+pub struct DnsAudit {
+    /// The resolver.
+    pub dns: Dns,
+    /// DNS blocklist zones to look each host up in (none by default).
+    pub dnsbl_zones: Vec<String>,
+}
+
+impl std::fmt::Debug for DnsAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsAudit")
+            .field("servers", &self.dns.servers())
+            .field("dnsbl_zones", &self.dnsbl_zones)
+            .finish()
+    }
+}
+
+/// Everything an audit needs besides the target.
+#[derive(Debug)]
+pub struct AuditConfig {
+    /// Connection settings shared by every session.
+    pub session: SessionConfig,
+    /// The third-party domain used in relay vectors.
+    pub external_domain: String,
+    /// Extra domains the host may consider local (for the backscatter test).
+    pub local_domains: Vec<String>,
+    /// Local part of the probe sender.
+    pub probe_sender: String,
+    /// Local part of the probe recipient.
+    pub probe_recipient: String,
+    /// How long one reply may take.
+    pub command_timeout: Duration,
+    /// How long the whole audit of one port may take.
+    pub host_deadline: Duration,
+    /// How many sessions one host may have open at once.
+    pub sessions_per_host: usize,
+    /// How many relay tests one session runs before a fresh one is opened.
+    pub tests_per_session: usize,
+    /// The rules.
+    pub rules: Arc<RuleSet>,
+    /// DNS checks, unless disabled.
+    pub dns: Option<DnsAudit>,
+}
+
+/// State shared by the sessions of one host.
+struct Host {
+    addr: SocketAddr,
+    known_name: Option<String>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    timing: Timing,
+    sessions: AtomicU32,
+    implicit_tls: bool,
+    /// Set when a STARTTLS handshake failed: later sessions stay in plaintext.
+    tls_broken: AtomicBool,
+}
+
+impl Host {
+    fn mode(&self) -> TlsMode {
+        if self.implicit_tls {
+            TlsMode::Implicit
+        } else if self.tls_broken.load(Ordering::Relaxed) {
+            TlsMode::Plain
+        } else {
+            TlsMode::StartTls
+        }
+    }
+
+    async fn open(&self) -> Result<(Connection, Greeting), Failed> {
+        let number = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        session::open(
+            self.addr,
+            &self.config.session,
+            &self.pacer,
+            self.known_name.as_deref(),
+            self.mode(),
+            number,
+            self.timing,
+        )
+        .await
+    }
+
+    fn deadline_passed(&self) -> bool {
+        Instant::now() >= self.timing.deadline
+    }
+}
+
+/// Audits one open port. Never fails: what went wrong is part of the result.
+pub async fn audit(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+) -> HostResult {
+    let started = Instant::now();
+    let host = Arc::new(Host {
+        addr: SocketAddr::new(ip, port),
+        known_name: known_name.map(str::to_string),
+        timing: Timing {
+            started,
+            command_timeout: config.command_timeout,
+            deadline: started + config.host_deadline,
+        },
+        config,
+        pacer,
+        sessions: AtomicU32::new(0),
+        implicit_tls: port == 465,
+        tls_broken: AtomicBool::new(false),
+    });
+    let mut result = HostResult::unreachable(ip, port, PortState::Open);
+    result.target_name = known_name.map(str::to_string);
+
+    // Session 1 learns the server while reverse DNS is looked up.
+    let reverse = async {
+        match &host.config.dns {
+            Some(d) if !ip.is_loopback() => Some(d.dns.reverse_checks(ip).await),
+            _ => None,
+        }
+    };
+    let (reverse, first) = tokio::join!(reverse, open_first_session(&host));
+    let mut transcript = first.transcript;
+    let (conn, greeting) = match first.result {
+        Ok(pair) => pair,
+        Err(failed) => {
+            transcript.append(failed.transcript);
+            result.ptr = reverse.and_then(|r| r.ptr);
+            return finish_unopened(result, failed.reason, failed.banner, transcript, &host);
+        }
+    };
+    if host.config.dns.is_some() && ip.is_loopback() {
+        result.notes.push(
+            "reverse DNS not checked: resolvers answer localhost for loopback addresses".into(),
+        );
+    }
+    let ptr = reverse.as_ref().and_then(|r| r.ptr.clone());
+
+    let names = learn_names(&host, &greeting, ptr.as_deref());
+    let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
+
+    let (first_plan, relay_plan) = plan::plan(&host, &names);
+    let tests = async {
+        let mut t = Transcript::default();
+        let mut done = run::run_sequence(&host, Some(conn), first_plan, &mut t).await;
+        done.extend(run::run_relay_tests(&host, relay_plan, &mut t).await);
+        (done, t)
+    };
+    let dnsbl = async {
+        match &host.config.dns {
+            Some(d) if !d.dnsbl_zones.is_empty() => {
+                Some(d.dns.dnsbl_checks(ip, &d.dnsbl_zones).await)
+            }
+            _ => None,
+        }
+    };
+    let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
+    transcript.append(t);
+    done.sort_by_key(|d| d.index);
+    run::reinterpret_local_forms(&mut done, &names.routing, ip);
+
+    let first_session = transcript
+        .lines
+        .iter()
+        .map(|l| l.session)
+        .min()
+        .unwrap_or(1);
+    let opening: Vec<TranscriptLine> = transcript
+        .session(first_session)
+        .take(40)
+        .cloned()
+        .collect();
+    result.findings = findings::build(&FindingInput {
+        port,
+        smtp: &smtp,
+        starttls_injection: greeting
+            .starttls_injection
+            .as_deref()
+            .or(first.injection.as_deref()),
+        opening: &opening,
+        tests: &done,
+        rules: &host.config.rules,
+    });
+    for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
+        result.findings.extend(checks.findings);
+        result.notes.extend(checks.inconclusive);
+    }
+    result.ptr = ptr;
+    result.tests = done.into_iter().map(|d| d.result).collect();
+    result.smtp = Some(smtp);
+    finish(result, transcript, &host)
+}
+
+/// The first session's opening, with what a failed STARTTLS attempt before it showed.
+struct FirstSession {
+    result: Result<(Connection, Greeting), Failed>,
+    transcript: Transcript,
+    failed_tls: Option<relayguard_core::scan::TlsInfo>,
+    injection: Option<String>,
+}
+
+/// Opens session 1. A failed STARTTLS handshake is remembered and the session reopened in
+/// plaintext, so the relay tests still run.
+async fn open_first_session(host: &Host) -> FirstSession {
+    let mut first = FirstSession {
+        result: host.open().await,
+        transcript: Transcript::default(),
+        failed_tls: None,
+        injection: None,
+    };
+    if !host.implicit_tls
+        && let Err(Failed {
+            reason: OpenFailure::Tls,
+            ..
+        }) = &first.result
+    {
+        host.tls_broken.store(true, Ordering::Relaxed);
+        let Err(failed) = std::mem::replace(&mut first.result, host.open().await) else {
+            unreachable!("matched as an error above")
+        };
+        first.transcript = failed.transcript;
+        first.failed_tls = failed.tls;
+        first.injection = failed.starttls_injection;
+    }
+    first
+}
+
+/// What a host calls itself.
+struct OwnNames {
+    /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
+    /// greeting and EHLO reply, its PTR name, the parent domain of the first of those, every
+    /// `--local-domain`.
+    routing: Vec<String>,
+    /// Domains where the host surely delivers locally, for the backscatter probes: the same
+    /// without the guessed parent domain (an open relay would accept anything there).
+    local: Vec<String>,
+}
+
+fn learn_names(host: &Host, greeting: &Greeting, ptr: Option<&str>) -> OwnNames {
+    let banner = greeting
+        .banner
+        .lines
+        .first()
+        .and_then(|l| names::name_in(l));
+    let ehlo = greeting.ehlo.lines.first().and_then(|l| names::name_in(l));
+    let ptr = ptr.and_then(names::name_in);
+    let parent = host
+        .known_name
+        .clone()
+        .or_else(|| banner.clone())
+        .or_else(|| ehlo.clone())
+        .and_then(|n| names::parent_domain(&n));
+    let mut local = names::own_names([
+        host.known_name.as_deref(),
+        banner.as_deref(),
+        ehlo.as_deref(),
+        ptr.as_deref(),
+    ]);
+    let mut routing = local.clone();
+    if let Some(parent) = parent
+        && !routing.contains(&parent)
+    {
+        routing.push(parent);
+    }
+    for domain in &host.config.local_domains {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        for list in [&mut local, &mut routing] {
+            if !list.contains(&domain) {
+                list.push(domain.clone());
+            }
+        }
+    }
+    OwnNames { routing, local }
+}
+
+fn smtp_info(
+    host: &Host,
+    greeting: &Greeting,
+    failed_tls: Option<relayguard_core::scan::TlsInfo>,
+    names: &[String],
+) -> SmtpInfo {
+    let banner_text = greeting.banner.wire_lines().join("\n");
+    let ehlo_lines: Vec<String> = greeting.ehlo.lines.iter().skip(1).cloned().collect();
+    let plaintext = greeting.plaintext_ehlo.as_ref().unwrap_or(&greeting.ehlo);
+    let auth_before_tls = if host.implicit_tls {
+        Vec::new()
+    } else {
+        extension(plaintext, "AUTH")
+            .map(|mechs| {
+                mechs
+                    .split_ascii_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    SmtpInfo {
+        mta: host
+            .config
+            .rules
+            .identify_mta(&banner_text, &greeting.ehlo.lines)
+            .to_string(),
+        banner: banner_text,
+        ehlo: ehlo_lines,
+        helo_fallback: greeting.helo_fallback,
+        names: names.to_vec(),
+        starttls: extension(plaintext, "STARTTLS").is_some(),
+        auth_before_tls,
+        tls: greeting.tls.clone().or(failed_tls),
+    }
+}
+
+fn finish_unopened(
+    mut result: HostResult,
+    reason: OpenFailure,
+    banner: Option<Reply>,
+    transcript: Transcript,
+    host: &Host,
+) -> HostResult {
+    if let OpenFailure::NotSmtp(what) = &reason {
+        let finding_lines: Vec<TranscriptLine> =
+            transcript.lines.iter().take(10).cloned().collect();
+        result.findings = vec![findings::not_smtp(what, finding_lines, &host.config.rules)];
+    }
+    if let Some(banner) = banner {
+        let banner = banner.wire_lines().join("\n");
+        result.smtp = Some(SmtpInfo {
+            mta: host.config.rules.identify_mta(&banner, &[]).to_string(),
+            banner,
+            ..SmtpInfo::default()
+        });
+    }
+    result.error = Some(match reason {
+        OpenFailure::NoBanner(SessionError::Timeout(t)) => {
+            format!("no SMTP greeting within {t:?} (tarpit, or not SMTP)")
+        }
+        other => other.to_string(),
+    });
+    finish(result, transcript, host)
+}
+
+fn finish(mut result: HostResult, mut transcript: Transcript, host: &Host) -> HostResult {
+    // Sessions ran side by side; present each one's lines together, in session order.
+    transcript.lines.sort_by_key(|l| l.session);
+    result.transcript = transcript;
+    result.elapsed_ms = host.timing.started.elapsed().as_millis() as u64;
+    result
+}
