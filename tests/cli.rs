@@ -148,3 +148,75 @@ fn ctrl_c_writes_the_results_gathered_so_far() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     drop(tarpit);
 }
+
+#[test]
+fn ipv6_targets_are_swept_with_ipv6_address_literals() {
+    // A minimal relay-refusing server on [::1]; the vectors must use the IPv6 literal form.
+    let listener = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let _ = stream.write_all(b"220 v6.campus.test ESMTP\r\n");
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                let upper = line.to_ascii_uppercase();
+                let reply: &[u8] = if upper.starts_with("EHLO") {
+                    b"250 v6.campus.test\r\n"
+                } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+                    b"250 ok\r\n"
+                } else if upper.starts_with("QUIT") {
+                    let _ = stream.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    b"554 5.7.1 Relay access denied\r\n"
+                };
+                if stream.write_all(reply).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        }
+    });
+    let out = relayguard()
+        .args([
+            "sweep",
+            "--format",
+            "json",
+            "--no-progress",
+            "--no-dns",
+            "--sessions-per-host",
+            "1",
+        ])
+        .args(["--ports", &port.to_string(), "::1"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = &doc["hosts"][0];
+    assert_eq!(h["address"], "::1");
+    assert_eq!(h["state"], "open");
+    let tests = h["tests"].as_array().unwrap();
+    let literal = tests.iter().find(|t| t["id"] == "percent-hack-ip").unwrap();
+    assert_eq!(
+        literal["argument"],
+        "<relayguard-test%example.com@[IPv6:::1]>"
+    );
+    assert!(
+        tests
+            .iter()
+            .filter(|t| t["kind"] == "relay")
+            .all(|t| t["verdict"] == "refused"),
+        "{tests:#?}"
+    );
+    assert!(
+        !h["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "open-relay")
+    );
+    drop(server);
+}
