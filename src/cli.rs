@@ -12,6 +12,9 @@ pub struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
     pub log: String,
+    /// The registry database (sweeps are recorded there).
+    #[command(flatten)]
+    pub database: relayguard_registry::cli::DatabaseArgs,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -21,7 +24,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sweep address blocks for SMTP listeners and audit each one.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
+    /// The registry: registrations, networks, findings, the HTTP server, agent enrollment.
+    #[command(flatten)]
+    Registry(Box<relayguard_registry::cli::RegistryCommand>),
 }
 
 /// Output formats.
@@ -158,6 +164,12 @@ pub struct SweepArgs {
     /// Report closed and filtered ports too, not only open ones.
     #[arg(long)]
     pub all: bool,
+    /// Do not record the sweep in the registry database.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Name of this vantage point, recorded with the sweep.
+    #[arg(long, default_value = "local", value_name = "NAME")]
+    pub vantage: String,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

@@ -30,9 +30,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    let database = cli.database.url();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Sweep(args) => sweep_cmd::run(args).await,
+            Command::Sweep(args) => sweep_cmd::run(*args, &database).await,
+            Command::Registry(cmd) => relayguard_registry::cli::run(&database, *cmd)
+                .await
+                .map(|()| 0),
         }
     });
     match outcome {

@@ -26,6 +26,7 @@ fn sweep(block: &str, extra: &[&str]) -> Run {
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(env!("CARGO_BIN_EXE_relayguard"))
+        .env("RELAYGUARD_DATABASE", support::test_database())
         .args([
             "sweep",
             block,
@@ -168,6 +169,7 @@ fn compare_with_nmap_smtp_open_relay() {
         let nmap_s = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .env("RELAYGUARD_DATABASE", support::test_database())
             .args([
                 "sweep",
                 &addr,

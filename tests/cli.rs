@@ -11,7 +11,9 @@ use serde_json::Value;
 use support::{Personality, Postfix, scanner_source_addr};
 
 fn relayguard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_relayguard"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relayguard"));
+    command.env("RELAYGUARD_DATABASE", support::test_database());
+    command
 }
 
 #[test]

@@ -69,6 +69,7 @@ async fn blocklisted_hosts_are_found_through_the_given_resolver() {
     let pf = postfix.addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .env("RELAYGUARD_DATABASE", support::test_database())
             .args([
                 "sweep",
                 "--format",
@@ -164,6 +165,7 @@ async fn greeter(addr: &str) -> tokio::task::JoinHandle<()> {
 
 fn relayguard_blocking(args: Vec<String>) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .env("RELAYGUARD_DATABASE", support::test_database())
         .arg("sweep")
         .args(args)
         .output()

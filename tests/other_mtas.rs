@@ -2,6 +2,8 @@
 //! directory and run in a private mount namespace by tests/mta/*.sh; nothing is installed and
 //! every delivery ends in a blackhole or a local maildir). One sweep covers all of them.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -87,6 +89,7 @@ fn exim_and_opensmtpd_verdicts() {
     ];
 
     let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .env("RELAYGUARD_DATABASE", support::test_database())
         .args([
             "sweep",
             "--format",

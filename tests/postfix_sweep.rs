@@ -14,6 +14,7 @@ use support::{DOMAIN, Personality, Postfix, scanner_source_addr};
 /// Runs the CLI with quick timeouts and returns its output.
 fn relayguard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .env("RELAYGUARD_DATABASE", support::test_database())
         .arg("sweep")
         .args([
             "--connect-timeout",

@@ -1,1 +1,44 @@
-//! relayguard central registry (see issue 4): not started yet.
+//! relayguard-registry: the central registry of who may run a mail server on campus.
+//!
+//! It rebuilds seed 000's registration system (Nagoya 2000): registrations keyed by address with
+//! a role and an administrator, network blocks with owners, sweeps of the scanner reconciled into
+//! findings with a lifecycle, host-agent reports, exports for the firewall, an HTTP API and
+//! server-rendered pages. The store is SQLite by default and PostgreSQL at scale, same behaviour.
+//!
+//! The CLI mounts [`cli`]; the scanner's results come in through [`record_sweep`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod csv_io;
+pub mod error;
+pub mod export;
+pub mod model;
+pub mod pages;
+pub mod reconcile;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod token;
+
+pub use error::{Error, Result};
+pub use reconcile::record_sweep;
+pub use store::{Store, SweepMeta};
+
+/// The default database URL: `sqlite://` + a file in the user's data directory
+/// (`$XDG_DATA_HOME/relayguard/registry.db`, else `~/.local/share/relayguard/registry.db`).
+pub fn default_database_url() -> String {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    format!(
+        "sqlite://{}",
+        base.join("relayguard").join("registry.db").display()
+    )
+}

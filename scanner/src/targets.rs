@@ -334,6 +334,24 @@ impl TargetSet {
         })
     }
 
+    /// What the set covers, as addresses and inclusive `a-b` ranges with the exclusions already
+    /// cut out: the registry resolves findings only on addresses a sweep really looked at.
+    pub fn coverage(&self) -> Vec<String> {
+        let ranges = self.intervals.iter().map(|i| {
+            let (a, b) = (from_u128(i.start, i.v6), from_u128(i.end, i.v6));
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        });
+        let named = self
+            .named
+            .iter()
+            .flat_map(|n| n.addresses.iter().map(IpAddr::to_string));
+        ranges.chain(named).collect()
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -485,6 +503,21 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].ip.to_string(), "192.0.2.9");
         assert_eq!(all[0].name.as_deref(), Some("mx.campus.test"));
+    }
+
+    #[tokio::test]
+    async fn coverage_leaves_out_the_exclusions() {
+        let mut s = set(&["192.0.2.0/29", "2001:db8::1"], &["192.0.2.2"]).await;
+        s.add_named("mx.campus.test", ["198.51.100.7".parse().unwrap()]);
+        assert_eq!(
+            s.coverage(),
+            [
+                "192.0.2.0-192.0.2.1",
+                "192.0.2.3-192.0.2.7",
+                "2001:db8::1",
+                "198.51.100.7"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use relayguard_core::scan::HostResult;
+use relayguard_registry::{Store, SweepMeta, record_sweep};
 use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
 use tokio::sync::mpsc;
 
@@ -18,8 +19,8 @@ use crate::cli::{Format, SweepArgs};
 use crate::output::{self, Report, Summary};
 use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
 
-/// Runs the sweep and returns the exit code.
-pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
+/// Runs the sweep, records it in the registry at `database` and returns the exit code.
+pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     let prepared = setup::prepare(&args).await?;
     let mut out = open_output(args.output.as_deref())?;
     if args.list_targets {
@@ -36,8 +37,10 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
     let config = setup::sweep_config(&args, prepared.rules, prepared.dns)?;
     let targets = prepared.targets;
     let addresses = targets.len();
+    let coverage = targets.coverage();
 
-    let started_at = now_rfc3339();
+    let started = time::OffsetDateTime::now_utc();
+    let started_at = rfc3339(started);
     let progress = Arc::new(Progress::default());
     let bar = progress::progress_bar(&args, addresses.saturating_mul(args.ports.len() as u128));
     let ticker = bar
@@ -78,7 +81,7 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
             &Report {
                 relayguard_version: env!("CARGO_PKG_VERSION"),
                 started_at,
-                finished_at: now_rfc3339(),
+                finished_at: rfc3339(time::OffsetDateTime::now_utc()),
                 interrupted,
                 summary: &summary,
                 hosts: &hosts,
@@ -89,6 +92,25 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
         Format::Table => output::write_table(&mut out, &hosts, &zone_reports, &summary)?,
     }
     out.flush()?;
+    if !args.no_store {
+        if interrupted {
+            eprintln!("relayguard: an interrupted sweep is not recorded in the registry");
+        } else {
+            let meta = SweepMeta {
+                vantage: args.vantage.clone(),
+                targets: coverage,
+                ports: args.ports.clone(),
+                started_at: started.unix_timestamp(),
+                finished_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            };
+            let store = Store::open(database)
+                .await
+                .with_context(|| format!("opening the registry database {database}"))?;
+            record_sweep(&store, &meta, &hosts)
+                .await
+                .context("recording the sweep in the registry")?;
+        }
+    }
     Ok(if interrupted {
         EXIT_INTERRUPTED
     } else if summary.findings > 0 {
@@ -98,8 +120,8 @@ pub async fn run(args: SweepArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come and collecting
-/// them otherwise. Returns the results, sorted, and the targets and configuration back when the
+/// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come, and collecting
+/// them for the other formats and the registry. Returns the results, sorted, and the targets and configuration back when the
 /// sweep ran to its end (`None` when interrupted).
 async fn collect(
     args: &SweepArgs,
@@ -120,8 +142,12 @@ async fn collect(
     loop {
         tokio::select! {
             received = rx.recv() => match received {
-                Some(host) if args.format == Format::Jsonl => output::write_jsonl(out, &host)?,
-                Some(host) => hosts.push(host),
+                Some(host) => {
+                    if args.format == Format::Jsonl {
+                        output::write_jsonl(out, &host)?;
+                    }
+                    hosts.push(host);
+                }
                 None => break,
             },
             _ = &mut ctrl_c, if !interrupted => {
@@ -145,8 +171,7 @@ fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
     })
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -1,0 +1,210 @@
+//! Admin endpoints: registrations, networks, sweeps, findings, exports, agent enrollment.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use relayguard_core::scan::HostResult;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Admin;
+use super::{ApiError, AppState, parse_json, typed};
+use crate::error::Error;
+use crate::model::{HostInput, HostUpdate, Network, parse_address, today};
+use crate::store::{FindingFilter, SweepMeta, parse_severity};
+use crate::{csv_io, export};
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub(super) async fn list_hosts(_: Admin, State(s): State<AppState>) -> ApiResult {
+    Ok(Json(s.store.list_hosts().await?).into_response())
+}
+
+pub(super) async fn add_host(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let input: HostInput = parse_json(&body)?;
+    let host = input.validate(today())?;
+    s.store.add_host(&host).await?;
+    Ok((StatusCode::CREATED, Json(host)).into_response())
+}
+
+pub(super) async fn get_host(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    let host = s
+        .store
+        .get_host(&address)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("host {address}")))?;
+    let due = host.review_due().map(crate::model::format_date).ok();
+    let mut v = serde_json::to_value(&host).unwrap_or_default();
+    v["review_due"] = json!(due);
+    Ok(Json(v).into_response())
+}
+
+pub(super) async fn update_host(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let update: HostUpdate = parse_json(&body)?;
+    Ok(Json(s.store.update_host(&address, &update).await?).into_response())
+}
+
+pub(super) async fn remove_host(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    if s.store.remove_host(&address).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Error::NotFound(format!("host {address}")).into())
+    }
+}
+
+pub(super) async fn import_hosts(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let n = csv_io::import_hosts(&s.store, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
+}
+
+pub(super) async fn create_agent_token(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    let token = s.store.create_agent_token(&address).await?;
+    let address = parse_address(&address)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "address": address, "token": token })),
+    )
+        .into_response())
+}
+
+pub(super) async fn host_reports(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    Ok(Json(s.store.agent_reports(&address, 100).await?).into_response())
+}
+
+pub(super) async fn list_networks(_: Admin, State(s): State<AppState>) -> ApiResult {
+    Ok(Json(s.store.list_networks().await?).into_response())
+}
+
+pub(super) async fn add_network(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let net: Network = parse_json::<Network>(&body)?.validate()?;
+    s.store.add_network(&net).await?;
+    Ok((StatusCode::CREATED, Json(net)).into_response())
+}
+
+pub(super) async fn remove_network(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(cidr): Path<String>,
+) -> ApiResult {
+    if s.store.remove_network(&cidr).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Error::NotFound(format!("network {cidr}")).into())
+    }
+}
+
+/// The body of `POST /api/v1/sweeps`: what `relayguard sweep --registry URL` sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepUpload {
+    /// The sweep's description.
+    pub meta: SweepMeta,
+    /// Every host result of the sweep.
+    #[serde(default)]
+    pub results: Vec<HostResult>,
+}
+
+pub(super) async fn post_sweep(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let upload: SweepUpload = parse_json(&body)?;
+    let row = crate::record_sweep(&s.store, &upload.meta, &upload.results).await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+pub(super) async fn list_sweeps(_: Admin, State(s): State<AppState>) -> ApiResult {
+    Ok(Json(s.store.list_sweeps().await?).into_response())
+}
+
+pub(super) async fn get_sweep(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let n: i64 = id
+        .parse()
+        .map_err(|_| Error::Invalid(format!("invalid sweep id {id:?}")))?;
+    let row = s
+        .store
+        .get_sweep(n)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("sweep {n}")))?;
+    Ok(Json(row).into_response())
+}
+
+/// Builds a finding filter from query parameters (`status`, `severity`, `admin`, `address`).
+pub fn filter_from_query(q: &HashMap<String, String>) -> Result<FindingFilter, Error> {
+    let known = ["status", "severity", "admin", "address"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::Invalid(format!(
+            "unknown query parameter {k:?} (known: {})",
+            known.join(", ")
+        )));
+    }
+    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    Ok(FindingFilter {
+        status: match nonempty("status") {
+            None | Some("all") => None,
+            Some(v) => Some(v.parse()?),
+        },
+        min_severity: nonempty("severity").map(parse_severity).transpose()?,
+        admin: nonempty("admin").map(str::to_string),
+        address: nonempty("address").map(parse_address).transpose()?,
+    })
+}
+
+pub(super) async fn list_findings(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let filter = filter_from_query(&q)?;
+    s.store.refresh_registrations().await?;
+    Ok(Json(s.store.list_findings(&filter).await?).into_response())
+}
+
+pub(super) async fn export(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let hosts = s.store.list_hosts().await?;
+    Ok(match name.as_str() {
+        "hosts.csv" => typed("text/csv; charset=utf-8", csv_io::hosts_to_csv(&hosts)?),
+        "hosts.json" => typed("application/json", export::hosts_json(&hosts)),
+        "allowlist.txt" => typed("text/plain; charset=utf-8", export::allowlist_plain(&hosts)),
+        "allowlist.nft" => typed(
+            "text/plain; charset=utf-8",
+            export::allowlist_nftables(&hosts),
+        ),
+        other => {
+            return Err(Error::NotFound(format!(
+                "export {other:?} (available: hosts.csv, hosts.json, allowlist.txt, allowlist.nft)"
+            ))
+            .into());
+        }
+    })
+}

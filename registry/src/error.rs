@@ -1,0 +1,38 @@
+//! The registry's error type: every failure is either the caller's fault (a clear message that
+//! maps to a 4xx) or ours (a database problem that maps to a 500 and is logged).
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is invalid (bad address, e-mail, role, CIDR, CSV row, report…).
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The caller is known but not allowed to do this (e.g. an agent acting for another host).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The write would break a uniqueness rule (duplicate address, CIDR, report id).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed (connection, I/O, a bug in our SQL).
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // A unique violation that slipped past our explicit checks (a race between two writers)
+        // is still the caller's conflict, not a server failure.
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return Error::Conflict(format!("duplicate key: {}", db.message()));
+        }
+        Error::Database(e)
+    }
+}
+
+/// Shorthand for results of registry operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

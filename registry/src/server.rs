@@ -1,0 +1,103 @@
+//! Running the registry's HTTP(S) server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::{AppState, router};
+use crate::store::Store;
+
+/// Environment variable with admin tokens (comma- or newline-separated).
+pub const ADMIN_TOKENS_ENV: &str = "RELAYGUARD_ADMIN_TOKENS";
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain for HTTPS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key: Option<PathBuf>,
+    /// Admin bearer tokens.
+    pub admin_tokens: Vec<String>,
+}
+
+/// Reads admin tokens from a file (one per line, `#` comments) and/or [`ADMIN_TOKENS_ENV`].
+/// Tokens shorter than 16 characters are refused: they would be guessable.
+pub fn load_admin_tokens(file: Option<&std::path::Path>) -> anyhow::Result<Vec<String>> {
+    let mut text = String::new();
+    if let Some(f) = file {
+        text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading admin token file {}", f.display()))?;
+    }
+    if let Ok(v) = std::env::var(ADMIN_TOKENS_ENV) {
+        text.push('\n');
+        text.push_str(&v.replace(',', "\n"));
+    }
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
+        anyhow::bail!(
+            "admin token {}… is shorter than 16 characters",
+            short.chars().take(2).collect::<String>()
+        );
+    }
+    Ok(tokens)
+}
+
+/// Serves the API and pages until Ctrl-C / SIGTERM. Prints `listening on ADDR` to stdout once
+/// bound (tests and scripts wait for that line; port 0 picks a free port).
+pub async fn serve(store: Store, config: ServeConfig) -> anyhow::Result<()> {
+    if config.admin_tokens.is_empty() {
+        tracing::warn!(
+            "no admin tokens configured: only agent endpoints are usable (set {ADMIN_TOKENS_ENV})"
+        );
+    }
+    let app = router(AppState {
+        store,
+        admin_tokens: Arc::new(config.admin_tokens),
+    });
+    let tcp = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let local = tcp.local_addr()?;
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = crate::tls::server_config(cert, key)?;
+            println!("listening on https://{local}");
+            axum::serve(crate::tls::TlsListener::new(tcp, tls)?, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+        (None, None) => {
+            println!("listening on http://{local}");
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,333 @@
+//! Findings with a lifecycle (open → resolved → reopened), keyed by (address, port, kind).
+
+use std::fmt;
+use std::str::FromStr;
+
+use relayguard_core::Severity;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use super::{Store, get_i64, get_opt_i64, get_str};
+use crate::error::{Error, Result};
+
+/// Whether a finding still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingStatus {
+    /// Seen in the last sweep (or report, or registry check) that looked.
+    Open,
+    /// A later look no longer saw it.
+    Resolved,
+}
+
+impl FindingStatus {
+    /// The lower-case name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl FromStr for FindingStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "open" => Ok(FindingStatus::Open),
+            "resolved" => Ok(FindingStatus::Resolved),
+            other => Err(Error::Invalid(format!(
+                "invalid finding status {other:?} (expected open or resolved)"
+            ))),
+        }
+    }
+}
+
+/// What produced a finding, which decides what may resolve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSource {
+    /// A sweep observation: resolved by a later sweep that covers the address and port.
+    Sweep,
+    /// The registration itself (stale, expired): resolved by registry checks.
+    Registry,
+    /// A host agent's report: resolved by a later report.
+    Agent,
+}
+
+impl FindingSource {
+    /// The lower-case name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSource::Sweep => "sweep",
+            FindingSource::Registry => "registry",
+            FindingSource::Agent => "agent",
+        }
+    }
+}
+
+impl fmt::Display for FindingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a severity name (`info` … `critical`).
+pub fn parse_severity(s: &str) -> Result<Severity> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase())).map_err(|_| {
+        Error::Invalid(format!(
+            "invalid severity {s:?} (expected info, low, medium, high or critical)"
+        ))
+    })
+}
+
+/// One finding as stored, with the contact responsible for the address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingRow {
+    /// Row number.
+    pub id: i64,
+    /// Address.
+    pub address: String,
+    /// Port (0 for findings about the host or registration rather than a listener).
+    pub port: i64,
+    /// Kind id (core's kinds plus the registry's, see [`crate::reconcile`]).
+    pub kind: String,
+    /// What produced it.
+    pub source: FindingSource,
+    /// How urgent.
+    pub severity: Severity,
+    /// One sentence for a human (may quote attacker-controlled text: escape when rendering).
+    pub summary: String,
+    /// The proof, as JSON.
+    pub evidence: serde_json::Value,
+    /// Open or resolved.
+    pub status: FindingStatus,
+    /// First seen (Unix seconds).
+    pub first_seen: i64,
+    /// Last seen (Unix seconds).
+    pub last_seen: i64,
+    /// When it was resolved (Unix seconds).
+    pub resolved_at: Option<i64>,
+    /// The last sweep that saw it.
+    pub last_sweep: Option<i64>,
+    /// Who answers for the address: the registration's admin, else the network owner.
+    pub admin_email: Option<String>,
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingFilter {
+    /// Only this status.
+    pub status: Option<FindingStatus>,
+    /// Only this severity or worse.
+    pub min_severity: Option<Severity>,
+    /// Only findings whose responsible contact is this e-mail address (case-insensitive).
+    pub admin: Option<String>,
+    /// Only this address.
+    pub address: Option<String>,
+}
+
+pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
+    first_seen, last_seen, resolved_at, last_sweep";
+
+pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
+    Ok(FindingRow {
+        id: get_i64(r, "id")?,
+        address: get_str(r, "address")?,
+        port: get_i64(r, "port")?,
+        kind: get_str(r, "kind")?,
+        source: match get_str(r, "source")?.as_str() {
+            "registry" => FindingSource::Registry,
+            "agent" => FindingSource::Agent,
+            _ => FindingSource::Sweep,
+        },
+        severity: parse_severity(&get_str(r, "severity")?)?,
+        summary: get_str(r, "summary")?,
+        evidence: serde_json::from_str(&get_str(r, "evidence")?).unwrap_or_default(),
+        status: get_str(r, "status")?.parse()?,
+        first_seen: get_i64(r, "first_seen")?,
+        last_seen: get_i64(r, "last_seen")?,
+        resolved_at: get_opt_i64(r, "resolved_at")?,
+        last_sweep: get_opt_i64(r, "last_sweep")?,
+        admin_email: None,
+    })
+}
+
+/// Everything needed to open (or refresh) one finding.
+#[derive(Debug, Clone)]
+pub(crate) struct NewFinding {
+    pub address: String,
+    pub port: i64,
+    pub kind: String,
+    pub source: FindingSource,
+    pub severity: Severity,
+    pub summary: String,
+    pub evidence: serde_json::Value,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Opens the finding, or refreshes it (reopening a resolved one). Returns true when it was not
+/// open before, i.e. it counts as newly opened.
+pub(crate) async fn upsert_open(
+    tx: &mut Tx,
+    f: &NewFinding,
+    now: i64,
+    sweep: Option<i64>,
+) -> Result<bool> {
+    let prior = sqlx::query(
+        "SELECT id, status FROM findings WHERE address = $1 AND port = $2 AND kind = $3",
+    )
+    .bind(f.address.clone())
+    .bind(f.port)
+    .bind(f.kind.clone())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let evidence = f.evidence.to_string();
+    match prior {
+        None => {
+            sqlx::query(
+                "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
+                 first_seen, last_seen, resolved_at, last_sweep) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10)",
+            )
+            .bind(f.address.clone())
+            .bind(f.port)
+            .bind(f.kind.clone())
+            .bind(f.source.as_str())
+            .bind(f.severity.as_str())
+            .bind(f.severity as i64)
+            .bind(f.summary.clone())
+            .bind(evidence)
+            .bind(now)
+            .bind(sweep)
+            .execute(&mut **tx)
+            .await?;
+            Ok(true)
+        }
+        Some(row) => {
+            let id = get_i64(&row, "id")?;
+            let was_open = get_str(&row, "status")? == "open";
+            sqlx::query(
+                "UPDATE findings SET source = $1, severity = $2, severity_rank = $3, summary = $4, evidence = $5, \
+                 status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep) WHERE id = $8",
+            )
+            .bind(f.source.as_str())
+            .bind(f.severity.as_str())
+            .bind(f.severity as i64)
+            .bind(f.summary.clone())
+            .bind(evidence)
+            .bind(now)
+            .bind(sweep)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(!was_open)
+        }
+    }
+}
+
+/// Resolves the open finding with this key, if there is one. Returns whether one was resolved.
+pub(crate) async fn resolve_key(
+    tx: &mut Tx,
+    address: &str,
+    port: i64,
+    kind: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE findings SET status = 'resolved', resolved_at = $1 \
+         WHERE address = $2 AND port = $3 AND kind = $4 AND status = 'open'",
+    )
+    .bind(now)
+    .bind(address.to_string())
+    .bind(port)
+    .bind(kind.to_string())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Open findings from one source, as (id, address, port, kind).
+pub(crate) async fn open_from_source(
+    tx: &mut Tx,
+    source: FindingSource,
+) -> Result<Vec<(i64, String, i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, address, port, kind FROM findings WHERE status = 'open' AND source = $1",
+    )
+    .bind(source.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                get_i64(r, "id")?,
+                get_str(r, "address")?,
+                get_i64(r, "port")?,
+                get_str(r, "kind")?,
+            ))
+        })
+        .collect()
+}
+
+/// Resolves one finding by row number.
+pub(crate) async fn resolve_id(tx: &mut Tx, id: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE findings SET status = 'resolved', resolved_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Findings matching `filter`, most severe first, each with its responsible contact.
+    pub async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>> {
+        // Status and severity narrow the query in SQL; the contact is derived (registration,
+        // else longest-prefix network), so the admin filter runs afterwards.
+        let mut sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE severity_rank >= $1");
+        if filter.status.is_some() {
+            sql.push_str(" AND status = $2");
+        }
+        if filter.address.is_some() {
+            sql.push_str(if filter.status.is_some() {
+                " AND address = $3"
+            } else {
+                " AND address = $2"
+            });
+        }
+        sql.push_str(" ORDER BY severity_rank DESC, address, port, kind");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.min_severity.map(|s| s as i64).unwrap_or(0));
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(a) = &filter.address {
+            q = q.bind(crate::model::parse_address(a)?);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut out: Vec<FindingRow> = rows.iter().map(finding_from_row).collect::<Result<_>>()?;
+        let hosts = self.list_hosts().await?;
+        let nets = self.list_networks().await?;
+        for f in &mut out {
+            f.admin_email = hosts
+                .iter()
+                .find(|h| h.address == f.address)
+                .map(|h| h.admin_email.clone())
+                .or_else(|| {
+                    let ip = f.address.parse().ok()?;
+                    super::networks::most_specific(&nets, ip).map(|n| n.owner_email.clone())
+                });
+        }
+        if let Some(admin) = &filter.admin {
+            let admin = admin.trim();
+            out.retain(|f| {
+                f.admin_email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(admin))
+            });
+        }
+        Ok(out)
+    }
+}

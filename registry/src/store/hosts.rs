@@ -1,0 +1,157 @@
+//! Registrations (hosts) in the store.
+
+use sqlx::any::AnyRow;
+
+use super::{Store, get_i64, get_str};
+use crate::error::{Error, Result};
+use crate::model::{Host, HostUpdate, now_unix, parse_address, today};
+
+const COLUMNS: &str = "address, hostname, role, admin_name, admin_email, note, registered_on, reviewed_on, review_months, status";
+
+fn host_from_row(row: &AnyRow) -> Result<Host> {
+    Ok(Host {
+        address: get_str(row, "address")?,
+        hostname: get_str(row, "hostname")?,
+        role: get_str(row, "role")?.parse()?,
+        admin_name: get_str(row, "admin_name")?,
+        admin_email: get_str(row, "admin_email")?,
+        note: get_str(row, "note")?,
+        registered_on: get_str(row, "registered_on")?,
+        reviewed_on: get_str(row, "reviewed_on")?,
+        review_months: get_i64(row, "review_months")?,
+        status: get_str(row, "status")?.parse()?,
+    })
+}
+
+impl Store {
+    /// Adds a validated registration; a second registration of the same address is a conflict.
+    pub async fn add_host(&self, host: &Host) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_host(&mut tx, host).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds many registrations atomically: either all go in or none (used by CSV import).
+    pub async fn add_hosts(&self, hosts: &[Host]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for h in hosts {
+            insert_host(&mut tx, h).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// All registrations, ordered by address text.
+    pub async fn list_hosts(&self) -> Result<Vec<Host>> {
+        let sql = format!("SELECT {COLUMNS} FROM hosts ORDER BY address");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(host_from_row).collect()
+    }
+
+    /// The registration of `address`, if any (the address is validated first).
+    pub async fn get_host(&self, address: &str) -> Result<Option<Host>> {
+        let address = parse_address(address)?;
+        let sql = format!("SELECT {COLUMNS} FROM hosts WHERE address = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(host_from_row).transpose()
+    }
+
+    /// Applies a partial update and returns the new registration.
+    pub async fn update_host(&self, address: &str, update: &HostUpdate) -> Result<Host> {
+        let old = self
+            .get_host(address)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("host {}", address.trim())))?;
+        let new = update.apply(old, today())?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE hosts SET hostname = $1, role = $2, admin_name = $3, admin_email = $4, note = $5, \
+             reviewed_on = $6, review_months = $7, status = $8 WHERE address = $9",
+        )
+        .bind(new.hostname.clone())
+        .bind(new.role.as_str())
+        .bind(new.admin_name.clone())
+        .bind(new.admin_email.clone())
+        .bind(new.note.clone())
+        .bind(new.reviewed_on.clone())
+        .bind(new.review_months)
+        .bind(new.status.as_str())
+        .bind(new.address.clone())
+        .execute(&mut *tx)
+        .await?;
+        // A review or a role change may settle registry-derived findings at once, rather than
+        // waiting for the next sweep.
+        crate::reconcile::refresh_registration_findings(&mut tx, now_unix(), today()).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Removes a registration (its agent token and reports go with it). Returns whether it existed.
+    pub async fn remove_host(&self, address: &str) -> Result<bool> {
+        let address = parse_address(address)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM hosts WHERE address = $1")
+            .bind(address.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        // Findings about the registration itself make no sense once it is gone.
+        sqlx::query(
+            "UPDATE findings SET status = 'resolved', resolved_at = $1 \
+             WHERE address = $2 AND source = 'registry' AND status = 'open'",
+        )
+        .bind(now_unix())
+        .bind(address)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+async fn insert_host(tx: &mut sqlx::Transaction<'static, sqlx::Any>, host: &Host) -> Result<()> {
+    let exists = sqlx::query("SELECT 1 FROM hosts WHERE address = $1")
+        .bind(host.address.clone())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_some() {
+        return Err(Error::Conflict(format!(
+            "host {} is already registered",
+            host.address
+        )));
+    }
+    let sql =
+        format!("INSERT INTO hosts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(host.address.clone())
+        .bind(host.hostname.clone())
+        .bind(host.role.as_str())
+        .bind(host.admin_name.clone())
+        .bind(host.admin_email.clone())
+        .bind(host.note.clone())
+        .bind(host.registered_on.clone())
+        .bind(host.reviewed_on.clone())
+        .bind(host.review_months)
+        .bind(host.status.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Every registration, read inside a transaction (reconciliation needs a consistent view).
+pub(crate) async fn get_host_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<Vec<Host>> {
+    let sql = format!("SELECT {COLUMNS} FROM hosts ORDER BY address");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(host_from_row).collect()
+}

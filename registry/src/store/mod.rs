@@ -1,0 +1,187 @@
+//! The registry's database: one [`Store`] over SQLite (embedded default) or PostgreSQL.
+//!
+//! Queries are built at run time on sqlx's `Any` driver so one code path serves both backends
+//! (compile-time macros would tie us to one). The SQL is kept portable: `$N` placeholders (SQLite
+//! accepts them too), `ON CONFLICT`, `RETURNING`, and only 64-bit integers and text columns.
+
+mod agents;
+pub(crate) mod findings;
+mod hosts;
+mod migrate;
+pub(crate) mod networks;
+pub(crate) mod sweeps;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub(crate) use agents::report_flags as agents_flags;
+pub use agents::{AgentReportRow, ReportOutcome, report_flags};
+pub use findings::parse_severity;
+pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
+pub(crate) use hosts::get_host_rows;
+pub use networks::most_specific;
+pub use sweeps::Coverage;
+pub use sweeps::{SweepMeta, SweepRow};
+
+use crate::error::{Error, Result};
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A handle on the registry database; cheap to clone (it wraps a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating and migrating on first use) the database at `url`:
+    /// `sqlite://PATH` (or `sqlite:PATH`) or `postgres://…` / `postgresql://…`.
+    pub async fn open(url: &str) -> Result<Store> {
+        // Idempotent: guarded by a `Once` inside sqlx.
+        sqlx::any::install_default_drivers();
+
+        let (backend, connect_url) = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() || path == ":memory:" {
+                return Err(Error::Invalid(
+                    "an SQLite registry needs a file path (sqlite://PATH); in-memory databases are not shared between connections".into(),
+                ));
+            }
+            if let Some(parent) = Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Invalid(format!("cannot create directory {}: {e}", parent.display()))
+                })?;
+            }
+            // mode=rwc creates the file on first use.
+            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(Error::Invalid(format!(
+                "unsupported database URL {:?} (expected sqlite://PATH or postgres://…)",
+                redact(url)
+            )));
+        };
+
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            // SQLite allows one writer; a small pool avoids lock convoys. The pragmas are
+            // per-connection: foreign keys enforce cascades, FULL sync makes an acknowledged
+            // write durable even across power loss (kill -9 alone would only need NORMAL).
+            options = options.max_connections(4).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::raw_sql(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(8);
+        }
+        let pool = options.connect(&connect_url).await.map_err(|e| match e {
+            sqlx::Error::Database(_) => Error::from(e),
+            other => Error::Invalid(format!("cannot open database {}: {other}", redact(url))),
+        })?;
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file, set once: readers never block the writer.
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let store = Store { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Starts a write transaction; write transactions run one at a time on both backends.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction that reads first and writes
+    /// later cannot wait for the write lock (SQLITE_BUSY at once, whatever the busy timeout),
+    /// which concurrent API writers hit immediately. On PostgreSQL a transaction-scoped advisory
+    /// lock gives the same single-writer behaviour, so reconciliation's read-then-upsert steps
+    /// (and the missed-sweep counters) never interleave between two sweeps or reports.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7370502)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        })
+    }
+
+    /// Which engine this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool (for tests and maintenance).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Re-evaluates registry-level findings (overdue reviews) as of today; cheap, and called
+    /// before findings are listed so an expiry shows up without waiting for a sweep.
+    pub async fn refresh_registrations(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        crate::reconcile::refresh_registration_findings(
+            &mut tx,
+            crate::model::now_unix(),
+            crate::model::today(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes every connection (flushes nothing: every write is committed when it returns).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Hides the password of a database URL before it goes into a message.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn get_str(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+fn get_i64(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}

@@ -1,0 +1,83 @@
+//! Network blocks and their owners in the store.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Store, get_str};
+use crate::error::{Error, Result};
+use crate::model::{Network, parse_cidr};
+
+impl Store {
+    /// Adds a validated network block; the same CIDR twice is a conflict.
+    pub async fn add_network(&self, net: &Network) -> Result<()> {
+        let exists = sqlx::query("SELECT 1 FROM networks WHERE cidr = $1")
+            .bind(net.cidr.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_some() {
+            return Err(Error::Conflict(format!(
+                "network {} is already registered",
+                net.cidr
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO networks (cidr, owner_name, owner_email, note) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(net.cidr.clone())
+        .bind(net.owner_name.clone())
+        .bind(net.owner_email.clone())
+        .bind(net.note.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All network blocks, ordered by CIDR text.
+    pub async fn list_networks(&self) -> Result<Vec<Network>> {
+        let rows =
+            sqlx::query("SELECT cidr, owner_name, owner_email, note FROM networks ORDER BY cidr")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Network {
+                    cidr: get_str(r, "cidr")?,
+                    owner_name: get_str(r, "owner_name")?,
+                    owner_email: get_str(r, "owner_email")?,
+                    note: get_str(r, "note")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a network block; returns whether it existed.
+    pub async fn remove_network(&self, cidr: &str) -> Result<bool> {
+        let cidr = parse_cidr(cidr)?.to_string();
+        Ok(sqlx::query("DELETE FROM networks WHERE cidr = $1")
+            .bind(cidr)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// The most specific network block containing `address`, if any.
+    pub async fn network_for(&self, address: IpAddr) -> Result<Option<Network>> {
+        Ok(most_specific(&self.list_networks().await?, address).cloned())
+    }
+}
+
+/// The longest-prefix match for `address` among `nets` (a registry has few blocks: a scan is fine).
+pub fn most_specific(nets: &[Network], address: IpAddr) -> Option<&Network> {
+    nets.iter()
+        .filter_map(|n| {
+            n.cidr
+                .parse::<IpNet>()
+                .ok()
+                .filter(|p| p.contains(&address))
+                .map(|p| (p.prefix_len(), n))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, n)| n)
+}
