@@ -335,3 +335,62 @@ async fn helo_fallback_for_servers_without_ehlo() {
     assert_eq!(direct.verdict, Verdict::Accepted);
     let _: IpAddr = r.address;
 }
+
+#[tokio::test]
+async fn a_rate_limiting_server_is_not_hammered_and_the_verdict_says_incomplete() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    let addr = serve(|stream| async move {
+        let n = CONNECTIONS.fetch_add(1, Ordering::SeqCst);
+        let (read, mut write) = stream.into_split();
+        if n > 0 {
+            // Sendmail's ratecontrol: every connection after the first is refused.
+            let _ = write
+                .write_all(b"421 4.3.2 Connection rate limit exceeded.\r\n")
+                .await;
+            return;
+        }
+        let mut lines = BufReader::new(read).lines();
+        let _ = write
+            .write_all(b"220 busy.campus.test ESMTP Sendmail 8.17.1/8.17.1\r\n")
+            .await;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250 busy.campus.test\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            } else if upper.starts_with("VRFY") || upper.starts_with("EXPN") {
+                b"502 no\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            if write.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let r = audit_at(addr, Duration::from_secs(2)).await;
+    // The first refusal stops new sessions: at most one attempt per parallel relay session.
+    let connections = CONNECTIONS.load(Ordering::SeqCst);
+    assert!(connections <= 1 + 3, "{connections} connections");
+    let relay: Vec<_> = r
+        .tests
+        .iter()
+        .filter(|t| t.kind == TestKind::Relay)
+        .collect();
+    assert!(
+        relay.iter().all(|t| t.verdict == Verdict::Inconclusive),
+        "{relay:?}"
+    );
+    assert!(!kinds(&r).contains(&FindingKind::OpenRelay));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("relay verdict is incomplete") && n.contains("421 4.3.2")),
+        "{:?}",
+        r.notes
+    );
+}

@@ -13,12 +13,12 @@ mod run;
 pub(crate) use run::Done;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
-use relayguard_core::scan::{HostResult, PortState, SmtpInfo};
+use relayguard_core::scan::{HostResult, PortState, SmtpInfo, Verdict};
 use relayguard_core::{Transcript, TranscriptLine};
 use tokio::time::Instant;
 
@@ -87,6 +87,9 @@ struct Host {
     implicit_tls: bool,
     /// Set when a STARTTLS handshake failed: later sessions stay in plaintext.
     tls_broken: AtomicBool,
+    /// Set when the host refused a new session (a 421 rate limit, a 554, a failed connect):
+    /// later tests are not run rather than hammering it into a longer block.
+    refused: OnceLock<String>,
 }
 
 impl Host {
@@ -141,6 +144,7 @@ pub async fn audit(
         sessions: AtomicU32::new(0),
         implicit_tls: port == 465,
         tls_broken: AtomicBool::new(false),
+        refused: OnceLock::new(),
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
@@ -217,6 +221,16 @@ pub async fn audit(
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
         result.notes.extend(checks.inconclusive);
+    }
+    if let Some(why) = host.refused.get() {
+        let skipped = done
+            .iter()
+            .filter(|d| d.result.session == 0 && d.result.verdict == Verdict::Inconclusive)
+            .count();
+        result.notes.push(format!(
+            "{skipped} of {} tests did not run ({why}); the relay verdict is incomplete, sweep this host again later",
+            done.len()
+        ));
     }
     result.ptr = ptr;
     result.tests = done.into_iter().map(|d| d.result).collect();

@@ -82,11 +82,23 @@ pub(super) async fn run_sequence(
                 break;
             }
             if conn.is_none() {
+                if let Some(why) = host.refused.get() {
+                    out.push(inconclusive(
+                        &test,
+                        &format!("not run: {why}"),
+                        0,
+                        Vec::new(),
+                    ));
+                    break;
+                }
                 match host.open().await {
                     Ok((c, _)) => conn = Some(c),
                     Err(failed) => {
-                        let why = format!("could not open a session: {}", failed.reason);
+                        let why = format!("the server refused a new session: {}", failed.reason);
                         transcript.append(failed.transcript);
+                        // Stop here: each refused attempt can extend a rate-limit block
+                        // (Sendmail's ratecontrol, Postfix's anvil).
+                        let _ = host.refused.set(why.clone());
                         out.push(inconclusive(&test, &why, 0, Vec::new()));
                         break;
                     }

@@ -60,11 +60,9 @@ pub fn refuses_sender(reply: &Reply) -> bool {
     let code = reply
         .enhanced
         .is_some_and(|e| e.subject == 1 && matches!(e.detail, 7 | 8));
-    reply.class() >= 4
-        && (code
-            || text.contains("sender verif")
-            || text.contains("sender address rejected")
-            || text.contains("domain of sender address"))
+    // "Sender address rejected" (Postfix), "Domain of sender address … does not exist" and
+    // "Domain name required for sender address" (Sendmail, at RCPT with delay_checks).
+    reply.class() >= 4 && (code || text.contains("sender verif") || text.contains("sender address"))
 }
 
 /// 5.7.0/5.7.57 "authentication required" style refusals (RFC 4954, RFC 7504 era servers).
@@ -76,10 +74,13 @@ fn is_auth_required(reply: &Reply, text: &str) -> bool {
 /// Sendmail refuses senders whose domain does not resolve (5.1.8), Postfix may refuse unknown
 /// recipient domains (4.1.2) or null-MX domains (5.1.10): answers about DNS, not about relaying.
 fn is_unresolvable_domain(reply: &Reply, text: &str) -> bool {
-    let code = reply
-        .enhanced
-        .is_some_and(|e| e.subject == 1 && matches!(e.detail, 2 | 8 | 10));
+    // A temporary x.1.2/x.1.8 is a lookup that failed; a permanent 5.1.2 is also Sendmail's
+    // "Invalid route address" (a syntax refusal), so permanent ones count only by their words.
+    let code = reply.enhanced.is_some_and(|e| {
+        e.subject == 1 && (e.detail == 10 || (e.class == 4 && matches!(e.detail, 2 | 8)))
+    });
     let words = text.contains("domain not found")
+        || text.contains("does not resolve")
         || text.contains("domain of sender address")
         || text.contains("does not accept mail (nullmx)");
     code || words
@@ -92,7 +93,10 @@ fn is_greylisting(text: &str) -> bool {
 /// A 4xx that is a security/policy decision (enhanced 4.7.x, or "relay … denied" wording).
 fn is_policy_refusal(reply: &Reply, text: &str) -> bool {
     let policy = reply.enhanced.is_some_and(|e| e.subject == 7);
+    // Sendmail's "450 4.4.0 Relaying temporarily denied. Cannot resolve PTR record" is about a
+    // failed lookup of the client, not a decision.
     let relay_words = text.contains("relay")
+        && !text.contains("temporar")
         && (text.contains("denied")
             || text.contains("not permitted")
             || text.contains("not allowed"));
@@ -149,6 +153,40 @@ mod tests {
         assert_eq!(
             verdict("554 5.7.1 <u@ext.example>: Relay access denied"),
             Verdict::Refused
+        );
+    }
+
+    #[test]
+    fn sendmail_answers() {
+        // A syntax refusal with 5.1.2 is a refusal, not a DNS problem.
+        assert_eq!(
+            verdict("553 5.1.2 <u@ext.example@>... Invalid route address"),
+            Verdict::Refused
+        );
+        // Sender complaints at RCPT (delay_checks) say nothing about relaying.
+        let unqualified =
+            "553 5.5.4 <u@ext.example>... Domain name required for sender address relayguard-probe";
+        assert_eq!(verdict(unqualified), Verdict::Inconclusive);
+        let (reply, _) = parse_reply(format!("{unqualified}\r\n").as_bytes(), Limits::default())
+            .unwrap()
+            .unwrap();
+        assert!(refuses_sender(&reply));
+        // A failed lookup of the client's PTR, not a relay decision.
+        assert_eq!(
+            verdict(
+                "450 4.4.0 <u@ext.example>... Relaying temporarily denied. Cannot resolve PTR record for 127.66.0.1"
+            ),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            verdict(
+                "550 5.7.1 <u@ext.example>... Relaying denied. IP name lookup failed [127.66.0.1]"
+            ),
+            Verdict::Refused
+        );
+        assert_eq!(
+            verdict("451 4.1.8 Domain of sender address p@x.example does not resolve"),
+            Verdict::Inconclusive
         );
     }
 

@@ -1,0 +1,2 @@
+dnl # open: relays for anyone, to anywhere.
+FEATURE(`promiscuous_relay')dnl
