@@ -167,6 +167,16 @@ pub struct SweepArgs {
     /// Do not record the sweep in the registry database.
     #[arg(long)]
     pub no_store: bool,
+    /// Post the sweep to this remote registry (https://HOST:PORT) instead of the local database.
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
+    /// Admin token for --registry (default: $RELAYGUARD_TOKEN; a flag is visible to other users
+    /// in the process list, the environment is not).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to trust for --registry instead of the system store.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
     /// Name of this vantage point, recorded with the sweep.
     #[arg(long, default_value = "local", value_name = "NAME")]
     pub vantage: String,

@@ -3,6 +3,7 @@
 mod cli;
 mod output;
 mod sweep_cmd;
+mod upload;
 
 use std::process::ExitCode;
 

@@ -103,12 +103,32 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
                 started_at: started.unix_timestamp(),
                 finished_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             };
-            let store = Store::open(database)
-                .await
-                .with_context(|| format!("opening the registry database {database}"))?;
-            record_sweep(&store, &meta, &hosts)
-                .await
-                .context("recording the sweep in the registry")?;
+            match &args.registry {
+                Some(url) => {
+                    let token = args
+                        .token
+                        .clone()
+                        .or_else(|| std::env::var("RELAYGUARD_TOKEN").ok())
+                        .filter(|t| !t.is_empty())
+                        .context("--registry needs --token or $RELAYGUARD_TOKEN")?;
+                    crate::upload::post_sweep(
+                        url,
+                        &token,
+                        args.registry_ca.as_deref(),
+                        &meta,
+                        &hosts,
+                    )
+                    .await?;
+                }
+                None => {
+                    let store = Store::open(database)
+                        .await
+                        .with_context(|| format!("opening the registry database {database}"))?;
+                    record_sweep(&store, &meta, &hosts)
+                        .await
+                        .context("recording the sweep in the registry")?;
+                }
+            }
         }
     }
     Ok(if interrupted {

@@ -41,6 +41,14 @@ pub async fn prepare(args: &SweepArgs) -> anyhow::Result<Prepared> {
     for d in &args.local_domain {
         check_token("--local-domain", d)?;
     }
+    if args.registry.is_some()
+        && args.token.as_deref().unwrap_or_default().is_empty()
+        && std::env::var("RELAYGUARD_TOKEN")
+            .unwrap_or_default()
+            .is_empty()
+    {
+        bail!("--registry needs --token or $RELAYGUARD_TOKEN");
+    }
     if args.ports.is_empty() || args.ports.contains(&0) {
         bail!("--ports needs one or more ports between 1 and 65535");
     }

@@ -1,7 +1,7 @@
 //! The test plan for one host: which probes run in the first session and which relay vectors
 //! are spread over fresh ones.
 
-use rand::Rng;
+use rand::RngExt;
 use relayguard_core::scan::TestKind;
 
 use super::Host;
