@@ -37,6 +37,9 @@ pub enum AgentError {
     /// JSON (de)serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The registry could not be reached or refused a request.
+    #[error("registry: {0}")]
+    Registry(String),
 }
 
 impl AgentError {

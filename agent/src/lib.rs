@@ -20,6 +20,7 @@ pub mod harden;
 pub mod live;
 pub mod mta;
 pub mod output;
+pub mod registry;
 pub mod report;
 pub mod revert;
 pub mod root;

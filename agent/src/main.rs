@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use relayguard_agent::harden::{Mode, Role, apply, plan};
 use relayguard_agent::output;
+use relayguard_agent::registry::RegistryClient;
 use relayguard_agent::root::Root;
 use relayguard_agent::{AgentError, check, report, revert};
 
@@ -64,9 +65,12 @@ enum Cmd {
         /// disable: stop MTAs starting at boot; loopback-only: keep local mail, no network listener.
         #[arg(long, value_enum, default_value = "disable")]
         mode: ModeArg,
-        /// The host's role (until the registry client exists, it must be given).
+        /// The host's role, for offline use; otherwise it is fetched from --registry.
         #[arg(long, value_enum)]
         role: Option<RoleArg>,
+        /// Where to fetch the role from.
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Undo every change recorded in the journal, byte for byte.
     Revert {
@@ -74,7 +78,7 @@ enum Cmd {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
-    /// Write the versioned JSON report (HTTPS posting to the registry is not implemented yet).
+    /// Build the versioned JSON report; with --registry, spool it and send the spool.
     Report {
         /// Inspect this directory as `/`.
         #[arg(long, default_value = "/")]
@@ -82,10 +86,57 @@ enum Cmd {
         /// Write the report to this file (atomically).
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Also queue the report in this spool directory for a later upload.
-        #[arg(long)]
-        spool_dir: Option<PathBuf>,
+        /// Spool directory: reports wait here until the registry has acknowledged them.
+        #[arg(long, default_value = "/var/spool/relayguard-agent")]
+        spool_dir: PathBuf,
+        /// Where to send the report.
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
+}
+
+/// How to reach the registry.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// The registry, e.g. https://registry.campus.example:8025.
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// This host's registered address.
+    #[arg(long, value_name = "ADDR", requires = "registry")]
+    address: Option<String>,
+    /// File holding this host's agent token (default: $RELAYGUARD_AGENT_TOKEN).
+    #[arg(long, value_name = "FILE", requires = "registry")]
+    token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for the registry instead of the system store.
+    #[arg(long, value_name = "FILE", requires = "registry")]
+    ca: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The client, when --registry was given.
+    fn client(&self) -> Result<Option<RegistryClient>, AgentError> {
+        let Some(url) = &self.registry else {
+            return Ok(None);
+        };
+        let address = self.address.as_deref().ok_or_else(|| {
+            AgentError::Registry(
+                "--registry needs --address (this host's registered address)".into(),
+            )
+        })?;
+        let token = match &self.token_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map_err(|e| AgentError::io(f, e))?
+                .trim()
+                .to_string(),
+            None => std::env::var("RELAYGUARD_AGENT_TOKEN").unwrap_or_default(),
+        };
+        if token.is_empty() {
+            return Err(AgentError::Registry(
+                "no agent token: pass --token-file or set RELAYGUARD_AGENT_TOKEN".into(),
+            ));
+        }
+        RegistryClient::new(url, address, &token, self.ca.as_deref()).map(Some)
+    }
 }
 
 fn main() -> ExitCode {
@@ -122,13 +173,18 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             dry_run,
             mode,
             role,
+            registry,
         } => {
-            let role = match role {
-                Some(RoleArg::NonMail) => Role::NonMail,
-                Some(RoleArg::Mail) => Role::Mail,
-                None => {
+            let role = match (role, registry.client()?) {
+                (Some(RoleArg::NonMail), _) => Role::NonMail,
+                (Some(RoleArg::Mail), _) => Role::Mail,
+                (None, Some(client)) => match client.role()?.as_str() {
+                    "non-mail" => Role::NonMail,
+                    _ => Role::Mail,
+                },
+                (None, None) => {
                     return Err(AgentError::Refused(
-                        "host role unknown: the registry client is not implemented yet; pass --role non-mail on hosts that must not run a mail server".into(),
+                        "host role unknown: pass --registry URL --address ADDR (with a token), or --role non-mail offline".into(),
                     ));
                 }
             };
@@ -182,20 +238,37 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             root,
             output,
             spool_dir,
+            registry,
         } => {
+            let client = registry.client()?;
             let root = Root::new(root);
             let (result, _) = check(&root);
             let rep = report::build(&root, result)?;
-            if output.is_none() && spool_dir.is_none() {
-                println!("{}", serde_json::to_string_pretty(&rep)?);
+            if let Some(o) = &output {
+                report::write_file(o, &rep)?;
             }
-            if let Some(o) = output {
-                report::write_file(&o, &rep)?;
-            }
-            if let Some(d) = spool_dir {
-                let p = report::spool(&d, &rep)?;
-                println!("spooled {}", p.display());
-            }
+            let Some(client) = client else {
+                if output.is_none() {
+                    println!("{}", serde_json::to_string_pretty(&rep)?);
+                }
+                return Ok(0);
+            };
+            // Spool first: if the upload fails, the report waits for the next run.
+            report::spool(&spool_dir, &rep)?;
+            let sent = client.flush_spool(&spool_dir)?;
+            println!(
+                "sent {} report(s) to the registry{}",
+                sent.sent,
+                if sent.rejected > 0 {
+                    format!(
+                        "; {} rejected, kept in {}/rejected",
+                        sent.rejected,
+                        spool_dir.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
             Ok(0)
         }
     }
