@@ -4,7 +4,7 @@
 //! 2 = usage error; 3 = check found an MTA enabled at boot, running or listening;
 //! 4 = refused (e.g. host role is not non-mail).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -65,6 +65,9 @@ enum Cmd {
         /// disable: stop MTAs starting at boot; loopback-only: keep local mail, no network listener.
         #[arg(long, value_enum, default_value = "disable")]
         mode: ModeArg,
+        /// Also stop the MTA daemons running now (live system only, `--mode disable`).
+        #[arg(long)]
+        stop: bool,
         /// The host's role, for offline use; otherwise it is fetched from --registry.
         #[arg(long, value_enum)]
         role: Option<RoleArg>,
@@ -174,7 +177,18 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             mode,
             role,
             registry,
+            stop,
         } => {
+            if stop && root != Path::new("/") {
+                return Err(AgentError::Refused(
+                    "--stop acts on the running system: it cannot be combined with --root".into(),
+                ));
+            }
+            if stop && matches!(mode, ModeArg::LoopbackOnly) {
+                return Err(AgentError::Refused(
+                    "--stop is for --mode disable; restart the MTA to apply loopback-only".into(),
+                ));
+            }
             let role = match (role, registry.client()?) {
                 (Some(RoleArg::NonMail), _) => Role::NonMail,
                 (Some(RoleArg::Mail), _) => Role::Mail,
@@ -215,9 +229,27 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                     root.host(relayguard_agent::harden::journal::JOURNAL_PATH)
                         .display()
                 );
-                println!("running daemons were not stopped; stop them or reboot");
             }
-            Ok(0)
+            if !stop {
+                if !done.is_empty() {
+                    println!("running daemons were not stopped; use --stop, or reboot");
+                }
+                return Ok(0);
+            }
+            let stopped =
+                relayguard_agent::harden::stop::stop_running(std::time::Duration::from_secs(10));
+            let mut stuck = false;
+            for s in &stopped {
+                println!("stopped {:?}: {}", s.mta, s.actions.join(", "));
+                if !s.still_running.is_empty() {
+                    stuck = true;
+                    eprintln!(
+                        "warning: {:?} still running: pids {:?}",
+                        s.mta, s.still_running
+                    );
+                }
+            }
+            Ok(if stuck { 1 } else { 0 })
         }
         Cmd::Revert { root } => {
             let s = revert::revert(&Root::new(root))?;

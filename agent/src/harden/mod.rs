@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod journal;
 pub mod plan;
+pub mod stop;
 
 /// What `harden` aims for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
