@@ -238,9 +238,40 @@ async fn campus_zones_give_targets_and_mx_findings() {
     let _ = std::fs::remove_file(&state);
 
     // MX consistency: mx answers, mx2 does not, mx6 answers over IPv4 but not on its AAAA (::1).
+    // Registered: mx (consistent with DNS) and mail.campus.test at an address DNS disagrees with.
+    let zone_dir = std::env::temp_dir().join(format!("relayguard-zone-{}", std::process::id()));
+    std::fs::create_dir_all(&zone_dir).unwrap();
+    let database = format!("sqlite://{}/registry.db", zone_dir.display());
+    for (addr, name) in [
+        ("127.0.0.10", "mx.campus.test"),
+        ("192.0.2.99", "mail.campus.test"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .args([
+                "--database",
+                &database,
+                "hosts",
+                "add",
+                addr,
+                "--hostname",
+                name,
+            ])
+            .args(["--role", "mail-direct", "--admin-name", "Mail Admin"])
+            .args(["--admin-email", "mail@campus.test"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let mx = greeter("127.0.0.10:25").await;
     let mx6 = greeter("127.0.0.12:25").await;
     let args = [
+        "--database",
+        &database,
+        "sweep",
         "--zone",
         "campus.test",
         "--resolver",
@@ -251,9 +282,14 @@ async fn campus_zones_give_targets_and_mx_findings() {
     ]
     .map(String::from)
     .to_vec();
-    let out = tokio::task::spawn_blocking(move || relayguard_blocking(args))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -274,21 +310,27 @@ async fn campus_zones_give_targets_and_mx_findings() {
             )
         })
         .collect();
-    assert_eq!(found.len(), 2, "{found:#?}");
+    let has = |kind: &str, text: &str| found.iter().any(|(k, s)| k == kind && s.contains(text));
+    assert!(has("mx-not-answering", "mx2.campus.test"), "{found:#?}");
+    assert!(has("mx-ipv6-unreachable", "mx6.campus.test"), "{found:#?}");
+    assert!(has("mx-unregistered", "mx2.campus.test"), "{found:#?}");
+    assert!(has("mx-unregistered", "mx6.campus.test"), "{found:#?}");
     assert!(
-        found
-            .iter()
-            .any(|(k, s)| k == "mx-not-answering" && s.contains("mx2.campus.test")),
+        !has("mx-unregistered", "MX mx.campus.test"),
+        "registered: {found:#?}"
+    );
+    assert!(
+        has("registration-dns-mismatch", "mail.campus.test"),
         "{found:#?}"
     );
     assert!(
-        found
-            .iter()
-            .any(|(k, s)| k == "mx-ipv6-unreachable" && s.contains("mx6.campus.test")),
-        "{found:#?}"
+        !has("registration-dns-mismatch", "mx.campus.test"),
+        "consistent: {found:#?}"
     );
+    assert_eq!(found.len(), 5, "{found:#?}");
     for listener in [mx, mx6] {
         listener.abort();
         let _ = listener.await;
     }
+    let _ = std::fs::remove_dir_all(&zone_dir);
 }

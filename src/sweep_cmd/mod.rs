@@ -33,6 +33,16 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         out.flush()?;
         return Ok(0);
     }
+    // The local registry, opened before the sweep so a bad --database fails fast.
+    let store = if args.no_store || args.registry.is_some() {
+        None
+    } else {
+        Some(
+            Store::open(database)
+                .await
+                .with_context(|| format!("opening the registry database {database}"))?,
+        )
+    };
     let dns = prepared.dns.clone();
     let config = setup::sweep_config(&args, prepared.rules, prepared.dns)?;
     let targets = prepared.targets;
@@ -56,9 +66,17 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
 
     // Zone checks only after a sweep that ran to its end.
     let mut zone_reports = Vec::new();
-    if let (Some((targets, config)), Some(dns)) = (&finished, &dns) {
+    if let (Some((targets, config)), Some(dns)) = (&finished, &dns)
+        && !args.zone.is_empty()
+    {
+        let registrations = match &store {
+            Some(store) => Some(store.list_hosts().await.context("reading registrations")?),
+            None => None,
+        };
         for zone in &args.zone {
-            zone_reports.push(zones::check_zone(zone, &dns.dns, targets, config).await);
+            let report =
+                zones::check_zone(zone, &dns.dns, targets, config, registrations.as_deref()).await;
+            zone_reports.push(report);
         }
     }
     let interrupted = finished.is_none();
@@ -121,12 +139,11 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
                     .await?;
                 }
                 None => {
-                    let store = Store::open(database)
-                        .await
-                        .with_context(|| format!("opening the registry database {database}"))?;
-                    record_sweep(&store, &meta, &hosts)
-                        .await
-                        .context("recording the sweep in the registry")?;
+                    if let Some(store) = &store {
+                        record_sweep(store, &meta, &hosts)
+                            .await
+                            .context("recording the sweep in the registry")?;
+                    }
                 }
             }
         }

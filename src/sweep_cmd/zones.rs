@@ -1,18 +1,26 @@
 //! `--zone`: the MX consistency checks of campus zones, run after the sweep.
 
+use std::collections::HashSet;
+use std::net::IpAddr;
+
 use relayguard_core::scan::PortState;
+use relayguard_registry::model::{Host, HostStatus};
 use relayguard_scanner::discover;
 use relayguard_scanner::dns::Dns;
 use relayguard_scanner::{SweepConfig, TargetSet};
 
 use crate::output::ZoneReport;
 
-/// The MX checks of one campus zone. MX addresses in the exclusion list are not probed.
+/// The DNS checks of one campus zone: its MX targets (answering, over IPv6 too, registered as
+/// mail servers) and the registrations under it (name and address agree). MX addresses in the
+/// exclusion list are not probed. Without `registrations` (no local registry) the registration
+/// checks are skipped, with a note.
 pub async fn check_zone(
     zone: &str,
     dns: &Dns,
     targets: &TargetSet,
     config: &SweepConfig,
+    registrations: Option<&[Host]>,
 ) -> ZoneReport {
     let excluded = std::sync::Mutex::new(Vec::new());
     let probe = |addr: std::net::SocketAddr| {
@@ -40,15 +48,40 @@ pub async fn check_zone(
                 == PortState::Open
         }
     };
-    // Registrations come with the registry (issue 4); until then every MX counts as registered.
-    let checks = dns.mx_checks(zone, 25, &|_| true, probe).await;
+    let active = |h: &&Host| h.status == HostStatus::Active;
+    let mail_servers: HashSet<IpAddr> = registrations
+        .unwrap_or_default()
+        .iter()
+        .filter(active)
+        .filter(|h| h.role.is_mail())
+        .filter_map(|h| h.address.parse().ok())
+        .collect();
+    let registered = |ip: IpAddr| registrations.is_none() || mail_servers.contains(&ip);
+    let checks = dns.mx_checks(zone, 25, &registered, probe).await;
+    let mut findings = checks.findings;
     let mut notes = checks.inconclusive;
     for ip in excluded.into_inner().unwrap_or_default() {
         notes.push(format!("MX address {ip} is excluded and was not probed"));
     }
+    match registrations {
+        None => notes
+            .push("registrations not checked (no local registry: --registry or --no-store)".into()),
+        Some(hosts) => {
+            let suffix = format!(".{}", zone.trim_end_matches('.'));
+            for h in hosts.iter().filter(active) {
+                let in_zone = h.hostname.trim_end_matches('.').ends_with(&suffix)
+                    || h.hostname.trim_end_matches('.') == zone.trim_end_matches('.');
+                if let (true, Ok(ip)) = (in_zone, h.address.parse::<IpAddr>()) {
+                    let check = dns.registration_dns_check(&h.hostname, ip).await;
+                    findings.extend(check.findings);
+                    notes.extend(check.inconclusive);
+                }
+            }
+        }
+    }
     ZoneReport {
         zone: zone.to_string(),
-        findings: checks.findings,
+        findings,
         notes,
     }
 }

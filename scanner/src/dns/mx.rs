@@ -201,7 +201,13 @@ impl Dns {
             )),
         }
         let rname = reverse_name(ip);
-        match self.ptr(ip).await {
+        // Resolvers answer `localhost` for loopback reverse names (RFC 6761): nothing to learn.
+        let ptr = if ip.is_loopback() {
+            Err(DnsError::NotFound)
+        } else {
+            self.ptr(ip).await
+        };
+        match ptr {
             Ok(names) => {
                 log.note(format!("PTR {rname} -> {}.", names.join(". ")));
                 if !names.is_empty() && !names.contains(&name) {
