@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
+use support::report::host;
 use support::{Personality, Postfix, scanner_source_addr};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -47,15 +48,6 @@ async fn listed_host() -> tokio::task::JoinHandle<()> {
             });
         }
     })
-}
-
-fn host<'a>(doc: &'a Value, addr: &str) -> &'a Value {
-    doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["address"] == addr)
-        .unwrap_or_else(|| panic!("{addr} missing from {doc:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -120,7 +112,7 @@ async fn blocklisted_hosts_are_found_through_the_given_resolver() {
             .is_empty()
     );
 
-    let clean = host(&doc, &postfix.addr().to_string());
+    let clean = host(&doc, postfix.addr());
     assert!(
         clean["findings"]
             .as_array()

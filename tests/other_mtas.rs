@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use support::report::{host, kinds, tests_of};
 
 /// A running instance, stopped on drop.
 struct Mta {
@@ -45,32 +45,6 @@ impl Drop for Mta {
             .join(self.script);
         let _ = Command::new(path).args(["stop", &self.name]).status();
     }
-}
-
-fn host<'a>(doc: &'a Value, addr: &str) -> &'a Value {
-    doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["address"] == addr)
-        .unwrap_or_else(|| panic!("{addr} missing from {doc:#}"))
-}
-
-fn kinds(host: &Value) -> BTreeSet<String> {
-    host["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn relay_tests(host: &Value) -> impl Iterator<Item = &Value> {
-    host["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["kind"] == "relay")
 }
 
 #[test]
@@ -125,17 +99,17 @@ fn exim_and_opensmtpd_verdicts() {
     let h = host(&doc, &exim_closed.addr);
     assert!(!kinds(h).contains("open-relay"), "{:?}", kinds(h));
     assert!(
-        relay_tests(h).all(|t| t["verdict"] == "refused"),
+        tests_of(h, "relay").all(|t| t["verdict"] == "refused"),
         "{:#}",
         h["tests"]
     );
-    assert!(relay_tests(h).any(|t| t["reply"] == "550 relay not permitted"));
+    assert!(tests_of(h, "relay").any(|t| t["reply"] == "550 relay not permitted"));
 
     // Relays for senders in its own domains. The made-up probe sender fails Exim's sender
     // verification; retried as postmaster@HOST, the relay shows.
     let h = host(&doc, &exim_sender.addr);
     assert!(kinds(h).contains("open-relay"), "{:#}", h["tests"]);
-    let accepted: Vec<&Value> = relay_tests(h)
+    let accepted: Vec<&Value> = tests_of(h, "relay")
         .filter(|t| t["verdict"] == "accepted")
         .collect();
     assert!(
@@ -153,7 +127,7 @@ fn exim_and_opensmtpd_verdicts() {
     let h = host(&doc, &smtpd_closed.addr);
     assert_eq!(kinds(h), ["no-starttls".to_string()].into_iter().collect());
     assert!(
-        relay_tests(h).all(|t| t["verdict"] == "refused"),
+        tests_of(h, "relay").all(|t| t["verdict"] == "refused"),
         "{:#}",
         h["tests"]
     );

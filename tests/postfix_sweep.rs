@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::report::{host, kinds};
 use support::{DOMAIN, Personality, Postfix, scanner_source_addr};
 
 /// Runs the CLI with quick timeouts and returns its output.
@@ -40,24 +41,6 @@ fn sweep_json(targets: &[String], extra: &[&str]) -> (i32, Value) {
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("output is not JSON ({e}); stderr: {stderr}"));
     (out.status.code().expect("exited"), doc)
-}
-
-fn host(doc: &Value, addr: Ipv4Addr) -> &Value {
-    doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["address"] == addr.to_string())
-        .unwrap_or_else(|| panic!("{addr} missing from {doc:#}"))
-}
-
-fn kinds(host: &Value) -> BTreeSet<String> {
-    host["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The first test with this id.

@@ -9,11 +9,11 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use support::report::{host, kinds, tests_of};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mta/sendmail.sh")
@@ -52,32 +52,6 @@ impl Drop for Sendmail {
     fn drop(&mut self) {
         let _ = Command::new(script()).args(["stop", &self.name]).status();
     }
-}
-
-fn host<'a>(doc: &'a Value, addr: &str) -> &'a Value {
-    doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["address"] == addr)
-        .unwrap_or_else(|| panic!("{addr} missing from {doc:#}"))
-}
-
-fn kinds(host: &Value) -> BTreeSet<String> {
-    host["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn tests_of<'a>(host: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
-    host["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(move |t| t["kind"] == kind)
 }
 
 fn reply(t: &Value) -> &str {

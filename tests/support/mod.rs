@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod postfix;
+pub mod report;
 
 pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
 
