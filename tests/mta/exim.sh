@@ -40,46 +40,11 @@ BASE=/tmp/relayguard-mta
 PACKAGES=(exim4-daemon-light exim4-base exim4-config libidn12)
 EXIM_USER=Debian-exim
 
-die() { echo "exim.sh: error: $*" >&2; exit 1; }
-log() { echo "exim.sh: $*" >&2; }
-
-usage() {
-    sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^#   //' >&2
-    exit 2
-}
-
-need_root() {
-    [ "$(id -u)" = 0 ] || die "needs root (private mount namespace, port 25)"
-    for c in apt-get dpkg-deb unshare setsid flock mount; do
-        command -v "$c" >/dev/null || die "missing command: $c"
-    done
-}
+TOOL=exim.sh
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 valid_name() { [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$ ]] || die "bad instance name '$1'"; }
-
-# Fetch the .debs once (cache) and return their paths.
-fetch_debs() {
-    mkdir -p "$CACHE"
-    local p missing=()
-    for p in "${PACKAGES[@]}"; do
-        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "downloading ${missing[*]} into $CACHE"
-        (cd "$CACHE" && apt-get download "${missing[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) ||
-            die "apt-get download ${missing[*]} failed (run apt-get update?)"
-        for p in "${missing[@]}"; do
-            compgen -G "$CACHE/${p}_*.deb" >/dev/null || die "apt-get download did not produce $p"
-        done
-    fi
-}
-
-pid_alive() { # true while $1 exists and is not a zombie
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st:0:1}" != Z ]
-}
 
 # Free uid/gid (not in the host's passwd/group) for a private service user.
 free_id() {
@@ -88,15 +53,6 @@ free_id() {
         getent "$db" "$id" >/dev/null || { echo "$id"; return; }
     done
     die "no free id in 64900-64999 for $db"
-}
-
-banner_ok() { # $1 addr: true when ADDR:25 answers "220 "
-    local line
-    { exec 3<>"/dev/tcp/$1/25"; } 2>/dev/null || return 1
-    IFS= read -r -t 2 line <&3 || { exec 3<&- 3>&-; return 1; }
-    printf 'QUIT\r\n' >&3 2>/dev/null || true
-    exec 3<&- 3>&-
-    [[ $line == "220 "* ]]
 }
 
 do_stop() { # $1 name; caller holds the lock

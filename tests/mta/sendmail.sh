@@ -64,51 +64,18 @@ PACKAGES=(sendmail-bin sendmail-base sendmail-cf m4 libwrap0)
 SINKHOST=127.0.0.1
 SINKPORT=9
 
+TOOL=sendmail.sh
+BANNER_TIMEOUT=3
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
 die() {
     echo "sendmail.sh: error: $*" >&2
     # A failed start leaves nothing behind (alias, half-built directory).
     if [ -n "${STARTING:-}" ]; then local n=$STARTING; STARTING=; do_stop "$n"; fi
     exit 1
 }
-log() { echo "sendmail.sh: $*" >&2; }
-
-usage() {
-    sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^#   //' >&2
-    exit 2
-}
-
-need_root() {
-    [ "$(id -u)" = 0 ] || die "needs root (private mount namespace, port 25)"
-    for c in apt-get dpkg-deb unshare setsid flock mount ip; do
-        command -v "$c" >/dev/null || die "missing command: $c"
-    done
-}
-
 valid_name() { [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$ ]] || die "bad instance name '$1'"; }
-
-# Fetch the .debs once (cache).
-fetch_debs() {
-    mkdir -p "$CACHE"
-    local p missing=()
-    for p in "${PACKAGES[@]}"; do
-        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "downloading ${missing[*]} into $CACHE"
-        (cd "$CACHE" && apt-get download "${missing[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) ||
-            die "apt-get download ${missing[*]} failed (run apt-get update?)"
-        for p in "${missing[@]}"; do
-            compgen -G "$CACHE/${p}_*.deb" >/dev/null || die "apt-get download did not produce $p"
-        done
-    fi
-}
-
-pid_alive() { # true while $1 exists and is not a zombie
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st:0:1}" != Z ]
-}
 
 # Free uid/gid (in neither the host's passwd/group nor the private copies) for a service user.
 free_id() { # $1 private passwd, $2 private group
@@ -119,15 +86,6 @@ free_id() { # $1 private passwd, $2 private group
         echo "$id"; return
     done
     die "no free id in 64900-64999"
-}
-
-banner_ok() { # $1 addr: true when ADDR:25 answers "220 " (read from 127.0.0.1: no greet pause)
-    local line
-    { exec 3<>"/dev/tcp/$1/25"; } 2>/dev/null || return 1
-    IFS= read -r -t 3 line <&3 || { exec 3<&- 3>&-; return 1; }
-    printf 'QUIT\r\n' >&3 2>/dev/null || true
-    exec 3<&- 3>&-
-    [[ $line == "220 "* ]]
 }
 
 do_stop() { # $1 name; caller holds the lock
@@ -303,12 +261,12 @@ cmd=${1:-}
 case $cmd in
     start)
         [ $# -eq 4 ] || usage
-        need_root; valid_name "$2"
+        need_root ip; valid_name "$2"
         with_lock "$2" do_start "$2" "$3" "$4"
         ;;
     stop)
         [ $# -eq 2 ] || usage
-        need_root
+        need_root ip
         if [ "$2" = all ]; then
             for d in "$BASE"/*/sendmail.cf; do
                 [ -e "$d" ] || continue
