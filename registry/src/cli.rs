@@ -74,6 +74,8 @@ pub enum RegistryCommand {
     /// Host-agent enrollment.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// E-mail each host admin a digest of new, changed and resolved findings with the fix.
+    Notify(NotifyArgs),
 }
 
 /// `hosts …`
@@ -270,6 +272,41 @@ pub struct ServeArgs {
     pub admin_token_file: Option<PathBuf>,
 }
 
+/// `notify`
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Write the messages as .eml files instead of sending them; records nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory for --dry-run's .eml files [default: ./notify-out].
+    #[arg(long, requires = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// SMTP server: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub smtp: Option<String>,
+    /// Require STARTTLS on an smtp:// server (certificate verified).
+    #[arg(long, requires = "smtp")]
+    pub starttls: bool,
+    /// SMTP AUTH user name (needs --smtp-password-file).
+    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
+    pub smtp_user: Option<String>,
+    /// File holding the SMTP AUTH password (first line).
+    #[arg(long, requires = "smtp_user")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender: ADDR or "Name <ADDR>" (required when sending).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Language of the messages.
+    #[arg(long, value_enum, default_value_t)]
+    pub lang: crate::notify::Lang,
+    /// The security team's address, for findings with no registered admin and no network owner.
+    #[arg(long)]
+    pub fallback: Option<String>,
+    /// Days after which findings still open are reported again (0: never).
+    #[arg(long, default_value_t = 7)]
+    pub reminder_days: u32,
+}
+
 /// `agents …`
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
@@ -312,6 +349,7 @@ pub async fn run_to(
             )
             .await
         }
+        RegistryCommand::Notify(a) => crate::notify::run_cli(&store, a, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;

@@ -16,6 +16,7 @@ pub mod csv_io;
 pub mod error;
 pub mod export;
 pub mod model;
+pub mod notify;
 pub mod pages;
 pub mod reconcile;
 pub mod server;

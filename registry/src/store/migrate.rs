@@ -9,9 +9,18 @@ use super::{Backend, Store};
 use crate::error::Result;
 
 /// (version, SQL) for SQLite, in order.
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_notices.sql")),
+];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_notices.sql"),
+    ),
+];
 
 /// Applies every migration not applied yet, each in its own transaction.
 pub(super) async fn run(store: &Store) -> Result<()> {

@@ -1,0 +1,95 @@
+//! What was sent: the `notices` and `notice_findings` tables (migration 0002).
+
+use std::collections::HashMap;
+
+use relayguard_core::Severity;
+use sqlx::Row;
+
+use crate::error::Result;
+use crate::store::{FindingStatus, Store};
+
+/// The last notice that told an admin about a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastNotice {
+    /// The finding's status as reported.
+    pub status: FindingStatus,
+    /// The finding's severity as reported (lower-case name).
+    pub severity: String,
+    /// When the notice was sent (Unix seconds).
+    pub sent_at: i64,
+}
+
+/// The latest notice per (admin e-mail in lower case, finding id).
+pub async fn last_notices(store: &Store) -> Result<HashMap<(String, i64), LastNotice>> {
+    let rows = sqlx::query(
+        "SELECT n.admin_email, n.sent_at, nf.finding_id, nf.status_at_notice, nf.severity_at_notice \
+         FROM notice_findings nf JOIN notices n ON n.id = nf.notice_id ORDER BY n.sent_at, n.id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = HashMap::new();
+    for r in &rows {
+        let admin: String = r.try_get("admin_email")?;
+        let finding: i64 = r.try_get("finding_id")?;
+        let status: String = r.try_get("status_at_notice")?;
+        out.insert(
+            (admin.to_ascii_lowercase(), finding),
+            LastNotice {
+                status: status.parse()?,
+                severity: r.try_get("severity_at_notice")?,
+                sent_at: r.try_get("sent_at")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Records one sent notice and the findings it reported, atomically. Returns the notice id.
+pub async fn record(
+    store: &Store,
+    admin_email: &str,
+    message_id: &str,
+    sent_at: i64,
+    findings: &[(i64, FindingStatus, Severity)],
+) -> Result<i64> {
+    let mut tx = store.begin_write().await?;
+    let row = sqlx::query(
+        "INSERT INTO notices (admin_email, message_id, sent_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(admin_email.to_ascii_lowercase())
+    .bind(message_id.to_string())
+    .bind(sent_at)
+    .fetch_one(&mut *tx)
+    .await?;
+    let id: i64 = row.try_get(0)?;
+    for (finding, status, severity) in findings {
+        sqlx::query(
+            "INSERT INTO notice_findings (notice_id, finding_id, status_at_notice, severity_at_notice) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (notice_id, finding_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(*finding)
+        .bind(status.as_str())
+        .bind(severity.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Every recorded notice as (admin e-mail, message id, sent at), oldest first.
+pub async fn list_notices(store: &Store) -> Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query("SELECT admin_email, message_id, sent_at FROM notices ORDER BY id")
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("admin_email")?,
+                r.try_get("message_id")?,
+                r.try_get("sent_at")?,
+            ))
+        })
+        .collect()
+}

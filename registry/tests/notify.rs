@@ -1,0 +1,625 @@
+//! `relayguard notify` end to end: digests delivered by lettre to a real Postfix that files them
+//! in a Maildir, parsed back with `mailparse`; plus dry runs into .eml files.
+
+mod common;
+#[path = "notify_sink.rs"]
+mod notify_sink;
+
+use std::path::Path;
+
+use mailparse::{MailHeaderMap, ParsedMail};
+use relayguard_core::scan::HostResult;
+use relayguard_registry::cli::{NotifyArgs, RegistryCommand, run_to};
+use relayguard_registry::model::{Host, HostStatus, Network, Role, format_date, now_unix, today};
+use relayguard_registry::notify::{Delivery, Lang, NotifyOptions, notify, sent};
+use relayguard_registry::{Store, SweepMeta, record_sweep};
+use serde_json::json;
+
+use notify_sink::MaildirSink;
+
+const ALICE: &str = "alice@lab.example.ac.jp";
+const BOB: &str = "bob@lab.example.ac.jp";
+const OWNER: &str = "owner@net.example.ac.jp";
+const SOC: &str = "soc@soc.example.ac.jp";
+const FROM: &str = "relayguard <relayguard@soc.example.ac.jp>";
+const DOMAINS: &[&str] = &[
+    "lab.example.ac.jp",
+    "net.example.ac.jp",
+    "soc.example.ac.jp",
+];
+/// What an injected header would deliver to; not a domain the sink accepts.
+const INJECTED: &str = "attacker@evil.example";
+
+fn host(address: &str, name: &str, role: Role, admin_name: &str, admin_email: &str) -> Host {
+    let d = format_date(today());
+    Host {
+        address: address.into(),
+        hostname: name.into(),
+        role,
+        admin_name: admin_name.into(),
+        admin_email: admin_email.into(),
+        note: String::new(),
+        registered_on: d.clone(),
+        reviewed_on: d,
+        review_months: 6,
+        status: HostStatus::Active,
+    }
+}
+
+fn line(session: u32, dir: &str, text: &str) -> serde_json::Value {
+    json!({ "session": session, "ms": 5, "dir": dir, "text": text })
+}
+
+/// A port-25 result that spoke SMTP as `mta`, with `findings` (core's JSON shape).
+fn result(address: &str, mta: &str, findings: serde_json::Value) -> HostResult {
+    serde_json::from_value(json!({
+        "address": address,
+        "port": 25,
+        "state": "open",
+        "smtp": { "banner": format!("220 mx ESMTP {mta}"), "mta": mta, "starttls": false },
+        "tests": [],
+        "findings": findings,
+        "transcript": { "lines": [] },
+        "elapsed_ms": 42
+    }))
+    .expect("valid HostResult JSON")
+}
+
+fn open_relay() -> serde_json::Value {
+    json!({
+        "kind": "open-relay",
+        "severity": "critical",
+        "summary": "accepted 1 of 16 relay tests without authentication (plain-external)",
+        "evidence": {
+            "tests": ["plain-external"],
+            "transcript": [
+                line(2, "client", "EHLO relayguard.invalid"),
+                line(2, "server", "250 mx"),
+                line(2, "client", "MAIL FROM:<relaytest@relayguard.invalid>"),
+                line(2, "server", "250 2.1.0 Ok"),
+                line(2, "client", "RCPT TO:<victim@external.example>"),
+                line(2, "server", "250 2.1.5 Ok"),
+                line(2, "client", "RSET"),
+                line(2, "server", "250 2.0.0 Ok")
+            ]
+        }
+    })
+}
+
+fn backscatter() -> serde_json::Value {
+    json!({
+        "kind": "backscatter-source",
+        "severity": "high",
+        "summary": "accepts mail for unknown local users at RCPT (<zz9q@lab.example.ac.jp>); it will bounce spam to forged senders",
+        "evidence": {
+            "tests": ["backscatter"],
+            "transcript": [
+                line(3, "client", "MAIL FROM:<>"),
+                line(3, "server", "250 OK"),
+                line(3, "client", "RCPT TO:<zz9q@lab.example.ac.jp>"),
+                line(3, "server", "250 Accepted")
+            ]
+        }
+    })
+}
+
+fn meta(targets: &[&str]) -> SweepMeta {
+    let now = now_unix();
+    SweepMeta {
+        vantage: "campus-core".into(),
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        ports: vec![25],
+        started_at: now - 5,
+        finished_at: now,
+    }
+}
+
+/// Alice runs an open Postfix relay (10.1.0.10) and a non-mail host answering with Sendmail
+/// (10.1.0.11); Bob (whose registered name carries CR/LF and a Bcc header) runs an Exim that
+/// accepts unknown recipients; 10.2.3.4 is unregistered qmail relaying in the owner's block;
+/// 192.0.2.50 is in no block at all (fallback).
+async fn seed(store: &Store) {
+    store
+        .add_host(&host(
+            "10.1.0.10",
+            "mx1.lab.example.ac.jp",
+            Role::MailDirect,
+            "Alice Sato",
+            ALICE,
+        ))
+        .await
+        .unwrap();
+    store
+        .add_host(&host(
+            "10.1.0.11",
+            "pc11.lab.example.ac.jp",
+            Role::NonMail,
+            "Alice Sato",
+            ALICE,
+        ))
+        .await
+        .unwrap();
+    store
+        .add_host(&host(
+            "10.1.0.20",
+            "mx2.lab.example.ac.jp",
+            Role::MailDirect,
+            &format!("Bob\r\nBcc: {INJECTED}\r\nX-Injected: yes"),
+            BOB,
+        ))
+        .await
+        .unwrap();
+    store
+        .add_network(&Network {
+            cidr: "10.2.0.0/16".into(),
+            owner_name: "Network Owner".into(),
+            owner_email: OWNER.into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+    let results = vec![
+        result("10.1.0.10", "postfix", json!([open_relay()])),
+        result("10.1.0.11", "sendmail", json!([])),
+        result("10.1.0.20", "exim", json!([backscatter()])),
+        result("10.2.3.4", "qmail", json!([open_relay()])),
+        result("192.0.2.50", "exchange", json!([])),
+    ];
+    record_sweep(store, &meta(&["10.0.0.0/8", "192.0.2.0/24"]), &results)
+        .await
+        .unwrap();
+}
+
+fn args() -> NotifyArgs {
+    NotifyArgs {
+        dry_run: false,
+        out: None,
+        smtp: None,
+        starttls: false,
+        smtp_user: None,
+        smtp_password_file: None,
+        from: Some(FROM.into()),
+        lang: Lang::En,
+        fallback: Some(SOC.into()),
+        reminder_days: 7,
+    }
+}
+
+async fn run(url: &str, a: NotifyArgs) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    run_to(url, RegistryCommand::Notify(a), &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// A delivered message, parsed.
+struct Mail {
+    raw: String,
+    delivered_to: Vec<String>,
+    to: String,
+    subject: String,
+    text: String,
+    html: String,
+}
+
+fn parse(raw: &[u8]) -> Mail {
+    let m = mailparse::parse_mail(raw).expect("parse message");
+    fn part(m: &ParsedMail<'_>, ctype: &str) -> String {
+        if m.ctype.mimetype == ctype {
+            return m.get_body().unwrap();
+        }
+        m.subparts
+            .iter()
+            .map(|p| part(p, ctype))
+            .find(|s| !s.is_empty())
+            .unwrap_or_default()
+    }
+    assert_eq!(m.ctype.mimetype, "multipart/alternative");
+    Mail {
+        raw: String::from_utf8_lossy(raw).into_owned(),
+        delivered_to: m.headers.get_all_values("Delivered-To"),
+        to: m.headers.get_first_value("To").unwrap_or_default(),
+        subject: m.headers.get_first_value("Subject").unwrap_or_default(),
+        text: part(&m, "text/plain"),
+        html: part(&m, "text/html"),
+    }
+}
+
+fn for_addr<'a>(mails: &'a [Mail], addr: &str) -> Vec<&'a Mail> {
+    mails
+        .iter()
+        .filter(|m| m.delivered_to.iter().any(|d| d == addr))
+        .collect()
+}
+
+/// The header block (Maildir files have LF line endings, .eml files CRLF).
+fn headers(raw: &str) -> String {
+    let raw = raw.replace("\r\n", "\n");
+    raw.split("\n\n").next().unwrap_or_default().to_string()
+}
+
+// Blocking calls (starting Postfix, polling the Maildir) run on the multi-thread runtime's
+// worker; the notify run they wait for is already finished, so nothing starves.
+async fn full_flow(kind: common::Kind) {
+    let sink = MaildirSink::start(DOMAINS);
+    let ts = common::open(kind).await;
+    seed(&ts.store).await;
+    let smtp = || NotifyArgs {
+        smtp: Some(sink.smtp_url()),
+        ..args()
+    };
+
+    // Without a fallback, the finding in no block has nobody to go to: a clear error, nothing sent.
+    let err = run(
+        &ts.url,
+        NotifyArgs {
+            fallback: None,
+            ..smtp()
+        },
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("192.0.2.50") && msg.contains("--fallback"),
+        "{msg}"
+    );
+    assert!(sent::list_notices(&ts.store).await.unwrap().is_empty());
+
+    // First run: one digest per responsible address.
+    let out = run(&ts.url, smtp()).await.unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("sent ")).count(),
+        4,
+        "{out}"
+    );
+    let mails: Vec<Mail> = sink.wait_for(4).iter().map(|r| parse(r)).collect();
+    assert_eq!(mails.len(), 4);
+    for m in &mails {
+        assert_eq!(
+            m.delivered_to.len(),
+            1,
+            "one recipient per message:\n{}",
+            headers(&m.raw)
+        );
+        assert!(
+            m.subject
+                .starts_with("[relayguard] Mail server findings on your hosts"),
+            "{}",
+            m.subject
+        );
+        assert!(
+            !headers(&m.raw).to_ascii_lowercase().contains("\nbcc:"),
+            "{}",
+            headers(&m.raw)
+        );
+        assert!(
+            !headers(&m.raw).contains("X-Injected"),
+            "{}",
+            headers(&m.raw)
+        );
+        assert!(
+            m.raw.contains("Message-ID: <relayguard."),
+            "{}",
+            headers(&m.raw)
+        );
+    }
+    assert!(
+        !sink.log().contains(INJECTED),
+        "an injected Bcc reached the envelope:\n{}",
+        sink.log()
+    );
+
+    // Alice: her two hosts only; the open relay with its MAIL/RCPT evidence and the Postfix fix;
+    // the non-mail host with how to stop Sendmail at boot.
+    let alice = for_addr(&mails, ALICE);
+    assert_eq!(alice.len(), 1);
+    let a = alice[0];
+    assert!(
+        a.to.contains("Alice Sato") && a.to.contains(ALICE),
+        "{}",
+        a.to
+    );
+    assert!(
+        a.subject.contains("2 new, 0 resolved, 2 open"),
+        "{}",
+        a.subject
+    );
+    for needle in [
+        "10.1.0.10 (mx1.lab.example.ac.jp, mail-direct)",
+        "10.1.0.11 (pc11.lab.example.ac.jp, non-mail)",
+        "[critical] open-relay (port 25) - new",
+        "C: MAIL FROM:<relaytest@relayguard.invalid>",
+        "C: RCPT TO:<victim@external.example>",
+        "S: 250 2.1.5 Ok",
+        "Detected mail server: postfix",
+        "Detected mail server: sendmail",
+        "How to fix it (Postfix):",
+        "smtpd_relay_restrictions = permit_mynetworks",
+        "non-mail-host-listening",
+        "This host should not run a mail server",
+        "systemctl mask postfix",
+        "sendmail_enable=\"NONE\"",
+        "update-rc.d sendmail disable",
+    ] {
+        assert!(
+            a.text.contains(needle),
+            "alice's text lacks {needle:?}:\n{}",
+            a.text
+        );
+    }
+    assert!(
+        !a.text.contains("EHLO relayguard.invalid"),
+        "only MAIL/RCPT lines are quoted"
+    );
+    for other in ["10.1.0.20", "10.2.3.4", "192.0.2.50"] {
+        assert!(
+            !a.text.contains(other) && !a.html.contains(other),
+            "alice sees {other}"
+        );
+    }
+    assert!(
+        a.html.contains("RCPT TO:&lt;victim@external.example&gt;"),
+        "{}",
+        a.html
+    );
+    assert!(!a.html.contains("<victim@"), "HTML not escaped");
+
+    // Bob: his Exim backscatter; the CR/LF in his registered name stays inside the To header.
+    let bob = for_addr(&mails, BOB);
+    assert_eq!(bob.len(), 1);
+    let b = bob[0];
+    assert!(b.to.contains("Bob") && b.to.contains(BOB), "{}", b.to);
+    assert!(
+        b.text
+            .contains("Hello Bob Bcc: attacker@evil.example X-Injected: yes,"),
+        "{}",
+        b.text
+    );
+    for needle in [
+        "backscatter-source",
+        "C: RCPT TO:<zz9q@lab.example.ac.jp>",
+        "S: 250 Accepted",
+        "How to fix it (Exim):",
+        "verify = recipient",
+        "relay_from_hosts",
+    ] {
+        assert!(
+            b.text.contains(needle),
+            "bob's text lacks {needle:?}:\n{}",
+            b.text
+        );
+    }
+    assert!(
+        b.html.contains("(&lt;zz9q@lab.example.ac.jp&gt;)"),
+        "{}",
+        b.html
+    );
+    assert!(!b.text.contains("10.1.0.10"));
+
+    // The network owner: the unregistered qmail relay in 10.2.0.0/16.
+    let owner = for_addr(&mails, OWNER);
+    assert_eq!(owner.len(), 1);
+    let o = owner[0];
+    for needle in [
+        "10.2.0.0/16",
+        "10.2.3.4",
+        "open-relay",
+        "unregistered-mta",
+        "How to fix it (qmail):",
+        "rcpthosts",
+        "tcp.smtp",
+        "systemctl mask",
+    ] {
+        assert!(
+            o.text.contains(needle),
+            "owner's text lacks {needle:?}:\n{}",
+            o.text
+        );
+    }
+    // The security team: the host in no block (an Exchange: generic text plus how to stop it).
+    let soc = for_addr(&mails, SOC);
+    assert_eq!(soc.len(), 1);
+    assert!(
+        soc[0].text.contains("192.0.2.50")
+            && soc[0].text.contains("Detected mail server: exchange"),
+        "{}",
+        soc[0].text
+    );
+    assert!(
+        soc[0]
+            .text
+            .contains("This host should not run a mail server")
+    );
+
+    let notices = sent::list_notices(&ts.store).await.unwrap();
+    assert_eq!(notices.len(), 4);
+    for (_, id, _) in &notices {
+        assert!(
+            mails.iter().any(|m| m.raw.contains(id.as_str())),
+            "{id} not delivered"
+        );
+    }
+
+    // Second run: nothing new, nothing sent.
+    let out = run(&ts.url, smtp()).await.unwrap();
+    assert_eq!(out.trim(), "nothing new to notify");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(sink.messages().len(), 4);
+
+    // Alice fixes the relay: a sweep of 10.1.0.10 sees Postfix without findings. The next run
+    // (in Japanese) tells only her, that it is resolved, with the still-open non-mail host.
+    record_sweep(
+        &ts.store,
+        &meta(&["10.1.0.10"]),
+        &[result("10.1.0.10", "postfix", json!([]))],
+    )
+    .await
+    .unwrap();
+    let out = run(
+        &ts.url,
+        NotifyArgs {
+            lang: Lang::Ja,
+            ..smtp()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("sent ")).count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains(ALICE), "{out}");
+    let all = sink.wait_for(5);
+    assert_eq!(all.len(), 5);
+    let r = parse(&all[4]);
+    assert_eq!(r.delivered_to, vec![ALICE.to_string()]);
+    assert_eq!(
+        r.subject,
+        "[relayguard] 管理ホストのメールサーバ検査結果: 新規 0 件、解決 1 件、未対応 1 件"
+    );
+    assert!(
+        headers(&r.raw)
+            .lines()
+            .any(|l| l.starts_with("Subject: [relayguard] =?utf-8?b?"))
+            && headers(&r.raw).is_ascii(),
+        "subject not RFC 2047 encoded:\n{}",
+        headers(&r.raw)
+    );
+    for needle in [
+        "Alice Sato 様",
+        "解決済み",
+        "open-relay",
+        "未対応",
+        "検出したメールサーバ: sendmail",
+        "このホストではメールサーバを動かさないでください",
+        "systemctl mask",
+    ] {
+        assert!(r.text.contains(needle), "lacks {needle:?}:\n{}", r.text);
+    }
+    assert!(r.html.contains("lang=\"ja\"") && r.html.contains("解決済み"));
+    // The Postfix fix is not repeated for a host whose only finding is resolved.
+    assert!(!r.text.contains("smtpd_relay_restrictions"), "{}", r.text);
+
+    // And once more: nothing.
+    let out = run(&ts.url, smtp()).await.unwrap();
+    assert_eq!(out.trim(), "nothing new to notify");
+    assert_eq!(sink.messages().len(), 5);
+
+    // A week later what is still open is reminded (dry run: written, not recorded).
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = notify(
+        &ts.store,
+        &NotifyOptions {
+            delivery: Delivery::DryRun(dir.path().to_path_buf()),
+            from: FROM.into(),
+            lang: Lang::En,
+            fallback: Some(SOC.into()),
+            reminder_days: 7,
+            now: now_unix() + 8 * 86_400,
+        },
+    )
+    .await
+    .unwrap();
+    let reminded: Vec<&str> = outcome.digests.iter().map(|d| d.admin.as_str()).collect();
+    assert_eq!(
+        reminded,
+        vec![BOB, OWNER, SOC, ALICE]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    for d in &outcome.digests {
+        assert!(
+            d.subject.starts_with("[relayguard] Reminder:"),
+            "{}",
+            d.subject
+        );
+    }
+    assert_eq!(sent::list_notices(&ts.store).await.unwrap().len(), 5);
+    assert!(!sink.log().contains("status=bounced"), "{}", sink.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_reach_a_real_postfix_once_per_news_sqlite() {
+    full_flow(common::Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_reach_a_real_postfix_once_per_news_postgres() {
+    full_flow(common::Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn dry_run_writes_eml_files_and_records_nothing() {
+    let ts = common::sqlite().await;
+    seed(&ts.store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    for _ in 0..2 {
+        let out = run(
+            &ts.url,
+            NotifyArgs {
+                dry_run: true,
+                out: Some(out_dir.clone()),
+                from: None,
+                ..args()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("wrote ")).count(),
+            4,
+            "{out}"
+        );
+    }
+    let files = eml_files(&out_dir);
+    assert_eq!(files.len(), 4, "{files:?}");
+    let alice = files
+        .iter()
+        .find(|f| f.contains(ALICE))
+        .expect("alice's .eml");
+    let m = parse(&std::fs::read(out_dir.join(alice)).unwrap());
+    assert!(m.to.contains(ALICE));
+    assert!(m.text.contains("C: RCPT TO:<victim@external.example>"));
+    assert!(sent::list_notices(&ts.store).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sending_needs_an_smtp_server_and_a_sender() {
+    let ts = common::sqlite().await;
+    let err = run(
+        &ts.url,
+        NotifyArgs {
+            smtp: None,
+            ..args()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--smtp"), "{err:#}");
+    let err = run(
+        &ts.url,
+        NotifyArgs {
+            smtp: Some("smtp://127.0.0.1:1".into()),
+            from: None,
+            ..args()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--from"), "{err:#}");
+}
+
+fn eml_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    v.sort();
+    v
+}
