@@ -130,7 +130,15 @@ pub async fn open(
         tls,
         starttls_injection: None,
     };
-    let tcp = match tcp_connect(addr, config.source, config.connect_timeout).await {
+    // A lost SYN looks like silence: try once more before giving up on the session (discovery
+    // does the same), or one dropped packet would cost the host its whole audit.
+    let mut attempt = tcp_connect(addr, config.source, config.connect_timeout).await;
+    if matches!(&attempt, Err(SessionError::Connect(e)) if e.kind() == std::io::ErrorKind::TimedOut)
+    {
+        pacer.wait().await;
+        attempt = tcp_connect(addr, config.source, config.connect_timeout).await;
+    }
+    let tcp = match attempt {
         Ok(tcp) => tcp,
         Err(e) => {
             let mut t = Transcript::default();
