@@ -2,8 +2,8 @@
 //! in a Maildir, parsed back with `mailparse`; plus dry runs into .eml files.
 
 mod common;
-#[path = "notify_sink.rs"]
-mod notify_sink;
+#[path = "../../tests/support/postfix.rs"]
+mod postfix;
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use relayguard_registry::notify::{Delivery, Lang, NotifyOptions, notify, sent};
 use relayguard_registry::{Store, SweepMeta, record_sweep};
 use serde_json::json;
 
-use notify_sink::MaildirSink;
+use postfix::Postfix;
 
 const ALICE: &str = "alice@lab.example.ac.jp";
 const BOB: &str = "bob@lab.example.ac.jp";
@@ -240,7 +240,7 @@ fn headers(raw: &str) -> String {
 // Blocking calls (starting Postfix, polling the Maildir) run on the multi-thread runtime's
 // worker; the notify run they wait for is already finished, so nothing starves.
 async fn full_flow(kind: common::Kind) {
-    let sink = MaildirSink::start(DOMAINS);
+    let sink = Postfix::start_maildir_sink(DOMAINS);
     let ts = common::open(kind).await;
     seed(&ts.store).await;
     let smtp = || NotifyArgs {

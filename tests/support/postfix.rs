@@ -1,9 +1,15 @@
-//! Real Debian Postfix instances on loopback aliases, for the scanner's integration tests.
+//! Real Debian Postfix instances on loopback aliases, for relayguard's integration tests: the
+//! personalities the scanner is tested against, and a Maildir sink for what `relayguard notify`
+//! sends (the registry's tests include this file with `#[path]`).
 //!
 //! Every instance gets its own `127.77.X.Y` alias on `lo`, its own config, queue and data
 //! directories under `/tmp/relayguard-postfix/127.77.X.Y/`, and logs to a plain file. All
-//! transports are `discard:` and master.cf has no SMTP/LMTP client at all, so nothing is ever
-//! delivered or sent off the machine. Needs root and the Debian `postfix` package.
+//! transports are `discard:`, except the sink's virtual(8) into its own Maildir, and master.cf has
+//! no SMTP/LMTP client at all, so nothing is ever sent off the machine. Needs root and the Debian
+//! `postfix` package.
+
+// Included by other packages' tests with #[path], which use only part of it.
+#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -47,6 +53,14 @@ pub enum Personality {
     UntrustedRouting,
 }
 
+/// What an instance is started as.
+enum Setup<'a> {
+    /// A personality, as seen by an untrusted client.
+    Personality(Personality),
+    /// A sink delivering mail for these domains into a Maildir.
+    MaildirSink(&'a [&'a str]),
+}
+
 /// A running Postfix instance; stopped and cleaned up on drop.
 #[derive(Debug)]
 pub struct Postfix {
@@ -69,6 +83,17 @@ impl Postfix {
     /// Starts an instance; blocks until it answers 220 on `addr():25`. Panics with a clear
     /// message if Postfix is missing, we are not root, or the instance does not come up.
     pub fn start(p: Personality) -> Postfix {
+        Postfix::launch(Setup::Personality(p))
+    }
+
+    /// Starts an instance that accepts mail for `domains` (any local part) from loopback and
+    /// delivers it into one Maildir (virtual(8)); nothing else is delivered. For tests of what
+    /// relayguard sends (`relayguard notify`): see [`Postfix::wait_for`].
+    pub fn start_maildir_sink(domains: &[&str]) -> Postfix {
+        Postfix::launch(Setup::MaildirSink(domains))
+    }
+
+    fn launch(setup: Setup<'_>) -> Postfix {
         check_prerequisites();
         let (addr, lock) = allocate_address();
         let [_, _, x, y] = addr.octets();
@@ -81,7 +106,10 @@ impl Postfix {
             root,
             _lock: lock,
         };
-        pf.write_config(p);
+        match setup {
+            Setup::Personality(p) => pf.write_config(p),
+            Setup::MaildirSink(domains) => pf.write_sink_config(domains),
+        }
         run(Command::new("ip").args(["addr", "add", &format!("{addr}/32"), "dev", "lo"]));
         run(Command::new("postfix")
             .arg("-c")
@@ -105,6 +133,93 @@ impl Postfix {
     /// line may appear a few milliseconds after the SMTP reply).
     pub fn log(&self) -> String {
         fs::read_to_string(self.root.join("maillog")).unwrap_or_default()
+    }
+
+    /// `smtp://ADDR:25`, for `notify --smtp`.
+    pub fn smtp_url(&self) -> String {
+        format!("smtp://{}:25", self.addr)
+    }
+
+    /// Every delivered message (raw bytes), in delivery order (Maildir names start with the
+    /// delivery time).
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let dir = self.root.join("mail/inbox/new");
+        let mut entries: Vec<(std::time::SystemTime, String, PathBuf)> = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                let modified = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (
+                    modified,
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.path(),
+                )
+            })
+            .collect();
+        entries.sort();
+        entries
+            .into_iter()
+            .map(|(_, _, p)| fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+            .collect()
+    }
+
+    /// Waits until at least `n` messages were delivered (at most 30 s) and returns them all.
+    pub fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let msgs = self.messages();
+            if msgs.len() >= n {
+                return msgs;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "only {} of {n} messages delivered; log:\n{}",
+                    msgs.len(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn write_sink_config(&self, domains: &[&str]) {
+        let (root, etc) = (&self.root, self.root.join("etc"));
+        fs::create_dir_all(&etc).expect("create instance config directory");
+        chmod(root, 0o755);
+        fs::create_dir_all(root.join("spool")).expect("create queue directory");
+        // The Maildir base belongs to the postfix user, as which virtual(8) delivers.
+        let (uid, gid) = postfix_ids();
+        let mail = root.join("mail");
+        fs::create_dir_all(&mail).expect("create Maildir base");
+        std::os::unix::fs::chown(&mail, Some(uid), Some(gid)).expect("chown Maildir base");
+        let r = root.display();
+        let main = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {r}/spool\ndata_directory = {r}/data\n\
+             meta_directory = /etc/postfix\n\
+             maillog_file = {r}/maillog\nmaillog_file_prefixes = {r}\n\
+             inet_interfaces = {addr}\ninet_protocols = ipv4\n\
+             mynetworks = 127.0.0.0/8\nmyhostname = {host}\nmydomain = {DOMAIN}\n\
+             mydestination =\nmyorigin = $myhostname\n\
+             virtual_mailbox_domains = {domains}\n\
+             virtual_mailbox_base = {r}/mail\n\
+             virtual_mailbox_maps = static:inbox/\n\
+             virtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\n\
+             virtual_minimum_uid = 1\nvirtual_transport = virtual\n\
+             default_transport = discard:\nrelay_transport = discard:\nlocal_transport = discard:\n\
+             smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+             smtp_dns_support_level = disabled\nsmtpd_peername_lookup = no\nbiff = no\n\
+             alias_maps =\nalias_database =\n",
+            addr = self.addr,
+            host = self.hostname,
+            domains = domains.join(", "),
+        );
+        write_file(&etc.join("main.cf"), &main);
+        write_file(&etc.join("master.cf"), MASTER_CF);
     }
 
     fn write_config(&self, p: Personality) {
@@ -233,6 +348,7 @@ showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
@@ -381,4 +497,18 @@ fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// The `postfix` user's uid and gid (virtual(8) delivers as them).
+fn postfix_ids() -> (u32, u32) {
+    let passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postfix:"))
+        .expect("no postfix user in /etc/passwd (apt-get install postfix)");
+    let f: Vec<&str> = line.split(':').collect();
+    (
+        f[2].parse().expect("postfix uid"),
+        f[3].parse().expect("postfix gid"),
+    )
 }
