@@ -293,6 +293,9 @@ pub struct NotifyArgs {
     /// File holding the SMTP AUTH password (first line).
     #[arg(long, requires = "smtp_user")]
     pub smtp_password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust for the relay's STARTTLS or implicit TLS certificate.
+    #[arg(long, requires = "smtp")]
+    pub smtp_ca: Option<PathBuf>,
     /// Sender: ADDR or "Name <ADDR>" (required when sending).
     #[arg(long)]
     pub from: Option<String>,

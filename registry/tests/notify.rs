@@ -178,6 +178,7 @@ fn args() -> NotifyArgs {
         starttls: false,
         smtp_user: None,
         smtp_password_file: None,
+        smtp_ca: None,
         from: Some(FROM.into()),
         lang: Lang::En,
         fallback: Some(SOC.into()),
@@ -622,4 +623,61 @@ fn eml_files(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let sink = Postfix::start_maildir_sink(DOMAINS);
+    // A campus CA, and a certificate from it for the relay's address.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![sink.addr().to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    sink.enable_tls(
+        &leaf_key.serialize_pem(),
+        &format!("{}{}", leaf.pem(), ca.pem()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("campus-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let ts = common::sqlite().await;
+    seed(&ts.store).await;
+    let starttls = || NotifyArgs {
+        smtp: Some(sink.smtp_url()),
+        starttls: true,
+        ..args()
+    };
+
+    // Without the campus CA the relay's certificate is not trusted: an error, nothing delivered.
+    let mut out = Vec::new();
+    let result = run_to(&ts.url, RegistryCommand::Notify(starttls()), &mut out).await;
+    let report = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(result.is_err(), "{report}");
+    assert!(
+        report.contains("failed") && (report.contains("certificate") || report.contains("issuer")),
+        "{report}"
+    );
+    assert!(sink.messages().is_empty(), "{}", sink.log());
+
+    // With it, every digest goes out over TLS (and the failed attempt recorded nothing).
+    run(
+        &ts.url,
+        NotifyArgs {
+            smtp_ca: Some(ca_file),
+            ..starttls()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sink.wait_for(4).len(), 4);
+    assert!(
+        sink.log().contains("TLS connection established from"),
+        "{}",
+        sink.log()
+    );
 }

@@ -222,6 +222,59 @@ impl Postfix {
         write_file(&etc.join("master.cf"), MASTER_CF);
     }
 
+    /// Turns on STARTTLS with this key and certificate chain (PEM) and reloads: for a sink
+    /// whose certificate must name its address, which is only known once it runs. Returns when
+    /// EHLO offers STARTTLS.
+    pub fn enable_tls(&self, key_pem: &str, chain_pem: &str) {
+        let etc = self.root.join("etc");
+        write_file(&etc.join("tls-key.pem"), key_pem);
+        chmod(&etc.join("tls-key.pem"), 0o600);
+        write_file(&etc.join("tls-chain.pem"), chain_pem);
+        let e = etc.display();
+        run(Command::new("postconf").arg("-c").arg(&etc).args([
+            "-e",
+            "smtpd_tls_security_level = may",
+            "smtpd_tls_loglevel = 1",
+            &format!("smtpd_tls_chain_files = {e}/tls-key.pem, {e}/tls-chain.pem"),
+        ]));
+        run(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.offers_starttls() {
+            assert!(
+                Instant::now() < deadline,
+                "no STARTTLS after reload; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn offers_starttls(&self) -> bool {
+        let talk = || -> std::io::Result<bool> {
+            let s = TcpStream::connect_timeout(
+                &SocketAddr::from((self.addr, 25)),
+                Duration::from_secs(1),
+            )?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let mut reader = BufReader::new(&s);
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            (&s).write_all(b"EHLO probe.test\r\n")?;
+            let mut offered = false;
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                offered |= line.contains("STARTTLS");
+                if !line.starts_with("250-") {
+                    break;
+                }
+            }
+            (&s).write_all(b"QUIT\r\n")?;
+            Ok(offered)
+        };
+        talk().unwrap_or(false)
+    }
+
     fn write_config(&self, p: Personality) {
         let (root, etc) = (&self.root, self.root.join("etc"));
         fs::create_dir_all(&etc).expect("create instance config directory");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::error::{Error, Result};
@@ -77,6 +78,8 @@ pub struct SmtpOptions {
     pub user: Option<String>,
     /// AUTH password.
     pub password: Option<String>,
+    /// Extra trusted CA certificates (PEM) for the relay's certificate, e.g. a campus CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Splits `smtp://HOST[:PORT]` into (implicit TLS?, host, port).
@@ -131,6 +134,21 @@ pub fn smtp_transport(opts: &SmtpOptions) -> Result<AsyncSmtpTransport<Tokio1Exe
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
     };
     let mut builder = builder.port(port).timeout(Some(Duration::from_secs(60)));
+    if let Some(pem) = &opts.ca_pem
+        && (implicit_tls || opts.starttls)
+    {
+        let ca = Certificate::from_pem(pem)
+            .map_err(|e| Error::Invalid(format!("--smtp-ca is not a PEM certificate: {e}")))?;
+        let params = TlsParameters::builder(host.clone())
+            .add_root_certificate(ca)
+            .build()
+            .map_err(tls_err)?;
+        builder = builder.tls(if implicit_tls {
+            Tls::Wrapper(params)
+        } else {
+            Tls::Required(params)
+        });
+    }
     if let Some(user) = &opts.user {
         builder = builder.credentials(Credentials::new(
             user.clone(),

@@ -275,11 +275,16 @@ pub async fn run_cli(
             ),
             None => None,
         };
+        let ca_pem = match &a.smtp_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
         Delivery::Smtp(mail::SmtpOptions {
             url,
             starttls: a.starttls,
             user: a.smtp_user,
             password,
+            ca_pem,
         })
     };
     let from = match (a.from, a.dry_run) {
