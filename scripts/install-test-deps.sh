@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages relayguard's tests run against, when they are missing.
-# Real parts only: Postfix for SMTP behaviour, systemd for `systemctl --root` checks of the agent,
+# Real parts only: Postfix for SMTP behaviour (with Cyrus SASL for the notify AUTH test), systemd for `systemctl --root` checks of the agent,
 # init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the way
 # maintainer scripts do, nsd as the authoritative DNS server of the DNS tests, PostgreSQL for the
 # registry tests (they start their own throwaway cluster), iproute2 for
 # loopback aliases and network namespaces.
 set -euo pipefail
 
-packages=(postfix nsd postgresql systemd init-system-helpers iproute2 openssl ca-certificates)
+packages=(postfix sasl2-bin libsasl2-modules nsd postgresql systemd init-system-helpers iproute2 openssl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -681,3 +681,60 @@ async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
         sink.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_auth_over_starttls() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let sink = Postfix::start_maildir_sink(DOMAINS);
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![sink.addr().to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    sink.enable_tls(
+        &leaf_key.serialize_pem(),
+        &format!("{}{}", leaf.pem(), ca.pem()),
+    );
+    sink.enable_sasl("notifier", "s3cret-for-tests");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("campus-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let ts = common::sqlite().await;
+    seed(&ts.store).await;
+    let authenticated = |password: &str| {
+        let file = dir.path().join(format!("password-{}", password.len()));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        NotifyArgs {
+            smtp: Some(sink.smtp_url()),
+            starttls: true,
+            smtp_ca: Some(ca_file.clone()),
+            smtp_user: Some("notifier".into()),
+            smtp_password_file: Some(file),
+            ..args()
+        }
+    };
+
+    // A wrong password: refused by the server, nothing delivered or recorded.
+    let mut out = Vec::new();
+    let result = run_to(
+        &ts.url,
+        RegistryCommand::Notify(authenticated("wrong")),
+        &mut out,
+    )
+    .await;
+    let report = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(result.is_err() && report.contains("failed"), "{report}");
+    assert!(sink.messages().is_empty(), "{}", sink.log());
+
+    // The right one: every digest delivered by an authenticated session over TLS.
+    run(&ts.url, authenticated("s3cret-for-tests"))
+        .await
+        .unwrap();
+    assert_eq!(sink.wait_for(4).len(), 4);
+    let log = sink.log();
+    assert!(log.contains("sasl_username=notifier"), "{log}");
+    assert!(log.contains("TLS connection established from"), "{log}");
+}

@@ -249,6 +249,52 @@ impl Postfix {
         }
     }
 
+    /// Turns on SMTP AUTH (Cyrus SASL, PLAIN/LOGIN against a sasldb of this instance's own)
+    /// with one user, and reloads; successful logins show as `sasl_username=` in the log.
+    pub fn enable_sasl(&self, user: &str, password: &str) {
+        let etc = self.root.join("etc");
+        let sasl = etc.join("sasl");
+        fs::create_dir_all(&sasl).expect("create the SASL config directory");
+        let db = etc.join("sasldb2");
+        let mut child = Command::new("saslpasswd2")
+            .args(["-p", "-c", "-f"])
+            .arg(&db)
+            .args(["-u", DOMAIN, user])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("saslpasswd2 (Debian package sasl2-bin)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(password.as_bytes())
+            .expect("write the password");
+        assert!(
+            child.wait().expect("saslpasswd2").success(),
+            "saslpasswd2 failed"
+        );
+        // smtpd runs as the postfix user and reads the database then.
+        let (uid, gid) = postfix_ids();
+        std::os::unix::fs::chown(&db, Some(uid), Some(gid)).expect("chown sasldb");
+        write_file(
+            &sasl.join("smtpd.conf"),
+            &format!(
+                "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {}\nmech_list: PLAIN LOGIN\n",
+                db.display()
+            ),
+        );
+        run(Command::new("postconf").arg("-c").arg(&etc).args([
+            "-e",
+            "smtpd_sasl_auth_enable = yes",
+            "smtpd_sasl_type = cyrus",
+            "smtpd_sasl_path = smtpd",
+            &format!("cyrus_sasl_config_path = {}", sasl.display()),
+            &format!("smtpd_sasl_local_domain = {DOMAIN}"),
+        ]));
+        run(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     fn offers_starttls(&self) -> bool {
         let talk = || -> std::io::Result<bool> {
             let s = TcpStream::connect_timeout(
