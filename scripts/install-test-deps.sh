@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages relayguard's tests run against, when they are missing.
-# Real parts only: Postfix for SMTP behaviour (with Cyrus SASL for the notify AUTH test), systemd for `systemctl --root` checks of the agent,
-# init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the way
-# maintainer scripts do, nsd as the authoritative DNS server of the DNS tests, PostgreSQL for the
-# registry tests (they start their own throwaway cluster), iproute2 for
-# loopback aliases and network namespaces.
+# Real parts only: Postfix for SMTP behaviour (with Cyrus SASL for the notify AUTH test), nsd as
+# the authoritative DNS server of the DNS tests, PostgreSQL for the registry tests (they start
+# their own throwaway cluster), systemd for `systemctl --root` checks of the agent,
+# init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the
+# way maintainer scripts do, iproute2 for loopback aliases and network namespaces.
 set -euo pipefail
 
 packages=(postfix sasl2-bin libsasl2-modules nsd postgresql systemd init-system-helpers iproute2 openssl ca-certificates)
