@@ -625,11 +625,11 @@ fn eml_files(dir: &Path) -> Vec<String> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
+/// A Maildir sink offering STARTTLS with a certificate for its address from a fresh campus CA,
+/// the directory holding that CA, and the CA's PEM file (for --smtp-ca).
+fn tls_sink() -> (Postfix, tempfile::TempDir, std::path::PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let sink = Postfix::start_maildir_sink(DOMAINS);
-    // A campus CA, and a certificate from it for the relay's address.
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -645,6 +645,12 @@ async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("campus-ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
+    (sink, dir, ca_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
+    let (sink, _dir, ca_file) = tls_sink();
     let ts = common::sqlite().await;
     seed(&ts.store).await;
     let starttls = || NotifyArgs {
@@ -684,24 +690,8 @@ async fn starttls_to_the_relay_trusts_a_given_campus_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_auth_over_starttls() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let sink = Postfix::start_maildir_sink(DOMAINS);
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![sink.addr().to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    sink.enable_tls(
-        &leaf_key.serialize_pem(),
-        &format!("{}{}", leaf.pem(), ca.pem()),
-    );
+    let (sink, dir, ca_file) = tls_sink();
     sink.enable_sasl("notifier", "s3cret-for-tests");
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("campus-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
     let ts = common::sqlite().await;
     seed(&ts.store).await;
     let authenticated = |password: &str| {
