@@ -193,46 +193,6 @@ EOF
     log "$name ($pers) up on $addr:25 as $host in $(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo '?') s; logs in $dir/log, config $conf"
 }
 
-with_lock() { # name cmd...
-    mkdir -p "$BASE"; chmod 755 "$BASE"
-    [ "$(stat -c %u "$BASE")" = 0 ] || die "$BASE must be owned by root"
-    local name=$1; shift
-    exec 9>"$BASE/.exim-$name.lock"
-    flock -w 60 9 || die "timed out waiting for the lock of $name"
-    # The lock file goes with the instance (also when start fails and exits via die).
-    trap '[ -d "$BASE/'"$name"'" ] || rm -f "$BASE/.exim-'"$name"'.lock"' EXIT
-    "$@"
-}
-
-cmd=${1:-}
-case $cmd in
-    start)
-        [ $# -eq 4 ] || usage
-        need_root; valid_name "$2"
-        with_lock "$2" do_start "$2" "$3" "$4"
-        ;;
-    stop)
-        [ $# -eq 2 ] || usage
-        need_root
-        if [ "$2" = all ]; then
-            for d in "$BASE"/*/exim.conf; do
-                [ -e "$d" ] || continue
-                n=$(basename "$(dirname "$d")")
-                (with_lock "$n" do_stop "$n")
-            done
-        else
-            valid_name "$2"; with_lock "$2" do_stop "$2"
-        fi
-        ;;
-    status)
-        for d in "$BASE"/*/exim.conf; do
-            [ -e "$d" ] || continue
-            d=$(dirname "$d"); n=$(basename "$d")
-            [ $# -lt 2 ] || [ "$2" = "$n" ] || continue
-            p=$(cat "$d/daemon.pid" 2>/dev/null || true)
-            if [ -n "$p" ] && pid_alive "$p"; then s=running; else s=dead; fi
-            echo "$n: $(cat "$d/instance") pid ${p:-?} $s"
-        done
-        ;;
-    *) usage ;;
-esac
+CONF_FILE=exim.conf
+NEEDS=()
+main "$@"

@@ -50,3 +50,51 @@ banner_ok() { # $1 addr: true when ADDR:25 answers "220 " within ${BANNER_TIMEOU
     exec 3<&- 3>&-
     [[ $line == "220 "* ]]
 }
+
+# Runs cmd under the instance's lock (start and stop of one name never overlap).
+with_lock() { # name cmd...
+    mkdir -p "$BASE"; chmod 755 "$BASE"
+    [ "$(stat -c %u "$BASE")" = 0 ] || die "$BASE must be owned by root"
+    local name=$1; shift
+    exec 9>"$BASE/.${TOOL%.sh}-$name.lock"
+    flock -w 60 9 || die "timed out waiting for the lock of $name"
+    # The lock file goes with the instance (also when start fails and exits via die).
+    trap '[ -d "$BASE/'"$name"'" ] || rm -f "$BASE/.'"${TOOL%.sh}-$name"'.lock"' EXIT
+    "$@"
+}
+
+# The command line: start | stop | status. Needs do_start and do_stop, CONF_FILE (the file that
+# marks an instance directory) and NEEDS (extra commands start and stop require).
+main() {
+    case ${1:-} in
+        start)
+            [ $# -eq 4 ] || usage
+            need_root "${NEEDS[@]}"; valid_name "$2"
+            with_lock "$2" do_start "$2" "$3" "$4"
+            ;;
+        stop)
+            [ $# -eq 2 ] || usage
+            need_root "${NEEDS[@]}"
+            if [ "$2" = all ]; then
+                for d in "$BASE"/*/"$CONF_FILE"; do
+                    [ -e "$d" ] || continue
+                    n=$(basename "$(dirname "$d")")
+                    (with_lock "$n" do_stop "$n")
+                done
+            else
+                valid_name "$2"; with_lock "$2" do_stop "$2"
+            fi
+            ;;
+        status)
+            for d in "$BASE"/*/"$CONF_FILE"; do
+                [ -e "$d" ] || continue
+                d=$(dirname "$d"); n=$(basename "$d")
+                [ $# -lt 2 ] || [ "$2" = "$n" ] || continue
+                p=$(cat "$d/daemon.pid" 2>/dev/null || true)
+                if [ -n "$p" ] && pid_alive "$p"; then s=running; else s=dead; fi
+                echo "$n: $(cat "$d/instance") pid ${p:-?} $s"
+            done
+            ;;
+        *) usage ;;
+    esac
+}
