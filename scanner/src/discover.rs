@@ -13,9 +13,59 @@ use crate::smtp::connection::tcp_connect;
 /// the address is given up on as filtered.
 const LOCAL_RETRIES: u32 = 50;
 
+/// What one connection attempt heard back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The handshake completed.
+    Open,
+    /// A reset: nothing listens there.
+    Closed,
+    /// No answer within the timeout: filtered, or a SYN (or SYN-ACK) was lost.
+    Silent,
+    /// An ICMP error or another definite failure: nothing answers there.
+    Unreachable,
+}
+
+impl Answer {
+    /// The port state this answer stands for, once no retry is left.
+    pub fn state(self) -> PortState {
+        match self {
+            Answer::Open => PortState::Open,
+            Answer::Closed => PortState::Closed,
+            Answer::Silent | Answer::Unreachable => PortState::Filtered,
+        }
+    }
+}
+
+/// Connects once and closes again at once. The caller paces the attempt.
+///
+/// A local resource shortage (no free descriptor or port) sends no packet, so it is waited out
+/// here rather than counted as the target's answer.
+pub async fn attempt(addr: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> Answer {
+    let mut local_waits = 0;
+    loop {
+        return match tcp_connect(addr, source, timeout).await {
+            Ok(_stream) => Answer::Open,
+            Err(SessionError::Connect(e)) => match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => Answer::Closed,
+                _ if is_local_shortage(&e) && local_waits < LOCAL_RETRIES => {
+                    local_waits += 1;
+                    tracing::debug!(%addr, error = %e, "local resource shortage; waiting");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                std::io::ErrorKind::TimedOut => Answer::Silent,
+                // Unreachable (ICMP) and everything else: nothing answers there.
+                _ => Answer::Unreachable,
+            },
+            Err(_) => Answer::Unreachable,
+        };
+    }
+}
+
 /// Connects once (plus `retries` more times while there is no answer) and reports the state.
 ///
-/// A lost SYN looks exactly like a filtered port, so a filtered answer is retried: without
+/// A lost SYN looks exactly like a filtered port, so a silent port is retried: without
 /// retransmission a sweep quietly loses live hosts. The first attempt is paced by the caller;
 /// retries are paced here.
 pub async fn probe(
@@ -26,25 +76,10 @@ pub async fn probe(
     pacer: &Pacer,
 ) -> PortState {
     let mut silent_attempts = 0;
-    let mut local_waits = 0;
     loop {
-        match tcp_connect(addr, source, timeout).await {
-            Ok(_stream) => return PortState::Open,
-            Err(SessionError::Connect(e)) => match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => return PortState::Closed,
-                _ if is_local_shortage(&e) && local_waits < LOCAL_RETRIES => {
-                    local_waits += 1;
-                    tracing::debug!(%addr, error = %e, "local resource shortage; waiting");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                std::io::ErrorKind::TimedOut if silent_attempts < retries => {
-                    silent_attempts += 1;
-                }
-                // Unreachable (ICMP) and everything else: nothing answers there.
-                _ => return PortState::Filtered,
-            },
-            Err(_) => return PortState::Filtered,
+        match attempt(addr, source, timeout).await {
+            Answer::Silent if silent_attempts < retries => silent_attempts += 1,
+            answer => return answer.state(),
         }
         pacer.wait().await;
     }
@@ -66,9 +101,11 @@ mod tests {
         let open = listener.local_addr().unwrap();
         let pacer = Pacer::new(None);
         let t = Duration::from_secs(2);
+        assert_eq!(attempt(open, None, t).await, Answer::Open);
         assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Open);
         drop(listener);
         // Nothing listens there any more: the kernel answers with a reset.
+        assert_eq!(attempt(open, None, t).await, Answer::Closed);
         assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Closed);
     }
 }

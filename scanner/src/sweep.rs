@@ -5,17 +5,17 @@
 //! bounded (connections in flight, hosts under audit) and every new connection, discovery or
 //! audit, takes a slot from the same global pace.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use relayguard_core::scan::{HostResult, PortState};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::audit::{AuditConfig, audit};
-use crate::discover;
+use crate::discover::{self, Answer};
 use crate::pacing::Pacer;
 use crate::targets::TargetSet;
 
@@ -79,67 +79,223 @@ pub async fn run(
     progress: Arc<Progress>,
     results: mpsc::Sender<HostResult>,
 ) {
-    let discovery_slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let audit_slots = Arc::new(Semaphore::new(config.audit_concurrency.max(1)));
+    // Found hosts wait here for an audit slot. Unbounded, because an entry is a few bytes and
+    // discovery must never stall behind slow audits.
+    let (found_tx, found_rx) = mpsc::unbounded_channel();
+    let discovery = discover_all(targets, config, progress.clone(), found_tx);
+    let audits = audit_all(found_rx, config, progress, results);
+    tokio::join!(discovery, audits);
+}
+
+/// A discovered port: open and waiting for its audit, or closed or filtered to be reported.
+struct Found {
+    addr: SocketAddr,
+    name: Option<Arc<str>>,
+    state: PortState,
+}
+
+/// One connection attempt still to make.
+struct Attempt {
+    addr: SocketAddr,
+    name: Option<Arc<str>>,
+    /// Earlier attempts that heard nothing.
+    silent: u32,
+}
+
+/// What every discovery attempt shares.
+struct Discovery {
+    source: Option<IpAddr>,
+    timeout: Duration,
+    retries: u32,
+    report_unreachable: bool,
+    progress: Arc<Progress>,
+    found: mpsc::UnboundedSender<Found>,
+    retry: mpsc::UnboundedSender<Attempt>,
+}
+
+/// Discovery: one small task per connection attempt, all paced from this one loop.
+///
+/// Silent ports come back here to be tried again. Because only this loop waits for
+/// discovery's turn at the global pace, an audit's connection waits behind at most one
+/// discovery attempt, not behind thousands of queued retries.
+async fn discover_all(
+    targets: &TargetSet,
+    config: &SweepConfig,
+    progress: Arc<Progress>,
+    found: mpsc::UnboundedSender<Found>,
+) {
+    let (retry, mut retries) = mpsc::unbounded_channel();
+    let shared = Arc::new(Discovery {
+        source: config.audit.session.source,
+        timeout: config.connect_timeout,
+        retries: config.filtered_retries,
+        report_unreachable: config.report_unreachable,
+        progress,
+        found,
+        retry,
+    });
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    // Owned items only: a closure over borrowed ports would not be `Send` across the awaits.
+    let ports: Arc<[u16]> = config.ports.clone().into();
+    let mut fresh = targets.iter().flat_map(move |target| {
+        let ports = ports.clone();
+        (0..ports.len()).map(move |i| Attempt {
+            addr: SocketAddr::new(target.ip, ports[i]),
+            name: target.name.clone(),
+            silent: 0,
+        })
+    });
+    let backlog = 4 * config.concurrency.max(1);
     let mut tasks = JoinSet::new();
-    for target in targets.iter() {
-        for &port in &config.ports {
-            let slot = discovery_slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            // Reap finished tasks so the set does not grow with the size of the sweep.
-            while tasks.try_join_next().is_some() {}
-            config.pacer.wait().await;
-            let addr = SocketAddr::new(target.ip, port);
-            let name = target.name.clone();
-            let audit_slots = audit_slots.clone();
-            let progress = progress.clone();
-            let results = results.clone();
-            let config = config.clone();
-            tasks.spawn(async move {
-                let source = config.audit.session.source;
-                let state = discover::probe(
-                    addr,
-                    source,
-                    config.connect_timeout,
-                    config.filtered_retries,
-                    &config.pacer,
-                )
-                .await;
-                drop(slot);
-                progress.count(state);
-                let result = if state == PortState::Open {
-                    let _audit_slot = audit_slots.acquire_owned().await;
-                    // Boxed: the audit's state is large, and inlined it would make every
-                    // discovery task (most of which find nothing) as big as an audit.
-                    let result = Box::pin(audit(
-                        addr.ip(),
-                        port,
-                        name.as_deref(),
-                        config.audit.clone(),
-                        config.pacer.clone(),
-                    ))
-                    .await;
-                    progress.audited.fetch_add(1, Ordering::Relaxed);
-                    progress
-                        .findings
-                        .fetch_add(result.findings.len() as u64, Ordering::Relaxed);
-                    Some(result)
-                } else if config.report_unreachable {
-                    let mut r = HostResult::unreachable(addr.ip(), port, state);
-                    r.target_name = name.as_deref().map(str::to_string);
-                    Some(r)
-                } else {
-                    None
-                };
-                if let Some(result) = result {
-                    // The receiver only goes away when the caller stopped listening.
-                    let _ = results.send(result).await;
-                }
+    loop {
+        // Fresh addresses first, so every live host is found (and its audit started) as early as
+        // the pace allows; retries first once their backlog is a few times the in-flight budget,
+        // which keeps the backlog (some 60 bytes an entry), and so memory, independent of the
+        // size of the sweep.
+        let retry_first = retries.len() >= backlog;
+        let next = match retry_first.then(|| retries.try_recv().ok()).flatten() {
+            Some(attempt) => attempt,
+            None => match fresh.next() {
+                Some(attempt) => attempt,
+                None => match retries.try_recv() {
+                    Ok(attempt) => attempt,
+                    // Nothing is left to try: wait for the attempts in flight, which may come back.
+                    Err(_) => tokio::select! {
+                        biased;
+                        Some(attempt) = retries.recv() => attempt,
+                        joined = tasks.join_next() => match joined {
+                            Some(_) => continue,
+                            // Every attempt has finished, so nothing more can come back.
+                            None => match retries.try_recv() {
+                                Ok(attempt) => attempt,
+                                Err(_) => break,
+                            },
+                        },
+                    },
+                },
+            },
+        };
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        // Reap finished tasks so the set does not grow with the size of the sweep.
+        while tasks.try_join_next().is_some() {}
+        config.pacer.wait().await;
+        tasks.spawn(run_attempt(next, slot, shared.clone()));
+    }
+}
+
+/// One discovery task: a single connection attempt, settled without waiting for anything else.
+/// Thousands are in flight at once, so what it holds across its await is kept small (a test
+/// checks).
+async fn run_attempt(attempt: Attempt, slot: OwnedSemaphorePermit, shared: Arc<Discovery>) {
+    let answer = discover::attempt(attempt.addr, shared.source, shared.timeout).await;
+    drop(slot);
+    shared.settle(attempt, answer);
+}
+
+impl Discovery {
+    /// Sends a finished attempt on: back for a retry, or to the second stage.
+    ///
+    /// Never waits: a discovery task ends with its connection attempt, which keeps the
+    /// thousands of them in flight small.
+    fn settle(&self, mut attempt: Attempt, answer: Answer) {
+        if answer == Answer::Silent && attempt.silent < self.retries {
+            attempt.silent += 1;
+            // The loop holds a receiver until every attempt has finished.
+            let _ = self.retry.send(attempt);
+            return;
+        }
+        let state = answer.state();
+        self.progress.count(state);
+        if state == PortState::Open || self.report_unreachable {
+            // The second stage only goes away when the sweep is being stopped.
+            let _ = self.found.send(Found {
+                addr: attempt.addr,
+                name: attempt.name,
+                state,
             });
         }
     }
+}
+
+/// Audits open ports, at most `audit_concurrency` hosts at once, in the order they were found,
+/// and reports closed and filtered ones when asked to.
+async fn audit_all(
+    mut found: mpsc::UnboundedReceiver<Found>,
+    config: &SweepConfig,
+    progress: Arc<Progress>,
+    results: mpsc::Sender<HostResult>,
+) {
+    let slots = Arc::new(Semaphore::new(config.audit_concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    while let Some(host) = found.recv().await {
+        if host.state != PortState::Open {
+            let mut r = HostResult::unreachable(host.addr.ip(), host.addr.port(), host.state);
+            r.target_name = host.name.as_deref().map(str::to_string);
+            // The receiver only goes away when the caller stopped listening.
+            let _ = results.send(r).await;
+            continue;
+        }
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        while tasks.try_join_next().is_some() {}
+        let audit_config = config.audit.clone();
+        let pacer = config.pacer.clone();
+        let progress = progress.clone();
+        let results = results.clone();
+        tasks.spawn(async move {
+            let result = audit(
+                host.addr.ip(),
+                host.addr.port(),
+                host.name.as_deref(),
+                audit_config,
+                pacer,
+            )
+            .await;
+            drop(slot);
+            progress.audited.fetch_add(1, Ordering::Relaxed);
+            progress
+                .findings
+                .fetch_add(result.findings.len() as u64, Ordering::Relaxed);
+            let _ = results.send(result).await;
+        });
+    }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discovery_task_stays_small() {
+        let (found, _) = mpsc::unbounded_channel();
+        let (retry, _) = mpsc::unbounded_channel();
+        let shared = Arc::new(Discovery {
+            source: None,
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            report_unreachable: true,
+            progress: Arc::default(),
+            found,
+            retry,
+        });
+        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let attempt = Attempt {
+            addr: "192.0.2.1:25".parse().unwrap(),
+            name: None,
+            silent: 0,
+        };
+        let task = run_attempt(attempt, slot, shared);
+        // A whole HostResult held across an await once made this 1.7 KB, and with 16,000
+        // attempts in flight that was most of a sweep's memory.
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 768, "a discovery task's future is {size} bytes");
+    }
 }
