@@ -92,7 +92,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 180.0, value_name = "SECONDS")]
     pub host_deadline: f64,
     /// Sessions one host may have open at once.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N")]
     pub sessions_per_host: usize,
     /// Relay tests per session before a fresh one (Postfix slows down after 10 errors).
     #[arg(long, default_value_t = 8, value_name = "N")]

@@ -1,8 +1,9 @@
 //! Auditing one open SMTP port: the sessions, the tests run in them, and the result.
 //!
 //! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
-//! probes (VRFY, EXPN, backscatter). The relay vectors are then spread over several fresh
-//! sessions, run side by side: Postfix delays every reply by a second after ten errors in one
+//! probes (VRFY, EXPN, backscatter) and a few relay vectors. As soon as it knows the server's
+//! names, the other relay vectors are spread over fresh sessions that run side by side with it
+//! (at most `sessions_per_host` open at once): Postfix delays every reply by a second after ten errors in one
 //! session and hangs up after twenty, and Exim hangs up sooner, so one long session (as nmap
 //! does) is both slow and wrong. A session that is dropped or answered with 421 is reopened and
 //! the interrupted test is tried once more.
@@ -20,6 +21,7 @@ use std::time::Duration;
 use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, PortState, SmtpInfo, Verdict};
 use relayguard_core::{Transcript, TranscriptLine};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::dns::Dns;
@@ -84,6 +86,8 @@ struct Host {
     pacer: Arc<Pacer>,
     timing: Timing,
     sessions: AtomicU32,
+    /// One permit per session that may be open at once (`sessions_per_host`).
+    session_slots: Arc<Semaphore>,
     implicit_tls: bool,
     /// Set when a STARTTLS handshake failed: later sessions stay in plaintext.
     tls_broken: AtomicBool,
@@ -139,6 +143,7 @@ pub async fn audit(
             command_timeout: config.command_timeout,
             deadline: started + config.host_deadline,
         },
+        session_slots: Arc::new(Semaphore::new(config.sessions_per_host.max(1))),
         config,
         pacer,
         sessions: AtomicU32::new(0),
@@ -156,6 +161,13 @@ pub async fn audit(
             _ => None,
         }
     };
+    // The first session counts against the host's session limit until its tests are done.
+    let first_slot = host
+        .session_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
     let (reverse, first) = tokio::join!(reverse, open_first_session(&host));
     let mut transcript = first.transcript;
     let (conn, greeting) = match first.result {
@@ -176,11 +188,24 @@ pub async fn audit(
     let names = learn_names(&host, &greeting, ptr.as_deref());
     let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
 
-    let (first_plan, relay_plan) = plan::plan(&host, &names);
+    let (probes, relay) = plan::plan(&host, &names);
+    let (first_plan, relay_chunks) = plan::deal(probes, relay, host.config.tests_per_session);
     let tests = async {
+        // The first session goes on with its tests while the fresh sessions open: on a host
+        // that delays its greeting, that saves a whole greeting's wait.
         let mut t = Transcript::default();
-        let mut done = run::run_sequence(&host, Some(conn), first_plan, &mut t).await;
-        done.extend(run::run_relay_tests(&host, relay_plan, &mut t).await);
+        let first = async {
+            let done = run::run_sequence(&host, Some(conn), first_plan, &mut t).await;
+            drop(first_slot);
+            done
+        };
+        let mut relay_t = Transcript::default();
+        let (mut done, relay_done) = tokio::join!(
+            first,
+            run::run_relay_tests(&host, relay_chunks, &mut relay_t)
+        );
+        done.extend(relay_done);
+        t.append(relay_t);
         (done, t)
     };
     let dnsbl = async {

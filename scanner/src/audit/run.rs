@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use relayguard_core::scan::{TestKind, TestResult, Verdict};
 use relayguard_core::{Transcript, TranscriptLine};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Host;
@@ -24,22 +23,18 @@ pub(crate) struct Done {
     pub(crate) lines: Vec<TranscriptLine>,
 }
 
-/// Runs the relay tests in chunks of `tests_per_session`, up to `sessions_per_host` at once.
+/// Runs the relay tests, a fresh session per chunk, as many at once as the host's session
+/// limit allows.
 pub(super) async fn run_relay_tests(
     host: &Arc<Host>,
-    tests: Vec<Planned>,
+    chunks: Vec<Vec<Planned>>,
     transcript: &mut Transcript,
 ) -> Vec<Done> {
-    let per_session = host.config.tests_per_session.max(1);
-    let limit = Arc::new(Semaphore::new(host.config.sessions_per_host.max(1)));
-    let mut chunks = JoinSet::new();
-    let mut tests = tests.into_iter().peekable();
-    while tests.peek().is_some() {
-        let chunk: Vec<Planned> = tests.by_ref().take(per_session).collect();
+    let mut sessions = JoinSet::new();
+    for chunk in chunks {
         let host = host.clone();
-        let limit = limit.clone();
-        chunks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+        sessions.spawn(async move {
+            let _slot = host.session_slots.clone().acquire_owned().await;
             let mut t = Transcript::default();
             let done = run_sequence(&host, None, chunk, &mut t).await;
             (done, t)
@@ -47,7 +42,7 @@ pub(super) async fn run_relay_tests(
     }
     let mut all = Vec::new();
     let mut transcripts = Vec::new();
-    while let Some(joined) = chunks.join_next().await {
+    while let Some(joined) = sessions.join_next().await {
         // A chunk only fails to join if it panicked, which would be a bug; its tests are then
         // simply missing from the result rather than taking the whole sweep down.
         if let Ok((done, t)) = joined {
