@@ -58,6 +58,10 @@ pub struct SweepArgs {
     /// Print the addresses that would be probed, exclusions applied, and send nothing.
     #[arg(long)]
     pub list_targets: bool,
+    /// Only find open ports: no SMTP command is sent and no DNS lookup made. Nothing is recorded
+    /// in the registry (a sweep that tested nothing must not resolve findings).
+    #[arg(long, conflicts_with_all = ["registry", "zone"])]
+    pub discover_only: bool,
     /// Refuse to sweep more addresses than this (a guard against typos such as /8 for /24).
     #[arg(long, default_value_t = 1 << 24, value_name = "N")]
     pub max_addresses: u128,

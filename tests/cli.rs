@@ -222,3 +222,69 @@ fn ipv6_targets_are_swept_with_ipv6_address_literals() {
     );
     drop(server);
 }
+
+#[test]
+fn discover_only_finds_the_port_says_nothing_and_records_nothing() {
+    // A greeting server that records every byte a client sends it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut stream, _) = listener.accept().unwrap();
+        let _ = stream.write_all(b"220 quiet.campus.test ESMTP\r\n");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        received
+    });
+    let db_dir = std::env::temp_dir().join(format!("relayguard-disc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&db_dir);
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let db = db_dir.join("registry.db");
+    let out = relayguard()
+        .env("RELAYGUARD_DATABASE", format!("sqlite://{}", db.display()))
+        .args([
+            "sweep",
+            "--discover-only",
+            "--format",
+            "json",
+            "--no-progress",
+        ])
+        .args(["--ports", &port.to_string(), "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "{hosts:#?}");
+    assert_eq!(hosts[0]["state"], "open");
+    assert!(hosts[0]["smtp"].is_null() && hosts[0]["tests"].as_array().unwrap().is_empty());
+    // Connected and closed again: not one byte of SMTP.
+    let received = server.join().unwrap();
+    assert!(
+        received.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    // A sweep that tested nothing is not recorded: it must not resolve anyone's findings.
+    assert!(!db.exists(), "the registry database was created");
+
+    // It cannot be combined with what needs an audit.
+    let out = relayguard()
+        .args([
+            "sweep",
+            "--discover-only",
+            "--registry",
+            "https://r.invalid",
+        ])
+        .args(["--token", "t", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--discover-only"));
+}

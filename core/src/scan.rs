@@ -199,7 +199,7 @@ pub struct HostResult {
 }
 
 impl HostResult {
-    /// A result for a port that is not open (no conversation happened).
+    /// A result for a port with no conversation: not open, or open in a discovery-only sweep.
     pub fn unreachable(address: IpAddr, port: u16, state: PortState) -> Self {
         HostResult {
             address,

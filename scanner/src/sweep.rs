@@ -34,6 +34,8 @@ pub struct SweepConfig {
     pub filtered_retries: u32,
     /// Whether closed and filtered ports are reported too.
     pub report_unreachable: bool,
+    /// Whether open ports are only reported, not audited.
+    pub discover_only: bool,
     /// The audit settings.
     pub audit: Arc<AuditConfig>,
     /// The global pace of new connections.
@@ -232,7 +234,8 @@ async fn audit_all(
     let slots = Arc::new(Semaphore::new(config.audit_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     while let Some(host) = found.recv().await {
-        if host.state != PortState::Open {
+        if host.state != PortState::Open || config.discover_only {
+            // No conversation: the port state is the whole result.
             let mut r = HostResult::unreachable(host.addr.ip(), host.addr.port(), host.state);
             r.target_name = host.name.as_deref().map(str::to_string);
             // The receiver only goes away when the caller stopped listening.

@@ -34,7 +34,7 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         return Ok(0);
     }
     // The local registry, opened before the sweep so a bad --database fails fast.
-    let store = if args.no_store || args.registry.is_some() {
+    let store = if args.no_store || args.discover_only || args.registry.is_some() {
         None
     } else {
         Some(

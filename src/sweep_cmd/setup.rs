@@ -106,6 +106,7 @@ pub fn sweep_config(
         connect_timeout,
         filtered_retries: args.retries,
         report_unreachable: args.all,
+        discover_only: args.discover_only,
         pacer: Arc::new(Pacer::new(Some(args.rate))),
         audit: Arc::new(AuditConfig {
             session: SessionConfig {
