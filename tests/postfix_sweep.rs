@@ -230,6 +230,48 @@ fn the_vantage_point_decides_the_verdict() {
 }
 
 #[test]
+fn a_postfix_that_slows_down_after_three_errors_gets_fresh_sessions() {
+    // A common hardening: after 3 errors in a session Postfix holds every reply back by
+    // smtpd_error_sleep_time (1 s). relayguard must notice and move on to a fresh session
+    // rather than sit through a second per reply.
+    let strict = Postfix::start(Personality::ClosedStrict);
+    strict.reconfigure(&["smtpd_soft_error_limit = 3", "smtpd_error_sleep_time = 1s"]);
+    let (_, doc) = sweep_json(&[strict.addr().to_string()], &["--no-dns"]);
+    let h = host(&doc, strict.addr());
+    let relay: Vec<&Value> = support::report::tests_of(h, "relay").collect();
+    assert!(
+        relay.iter().all(|t| t["verdict"] == "refused"),
+        "{relay:#?}"
+    );
+    assert!(!kinds(h).contains("open-relay"));
+    // Replies that came a second or more after the command, per session. Once Postfix holds
+    // replies back, relayguard finishes the test under way (at most its MAIL, RCPT and RSET)
+    // and leaves; had it stayed, every reply after that would be held back too (15 in a
+    // session of 8 refused relay tests).
+    let mut held: std::collections::BTreeMap<u64, u32> = Default::default();
+    let mut asked_at: Option<u64> = None;
+    for line in h["transcript"]["lines"].as_array().unwrap() {
+        let ms = line["ms"].as_u64().unwrap();
+        match line["dir"].as_str().unwrap() {
+            "client" => asked_at = Some(ms),
+            "server" => {
+                if let Some(at) = asked_at.take()
+                    && ms >= at + 900
+                {
+                    *held.entry(line["session"].as_u64().unwrap()).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(!held.is_empty(), "Postfix never held a reply back: {h:#}");
+    assert!(
+        held.values().all(|&n| n <= 3),
+        "held back per session: {held:?}"
+    );
+}
+
+#[test]
 fn excluded_hosts_are_never_contacted_and_formats_agree() {
     let open = Postfix::start(Personality::OpenRelay);
     let excluded = Postfix::start(Personality::Closed);

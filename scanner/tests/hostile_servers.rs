@@ -402,3 +402,64 @@ async fn a_rate_limiting_server_is_not_hammered_and_the_verdict_says_incomplete(
         r.notes
     );
 }
+
+#[tokio::test]
+async fn a_server_that_holds_replies_back_after_errors_gets_fresh_sessions() {
+    use std::sync::Mutex;
+    // Postfix with smtpd_soft_error_limit = 3 (a common hardening): after the third error in a
+    // session every reply comes a second late. Here: how many replies each session held back.
+    static HELD_BACK: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    let addr = serve(|stream| async move {
+        let session = {
+            let mut held = HELD_BACK.lock().unwrap();
+            held.push(0);
+            held.len() - 1
+        };
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write
+            .write_all(b"220 strict.campus.test ESMTP Postfix\r\n")
+            .await;
+        let mut errors = 0;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250 strict.campus.test\r\n"
+            } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+                b"250 2.0.0 Ok\r\n"
+            } else if upper.starts_with("QUIT") {
+                b"221 2.0.0 Bye\r\n"
+            } else {
+                errors += 1;
+                b"554 5.7.1 Relay access denied\r\n"
+            };
+            if errors > 3 || (errors == 3 && !reply.starts_with(b"554")) {
+                HELD_BACK.lock().unwrap()[session] += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if write.write_all(reply).await.is_err() || upper.starts_with("QUIT") {
+                return;
+            }
+        }
+    })
+    .await;
+    let r = audit_at(addr, Duration::from_secs(5)).await;
+    // Every test still got its answer...
+    assert!(
+        r.tests.iter().all(|t| t.verdict == Verdict::Refused),
+        "{:#?}",
+        r.tests
+    );
+    // ...and no session went on once the server had started holding replies back: at most
+    // one test's MAIL, RCPT and RSET (which show it) and the QUIT. Without fresh sessions,
+    // a session of 8 tests has 15 replies held back.
+    let held = HELD_BACK.lock().unwrap().clone();
+    assert!(
+        held.iter().all(|&n| n <= 4),
+        "held back per session: {held:?}"
+    );
+    assert!(
+        held.iter().any(|&n| n > 0),
+        "the server never held back: {held:?}"
+    );
+}

@@ -249,6 +249,21 @@ impl Postfix {
         }
     }
 
+    /// Changes main.cf settings (`name = value`) with postconf and reloads.
+    pub fn reconfigure(&self, settings: &[&str]) {
+        let etc = self.root.join("etc");
+        run(Command::new("postconf")
+            .arg("-c")
+            .arg(&etc)
+            .arg("-e")
+            .args(settings));
+        run(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+        // The reloaded master serves new connections with the new settings once its children
+        // have restarted; the banner shows it is back.
+        std::thread::sleep(Duration::from_millis(500));
+        self.wait_for_banner();
+    }
+
     /// Turns on SMTP AUTH (Cyrus SASL, PLAIN/LOGIN against a sasldb of this instance's own)
     /// with one user, and reloads; successful logins show as `sasl_username=` in the log.
     pub fn enable_sasl(&self, user: &str, password: &str) {

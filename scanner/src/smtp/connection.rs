@@ -105,8 +105,36 @@ pub struct Connection {
     session: u32,
     timing: Timing,
     limits: Limits,
+    pace: ReplyPace,
     /// Everything said on this connection.
     pub transcript: Transcript,
+}
+
+/// How much later than its fastest reply a reply must come to count as held back. Servers hold
+/// replies back in whole seconds (Postfix's `smtpd_error_sleep_time`, 1 s); network jitter on a
+/// campus is far below this.
+const HELD_BACK: Duration = Duration::from_millis(800);
+
+/// How quickly the server answers commands, to notice when it starts holding every reply back
+/// after errors (Postfix past `smtpd_soft_error_limit`).
+#[derive(Debug, Default, Clone, Copy)]
+struct ReplyPace {
+    /// Negative replies (4xx, 5xx) so far.
+    errors: u32,
+    /// The quickest command-to-reply time so far.
+    fastest: Option<Duration>,
+    /// The last command's.
+    last: Duration,
+}
+
+impl ReplyPace {
+    fn observe(&mut self, took: Duration, reply: &Reply) {
+        if reply.class() >= 4 {
+            self.errors += 1;
+        }
+        self.fastest = Some(self.fastest.map_or(took, |f| f.min(took)));
+        self.last = took;
+    }
 }
 
 /// Opens a TCP connection, optionally from a given local address.
@@ -148,8 +176,17 @@ impl Connection {
             session,
             timing,
             limits: Limits::default(),
+            pace: ReplyPace::default(),
             transcript: Transcript::default(),
         }
+    }
+
+    /// Whether the server has started holding replies back after errors: the last command
+    /// (RSET or VRFY, which a server answers at once) took a second longer than the quickest,
+    /// after at least one error. A fresh session is answered at full speed again.
+    pub fn held_back_after_errors(&self) -> bool {
+        let pace = self.pace;
+        pace.errors > 0 && pace.fastest.is_some_and(|f| pace.last >= f + HELD_BACK)
     }
 
     /// The session number of this connection.
@@ -232,8 +269,11 @@ impl Connection {
 
     /// Sends one command line (without CRLF) and reads the reply.
     pub async fn command(&mut self, line: &str) -> Result<Reply, SessionError> {
+        let sent = Instant::now();
         self.send(line).await?;
-        self.read_reply().await
+        let reply = self.read_reply().await?;
+        self.pace.observe(sent.elapsed(), &reply);
+        Ok(reply)
     }
 
     /// Sends one command line without waiting for the reply.
@@ -267,6 +307,17 @@ impl Connection {
             };
             self.timing = short;
             let _ = self.read_reply().await;
+        }
+        self.transcript
+    }
+
+    /// Says QUIT and closes at once, without waiting for a goodbye the server would hold back.
+    pub async fn quit_now(mut self) -> Transcript {
+        if self.send("QUIT").await.is_ok() {
+            self.log(
+                Direction::Note,
+                "closed without waiting for the reply: the server holds replies back",
+            );
         }
         self.transcript
     }
