@@ -11,12 +11,6 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// A sweep keeps tens of thousands of small, short-lived connection tasks in flight, spread over
-/// the runtime's threads. glibc's allocator fragments under that churn (on the campus /16 its
-/// resident memory was twice the live heap); mimalloc keeps close to it (docs/benchmarks-campus.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit codes (documented in docs/cli.md): 0 no findings, 1 findings, 2 error, 130 interrupted.
 pub const EXIT_FINDINGS: u8 = 1;
 /// See [`EXIT_FINDINGS`].
