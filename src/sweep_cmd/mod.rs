@@ -1,5 +1,6 @@
 //! `relayguard sweep`: prepares the sweep from the arguments, runs it, writes the results.
 
+mod kept;
 mod progress;
 mod setup;
 mod zones;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::cli::{Format, SweepArgs};
 use crate::output::{self, Report, Summary};
 use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
+use kept::KeptResults;
 
 /// Runs the sweep, records it in the registry at `database` and returns the exit code.
 pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
@@ -172,7 +174,7 @@ async fn collect(
         sweep::run(&targets, &config, progress, tx).await;
         (targets, config)
     });
-    let mut hosts = Vec::new();
+    let mut kept = KeptResults::default();
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -183,7 +185,7 @@ async fn collect(
                     if args.format == Format::Jsonl {
                         output::write_jsonl(out, &host)?;
                     }
-                    hosts.push(host);
+                    kept.keep(&host)?;
                 }
                 None => break,
             },
@@ -194,6 +196,7 @@ async fn collect(
             }
         }
     }
+    let mut hosts = kept.into_results()?;
     hosts.sort_by_key(|h| (h.address, h.port));
     // An aborted task ends in a cancellation error: the sweep did not finish.
     Ok((hosts, task.await.ok()))
