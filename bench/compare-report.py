@@ -43,6 +43,8 @@ def parse(tool, rnd):
         note = f"summary {doc['summary']}; audit errors: {len(errs)}; slowest audit {slow} ms"
         if errs:
             note += "; e.g. " + "; ".join(f"{a}: {e}" for a, e in list(errs.items())[:3])
+        if tool == "relayguard-disc":  # --discover-only: no verdicts to compare
+            return found, None, f"summary {doc['summary']}"
         return found, flagged, note
     if tool in ("nmap-disc", "nmap-relay"):
         root = ET.parse(f"{base}.xml").getroot()
@@ -133,6 +135,16 @@ if "relayguard" in avg:
             a = avg[t]
             print(f"| {t} | {a['wall'] / rg['wall']:.2f}× | {a['cpu'] / max(rg['cpu'], 1e-9):.2f}× | "
                   f"{a['rss'] / rg['rss']:.2f}× |")
+if "relayguard-disc" in avg:
+    rd = avg["relayguard-disc"]
+    print("\nDiscovery alone (other tool / relayguard --discover-only; > 1 means relayguard is better):\n")
+    print("| compared with | wall | CPU | peak RSS |")
+    print("|---|---|---|---|")
+    for t in ("masscan", "nmap-disc"):
+        if t in avg:
+            a = avg[t]
+            print(f"| {t} | {a['wall'] / rd['wall']:.2f}× | {a['cpu'] / max(rd['cpu'], 1e-9):.2f}× | "
+                  f"{a['rss'] / rd['rss']:.2f}× |")
 
 print("\nDisagreements with the ground truth, host by host:\n")
 any_dis = False
