@@ -177,16 +177,22 @@ async fn discover_all(
                 },
             },
         };
-        let slot = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        // Reap finished tasks so the set does not grow with the size of the sweep.
-        while tasks.try_join_next().is_some() {}
+        let slot = free_slot(&slots, &mut tasks).await;
         config.pacer.wait().await;
         tasks.spawn(run_attempt(next, slot, shared.clone()));
     }
+}
+
+/// Waits for one of `slots`, then reaps the tasks that have finished, so that `tasks` does not
+/// grow with the size of the sweep.
+async fn free_slot(slots: &Arc<Semaphore>, tasks: &mut JoinSet<()>) -> OwnedSemaphorePermit {
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    while tasks.try_join_next().is_some() {}
+    slot
 }
 
 /// One discovery task: a single connection attempt, settled without waiting for anything else.
@@ -242,12 +248,7 @@ async fn audit_all(
             let _ = results.send(r).await;
             continue;
         }
-        let slot = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        while tasks.try_join_next().is_some() {}
+        let slot = free_slot(&slots, &mut tasks).await;
         let audit_config = config.audit.clone();
         let pacer = config.pacer.clone();
         let progress = progress.clone();
