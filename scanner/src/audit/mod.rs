@@ -3,9 +3,9 @@
 //! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
 //! probes (VRFY, EXPN, backscatter) and a few relay vectors. As soon as it knows the server's
 //! names, the other relay vectors are spread over fresh sessions that run side by side with it
-//! (at most `sessions_per_host` open at once): Postfix delays every reply by a second after ten errors in one
-//! session and hangs up after twenty, and Exim hangs up sooner, so one long session (as nmap
-//! does) is both slow and wrong. A server hardened to slow down sooner (a lower
+//! (at most `sessions_per_host` open at once): Postfix delays every reply by a second after ten
+//! errors in one session and hangs up after twenty, and Exim hangs up sooner, so one long
+//! session (as nmap does) is both slow and wrong. A server hardened to slow down sooner (a lower
 //! `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the session is
 //! left and the next test goes to a fresh one. A session that is dropped or answered with 421 is
 //! reopened and the interrupted test is tried once more.
