@@ -98,7 +98,8 @@ pub struct SweepArgs {
     /// Sessions one host may have open at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub sessions_per_host: usize,
-    /// Relay tests per session before a fresh one (Postfix slows down after 10 errors).
+    /// Tests per session before a fresh one (Postfix slows down after 10 errors); the relay
+    /// vectors are dealt evenly over as few sessions as hold them.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub tests_per_session: usize,
 

@@ -181,9 +181,10 @@ impl Connection {
         }
     }
 
-    /// Whether the server has started holding replies back after errors: the last command
-    /// (RSET or VRFY, which a server answers at once) took a second longer than the quickest,
-    /// after at least one error. A fresh session is answered at full speed again.
+    /// Whether the server has started holding replies back after errors: after at least one
+    /// error, the last command (RSET or VRFY, which a server answers at once) was answered
+    /// 0.8 s (`HELD_BACK`) or more later than the quickest one. A fresh session is answered at
+    /// full speed again.
     pub fn held_back_after_errors(&self) -> bool {
         let pace = self.pace;
         pace.errors > 0 && pace.fastest.is_some_and(|f| pace.last >= f + HELD_BACK)
