@@ -154,25 +154,26 @@ async fn discover_all(
         // the pace allows; retries first once their backlog is a few times the in-flight budget,
         // which keeps the backlog (some 60 bytes an entry), and so memory, independent of the
         // size of the sweep.
-        let retry_first = retries.len() >= backlog;
-        let next = match retry_first.then(|| retries.try_recv().ok()).flatten() {
+        let due_retry = if retries.len() >= backlog {
+            retries.try_recv().ok()
+        } else {
+            None
+        };
+        let ready = due_retry
+            .or_else(|| fresh.next())
+            .or_else(|| retries.try_recv().ok());
+        let next = match ready {
             Some(attempt) => attempt,
-            None => match fresh.next() {
-                Some(attempt) => attempt,
-                None => match retries.try_recv() {
-                    Ok(attempt) => attempt,
-                    // Nothing is left to try: wait for the attempts in flight, which may come back.
-                    Err(_) => tokio::select! {
-                        biased;
-                        Some(attempt) = retries.recv() => attempt,
-                        joined = tasks.join_next() => match joined {
-                            Some(_) => continue,
-                            // Every attempt has finished, so nothing more can come back.
-                            None => match retries.try_recv() {
-                                Ok(attempt) => attempt,
-                                Err(_) => break,
-                            },
-                        },
+            // Nothing is left to try: wait for the attempts in flight, which may come back.
+            None => tokio::select! {
+                biased;
+                Some(attempt) = retries.recv() => attempt,
+                joined = tasks.join_next() => match joined {
+                    Some(_) => continue,
+                    // Every attempt has finished, so nothing more can come back.
+                    None => match retries.try_recv() {
+                        Ok(attempt) => attempt,
+                        Err(_) => break,
                     },
                 },
             },
