@@ -13,7 +13,7 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # The agent's fixtures `apt-get download` real MTA packages: the package lists must exist.
-if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
+if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
   apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then

@@ -477,8 +477,10 @@ fn check_prerequisites() {
         root,
         "Postfix test harness needs root (ip addr add on lo, postfix start)"
     );
+    // `-d` reads the compiled-in defaults: a Postfix installed with "No configuration" has no
+    // /etc/postfix/main.cf, and the instances never read it anyway (each has its own `-c`).
     let installed = Command::new("postconf")
-        .args(["-h", "mail_version"])
+        .args(["-d", "-h", "mail_version"])
         .output();
     assert!(
         matches!(&installed, Ok(o) if o.status.success())
