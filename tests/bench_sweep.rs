@@ -2,12 +2,10 @@
 //! with 8 live Postfix instances, swept and fully audited by the release binary under
 //! `/usr/bin/time -v`; then a /20 around the same instances, to show memory stays flat.
 
-mod support;
-
 use std::process::Command;
 use std::time::Instant;
 
-use support::{Personality, Postfix, scanner_source_addr};
+use relayguard_testkit::{Personality, Postfix, scanner_source_addr};
 
 struct Run {
     wall_s: f64,
@@ -26,7 +24,7 @@ fn sweep(block: &str, extra: &[&str]) -> Run {
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(env!("CARGO_BIN_EXE_relayguard"))
-        .env("RELAYGUARD_DATABASE", support::test_database())
+        .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
         .args([
             "sweep",
             block,
@@ -169,7 +167,7 @@ fn compare_with_nmap_smtp_open_relay() {
         let nmap_s = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-            .env("RELAYGUARD_DATABASE", support::test_database())
+            .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
             .args([
                 "sweep",
                 &addr,

@@ -1,18 +1,16 @@
 //! The CLI's contract: exit codes, clear errors for bad input, Ctrl-C writing partial results.
 
-mod support;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use relayguard_testkit::{Personality, Postfix, scanner_source_addr};
 use serde_json::Value;
-use support::{Personality, Postfix, scanner_source_addr};
 
 fn relayguard() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_relayguard"));
-    command.env("RELAYGUARD_DATABASE", support::test_database());
+    command.env("RELAYGUARD_DATABASE", relayguard_testkit::test_database());
     command
 }
 

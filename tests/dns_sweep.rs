@@ -1,15 +1,11 @@
 //! End-to-end: `relayguard sweep --resolver … --dnsbl …` against a real authoritative DNS server
 //! (nsd, serving the scanner's test zones) and real listeners on loopback.
 
-#[path = "../scanner/tests/dns/server.rs"]
-mod dns_server;
-mod support;
-
 use std::process::Command;
 
+use relayguard_testkit::report::host;
+use relayguard_testkit::{Personality, Postfix, scanner_source_addr};
 use serde_json::Value;
-use support::report::host;
-use support::{Personality, Postfix, scanner_source_addr};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Both tests use 127.0.0.11:25 (one listens there, the other needs it silent).
@@ -53,7 +49,7 @@ async fn listed_host() -> tokio::task::JoinHandle<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn blocklisted_hosts_are_found_through_the_given_resolver() {
     let _ports = LOOPBACK_PORTS.lock().await;
-    let nsd = dns_server::Nsd::start().await;
+    let nsd = relayguard_testkit::nsd::Nsd::start().await;
     let server = listed_host().await;
     let postfix = Postfix::start(Personality::ClosedStrict);
     let resolver = nsd.addr.to_string();
@@ -61,7 +57,7 @@ async fn blocklisted_hosts_are_found_through_the_given_resolver() {
     let pf = postfix.addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_relayguard"))
-            .env("RELAYGUARD_DATABASE", support::test_database())
+            .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
             .args([
                 "sweep",
                 "--format",
@@ -157,7 +153,7 @@ async fn greeter(addr: &str) -> tokio::task::JoinHandle<()> {
 
 fn relayguard_blocking(args: Vec<String>) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .env("RELAYGUARD_DATABASE", support::test_database())
+        .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
         .arg("sweep")
         .args(args)
         .output()
@@ -167,7 +163,7 @@ fn relayguard_blocking(args: Vec<String>) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn campus_zones_give_targets_and_mx_findings() {
     let _ports = LOOPBACK_PORTS.lock().await;
-    let nsd = dns_server::Nsd::start().await;
+    let nsd = relayguard_testkit::nsd::Nsd::start().await;
     let resolver = nsd.addr.to_string();
     let state =
         std::env::temp_dir().join(format!("relayguard-serials-{}.json", std::process::id()));

@@ -2,13 +2,11 @@
 //! directory and run in a private mount namespace by tests/mta/*.sh; nothing is installed and
 //! every delivery ends in a blackhole or a local maildir). One sweep covers all of them.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use relayguard_testkit::report::{host, kinds, tests_of};
 use serde_json::Value;
-use support::report::{host, kinds, tests_of};
 
 /// A running instance, stopped on drop.
 struct Mta {
@@ -63,7 +61,7 @@ fn exim_and_opensmtpd_verdicts() {
     ];
 
     let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .env("RELAYGUARD_DATABASE", support::test_database())
+        .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
         .args([
             "sweep",
             "--format",

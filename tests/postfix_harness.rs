@@ -2,12 +2,10 @@
 //! the RCPT/VRFY probes exactly as documented, instances run side by side, and dropping an
 //! instance leaves no master process and no loopback alias behind.
 
-mod support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
-use support::{DOMAIN, Personality, Postfix, scanner_source_addr};
+use relayguard_testkit::{DOMAIN, Personality, Postfix, scanner_source_addr};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

@@ -2,20 +2,18 @@
 //! swept from an address outside their trusted networks. Verdicts and finding kinds are asserted
 //! exactly; nothing leaves loopback (every Postfix transport is `discard:`).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 
+use relayguard_testkit::report::{host, kinds};
+use relayguard_testkit::{DOMAIN, Personality, Postfix, scanner_source_addr};
 use serde_json::Value;
-use support::report::{host, kinds};
-use support::{DOMAIN, Personality, Postfix, scanner_source_addr};
 
 /// Runs the CLI with quick timeouts and returns its output.
 fn relayguard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .env("RELAYGUARD_DATABASE", support::test_database())
+        .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
         .arg("sweep")
         .args([
             "--connect-timeout",
@@ -238,7 +236,7 @@ fn a_postfix_that_slows_down_after_three_errors_gets_fresh_sessions() {
     strict.reconfigure(&["smtpd_soft_error_limit = 3", "smtpd_error_sleep_time = 1s"]);
     let (_, doc) = sweep_json(&[strict.addr().to_string()], &["--no-dns"]);
     let h = host(&doc, strict.addr());
-    let relay: Vec<&Value> = support::report::tests_of(h, "relay").collect();
+    let relay: Vec<&Value> = relayguard_testkit::report::tests_of(h, "relay").collect();
     assert!(
         relay.iter().all(|t| t["verdict"] == "refused"),
         "{relay:#?}"

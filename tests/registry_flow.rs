@@ -3,13 +3,11 @@
 //! resolved when a later sweep that covered the address no longer sees them, and left open when
 //! the address was excluded from that sweep.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use relayguard_testkit::{Personality, Postfix, scanner_source_addr};
 use serde_json::Value;
-use support::{Personality, Postfix, scanner_source_addr};
 
 struct Registry {
     url: String,

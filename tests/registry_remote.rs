@@ -1,13 +1,11 @@
 //! End-to-end: `relayguard serve` over TLS on loopback, and `relayguard sweep --registry URL
 //! --token T --registry-ca CA` posting a sweep of a real Postfix to it.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use relayguard_testkit::{Personality, Postfix, scanner_source_addr};
 use serde_json::Value;
-use support::{Personality, Postfix, scanner_source_addr};
 
 const TOKEN: &str = "a-long-enough-admin-token-for-tests";
 

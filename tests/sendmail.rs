@@ -7,13 +7,11 @@
 //! address ... does not exist", "550 5.7.1 Relaying denied. IP name lookup failed") rather than
 //! the 4xx that an unreachable resolver gives.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use relayguard_testkit::report::{host, kinds, tests_of};
 use serde_json::Value;
-use support::report::{host, kinds, tests_of};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mta/sendmail.sh")
@@ -69,7 +67,7 @@ fn sendmail_verdicts() {
     // "ClientRate: 10" (per 10 minutes) that would otherwise answer "421 4.3.2 Connection rate
     // limit exceeded".
     let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .env("RELAYGUARD_DATABASE", support::test_database())
+        .env("RELAYGUARD_DATABASE", relayguard_testkit::test_database())
         .args([
             "sweep",
             "--format",

@@ -2,8 +2,6 @@
 //! in a Maildir, parsed back with `mailparse`; plus dry runs into .eml files.
 
 mod common;
-#[path = "../../tests/support/postfix.rs"]
-mod postfix;
 
 use std::path::Path;
 
@@ -15,7 +13,7 @@ use relayguard_registry::notify::{Delivery, Lang, NotifyOptions, notify, sent};
 use relayguard_registry::{Store, SweepMeta, record_sweep};
 use serde_json::json;
 
-use postfix::Postfix;
+use relayguard_testkit::Postfix;
 
 const ALICE: &str = "alice@lab.example.ac.jp";
 const BOB: &str = "bob@lab.example.ac.jp";

@@ -1,9 +1,6 @@
 //! The DNS checks against a real DNS server: nsd (Debian package `nsd`) started per test on a
 //! loopback port, serving campus.test, its reverse zones and the test blocklist dnsbl.test
-//! (tests/dns/zones/). Only loopback is ever contacted.
-
-#[path = "dns/server.rs"]
-mod server;
+//! (testkit/fixtures/dns/zones/). Only loopback is ever contacted.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +10,7 @@ use relayguard_core::{Direction, FindingKind, Severity};
 use relayguard_scanner::dns::{
     AxfrOptions, Dns, DnsChecks, DnsConfig, DnsError, SerialState, TargetSource,
 };
-use server::Nsd;
+use relayguard_testkit::nsd::Nsd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 

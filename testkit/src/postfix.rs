@@ -1,15 +1,12 @@
 //! Real Debian Postfix instances on loopback aliases, for relayguard's integration tests: the
 //! personalities the scanner is tested against, and a Maildir sink for what `relayguard notify`
-//! sends (the registry's tests include this file with `#[path]`).
+//! sends.
 //!
 //! Every instance gets its own `127.77.X.Y` alias on `lo`, its own config, queue and data
 //! directories under `/tmp/relayguard-postfix/127.77.X.Y/`, and logs to a plain file. All
 //! transports are `discard:`, except the sink's virtual(8) into its own Maildir, and master.cf has
 //! no SMTP/LMTP client at all, so nothing is ever sent off the machine. Needs root and the Debian
 //! `postfix` package.
-
-// Included by other packages' tests with #[path], which use only part of it.
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};

@@ -1,5 +1,5 @@
 //! Starts a real authoritative DNS server (nsd, Debian package `nsd`) on a loopback port for the
-//! DNS tests, serving the zones in tests/dns/zones/, and stops it when dropped.
+//! DNS tests, serving the zones in testkit/fixtures/dns/zones/, and stops it when dropped.
 //!
 //! CI must have nsd installed (`apt-get install -y nsd`); without it the tests fail loudly.
 
@@ -19,15 +19,9 @@ pub struct Nsd {
     dir: PathBuf,
 }
 
-/// The fixtures, found from the scanner crate's tests and from the workspace root's tests alike.
+/// The zone files and the nsd.conf template.
 fn fixtures() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let here = root.join("tests/dns");
-    if here.join("zones").is_dir() {
-        here
-    } else {
-        root.join("scanner/tests/dns")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dns")
 }
 
 fn nsd_binary() -> PathBuf {

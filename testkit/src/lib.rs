@@ -1,0 +1,25 @@
+//! relayguard-testkit: the real servers relayguard's tests run against, shared by every package's
+//! integration tests (a dev-dependency, never published).
+//!
+//! - [`postfix`]: real Debian Postfix instances on their own `127.77.X.Y` loopback aliases, in the
+//!   personalities the scanner is tested against, and a Maildir sink for what notify sends.
+//! - [`nsd`]: a real authoritative DNS server (nsd) on a loopback port serving the test zones in
+//!   `testkit/fixtures/dns/zones/`.
+//! - [`report`]: readers of `relayguard sweep --format json` documents.
+//!
+//! Everything here needs the Debian packages that `scripts/install-test-deps.sh` installs and, for
+//! Postfix, root; a missing one fails loudly with the package to install, never skips.
+
+pub mod nsd;
+pub mod postfix;
+pub mod report;
+
+pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
+
+/// A registry database private to this test process, so sweeps run by tests never touch the
+/// user's own registry (`RELAYGUARD_DATABASE` for every CLI invocation).
+pub fn test_database() -> String {
+    let dir = std::env::temp_dir().join(format!("relayguard-test-db-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the test database directory");
+    format!("sqlite://{}/registry.db", dir.display())
+}
