@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn severities_yaml_states_every_kinds_default() {
+        let shipped = parse_severities(DEFAULT_SEVERITIES, "rules/severities.yaml").unwrap();
+        for kind in FindingKind::ALL {
+            assert_eq!(
+                shipped.get(&kind),
+                Some(&kind.default_severity()),
+                "rules/severities.yaml misses or misstates {kind}"
+            );
+        }
+        assert_eq!(shipped.len(), FindingKind::ALL.len());
+    }
+
+    #[test]
     fn fingerprints_identify_common_banners() {
         let rules = RuleSet::builtin().unwrap();
         let id = |banner: &str| rules.identify_mta(banner, &[]).to_string();
