@@ -30,9 +30,11 @@ use crate::dns::Dns;
 use crate::pacing::Pacer;
 use crate::probes::findings::{self, FindingInput};
 use crate::probes::names;
+use crate::smtp::hostname::name_in;
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
-    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
+    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, SessionTarget,
+    Timing, TlsMode,
 };
 
 /// The DNS checks run for every host that speaks SMTP (issue 5).
@@ -111,16 +113,14 @@ impl Host {
 
     async fn open(&self) -> Result<(Connection, Greeting), Failed> {
         let number = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
-        session::open(
-            self.addr,
-            &self.config.session,
-            &self.pacer,
-            self.known_name.as_deref(),
-            self.mode(),
-            number,
-            self.timing,
-        )
-        .await
+        let target = SessionTarget {
+            addr: self.addr,
+            known_name: self.known_name.as_deref(),
+            mode: self.mode(),
+            session: number,
+            timing: self.timing,
+        };
+        session::open(&self.config.session, &self.pacer, &target).await
     }
 
     fn deadline_passed(&self) -> bool {
@@ -311,13 +311,9 @@ struct OwnNames {
 }
 
 fn learn_names(host: &Host, greeting: &Greeting, ptr: Option<&str>) -> OwnNames {
-    let banner = greeting
-        .banner
-        .lines
-        .first()
-        .and_then(|l| names::name_in(l));
-    let ehlo = greeting.ehlo.lines.first().and_then(|l| names::name_in(l));
-    let ptr = ptr.and_then(names::name_in);
+    let banner = greeting.banner_name();
+    let ehlo = greeting.ehlo_name();
+    let ptr = ptr.and_then(name_in);
     let parent = host
         .known_name
         .clone()

@@ -3,29 +3,10 @@
 
 use std::net::IpAddr;
 
+use crate::smtp::hostname::looks_like_hostname;
+
 /// The most own names used to expand `{host}` vectors (each name multiplies those tests).
 pub const MAX_NAMES: usize = 3;
-
-/// Whether `s` looks like a DNS host name (at least one dot, LDH labels, not an address).
-pub fn looks_like_hostname(s: &str) -> bool {
-    let s = s.trim_end_matches('.');
-    s.len() <= 253
-        && s.contains('.')
-        && s.parse::<IpAddr>().is_err()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-/// The host name a greeting or EHLO line starts with, if it starts with one.
-pub fn name_in(line: &str) -> Option<String> {
-    let token = line.split_ascii_whitespace().next()?;
-    looks_like_hostname(token).then(|| token.trim_end_matches('.').to_ascii_lowercase())
-}
 
 /// The domain a host name belongs to (`mx.example.edu` → `example.edu`), when it has at least
 /// three labels: a server is usually a mail exchanger or backup MX for its parent domain, and a
@@ -94,21 +75,6 @@ pub fn is_local_form(path: &str, names: &[String], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_names_are_recognised() {
-        assert!(looks_like_hostname("mx.example.edu"));
-        assert!(looks_like_hostname("mx.example.edu."));
-        assert!(!looks_like_hostname("localhost"));
-        assert!(!looks_like_hostname("192.0.2.1"));
-        assert!(!looks_like_hostname("mx.exa mple"));
-        assert!(!looks_like_hostname("-bad.example"));
-        assert_eq!(
-            name_in("MX.Example.EDU ESMTP Postfix"),
-            Some("mx.example.edu".into())
-        );
-        assert_eq!(name_in("ESMTP ready"), None);
-    }
 
     #[test]
     fn parent_domains() {
