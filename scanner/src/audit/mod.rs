@@ -1,19 +1,21 @@
 //! Auditing one open SMTP port: the sessions, the tests run in them, and the result.
 //!
-//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
-//! probes (VRFY, EXPN, backscatter) and a few relay vectors. As soon as it knows the server's
-//! names, the other relay vectors are spread over fresh sessions that run side by side with it
-//! (at most `sessions_per_host` open at once): Postfix delays every reply by a second after ten
-//! errors in one session and hangs up after twenty, and Exim hangs up sooner, so one long
-//! session (as nmap does) is both slow and wrong. A server hardened to slow down sooner (a lower
-//! `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the session is
-//! left and the next test goes to a fresh one. A session that is dropped or answered with 421 is
-//! reopened and the interrupted test is tried once more.
+//! The audit knows no probe by name: it runs the list in [`crate::probes::PROBES`]. Each probe
+//! plans its tests from what the first session learned, the audit schedules and runs them, and
+//! each probe then reviews the results and draws its findings.
+//!
+//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the tests
+//! placed first (VRFY, EXPN, backscatter) and a few spread ones (relay vectors). As soon as it
+//! knows the server's names, the other spread tests go to fresh sessions that run side by side
+//! with it (at most `sessions_per_host` open at once): Postfix delays every reply by a second
+//! after ten errors in one session and hangs up after twenty, and Exim hangs up sooner, so one
+//! long session (as nmap does) is both slow and wrong. A server hardened to slow down sooner (a
+//! lower `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the
+//! session is left and the next test goes to a fresh one. A session that is dropped or answered
+//! with 421 is reopened and the interrupted test is tried once more.
 
-mod plan;
 mod run;
-
-pub(crate) use run::Done;
+mod schedule;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -28,16 +30,14 @@ use tokio::time::Instant;
 
 use crate::dns::Dns;
 use crate::pacing::Pacer;
-use crate::probes::findings::{self, FindingInput};
-use crate::probes::names;
-use crate::smtp::hostname::name_in;
+use crate::probes::{Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord};
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
     Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, SessionTarget,
     Timing, TlsMode,
 };
 
-/// The DNS checks run for every host that speaks SMTP (issue 5).
+/// The DNS checks run for every host that speaks SMTP.
 #[derive(Clone)]
 pub struct DnsAudit {
     /// The resolver.
@@ -187,27 +187,39 @@ pub async fn audit(
     }
     let ptr = reverse.as_ref().and_then(|r| r.ptr.clone());
 
-    let names = learn_names(&host, &greeting, ptr.as_deref());
+    let names = OwnNames::learn(
+        host.known_name.as_deref(),
+        &greeting,
+        ptr.as_deref(),
+        &host.config.local_domains,
+    );
     let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
+    let facts = HostFacts {
+        ip,
+        port,
+        names: &names,
+        external_domain: &host.config.external_domain,
+        probe_sender: &host.config.probe_sender,
+        probe_recipient: &host.config.probe_recipient,
+        rules: &host.config.rules,
+    };
 
-    let (probes, relay) = plan::plan(&host, &names);
-    let (first_plan, relay_chunks) = plan::deal(probes, relay, host.config.tests_per_session);
+    let (first_tests, spread) = schedule::plan_tests(&facts);
+    let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
     let tests = async {
         // The first session goes on with its tests while the fresh sessions open: on a host
         // that delays its greeting, that saves a whole greeting's wait.
         let mut t = Transcript::default();
         let first = async {
-            let done = run::run_sequence(&host, Some(conn), first_plan, &mut t).await;
+            let done = run::run_sequence(&host, Some(conn), first_tests, &mut t).await;
             drop(first_slot);
             done
         };
-        let mut relay_t = Transcript::default();
-        let (mut done, relay_done) = tokio::join!(
-            first,
-            run::run_relay_tests(&host, relay_chunks, &mut relay_t)
-        );
-        done.extend(relay_done);
-        t.append(relay_t);
+        let mut chunks_t = Transcript::default();
+        let (mut done, chunks_done) =
+            tokio::join!(first, run::run_chunks(&host, chunks, &mut chunks_t));
+        done.extend(chunks_done);
+        t.append(chunks_t);
         (done, t)
     };
     let dnsbl = async {
@@ -221,7 +233,10 @@ pub async fn audit(
     let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
     transcript.append(t);
     done.sort_by_key(|d| d.index);
-    run::reinterpret_local_forms(&mut done, &names.routing, ip);
+    let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
+    for probe in PROBES {
+        probe.review(&mut records, &facts);
+    }
 
     let first_session = transcript
         .lines
@@ -234,33 +249,35 @@ pub async fn audit(
         .take(40)
         .cloned()
         .collect();
-    result.findings = findings::build(&FindingInput {
+    result.findings = probe_findings(&Audited {
         port,
-        smtp: &smtp,
-        starttls_injection: greeting
-            .starttls_injection
-            .as_deref()
-            .or(first.injection.as_deref()),
-        opening: &opening,
-        tests: &done,
         rules: &host.config.rules,
+        opening: OpeningSeen::Opened {
+            smtp: &smtp,
+            starttls_injection: greeting
+                .starttls_injection
+                .as_deref()
+                .or(first.injection.as_deref()),
+            lines: &opening,
+        },
+        tests: &records,
     });
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
         result.notes.extend(checks.inconclusive);
     }
     if let Some(why) = host.refused.get() {
-        let skipped = done
+        let skipped = records
             .iter()
-            .filter(|d| d.result.session == 0 && d.result.verdict == Verdict::Inconclusive)
+            .filter(|t| t.result.session == 0 && t.result.verdict == Verdict::Inconclusive)
             .count();
         result.notes.push(format!(
             "{skipped} of {} tests did not run ({why}); the relay verdict is incomplete, sweep this host again later",
-            done.len()
+            records.len()
         ));
     }
     result.ptr = ptr;
-    result.tests = done.into_iter().map(|d| d.result).collect();
+    result.tests = records.into_iter().map(|t| t.result).collect();
     result.smtp = Some(smtp);
     finish(result, transcript, &host)
 }
@@ -299,48 +316,12 @@ async fn open_first_session(host: &Host) -> FirstSession {
     first
 }
 
-/// What a host calls itself.
-struct OwnNames {
-    /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
-    /// greeting and EHLO reply, its PTR name, the parent domain of the first of those, every
-    /// `--local-domain`.
-    routing: Vec<String>,
-    /// Domains where the host surely delivers locally, for the backscatter probes: the same
-    /// without the guessed parent domain (an open relay would accept anything there).
-    local: Vec<String>,
-}
-
-fn learn_names(host: &Host, greeting: &Greeting, ptr: Option<&str>) -> OwnNames {
-    let banner = greeting.banner_name();
-    let ehlo = greeting.ehlo_name();
-    let ptr = ptr.and_then(name_in);
-    let parent = host
-        .known_name
-        .clone()
-        .or_else(|| banner.clone())
-        .or_else(|| ehlo.clone())
-        .and_then(|n| names::parent_domain(&n));
-    let mut local = names::own_names([
-        host.known_name.as_deref(),
-        banner.as_deref(),
-        ehlo.as_deref(),
-        ptr.as_deref(),
-    ]);
-    let mut routing = local.clone();
-    if let Some(parent) = parent
-        && !routing.contains(&parent)
-    {
-        routing.push(parent);
-    }
-    for domain in &host.config.local_domains {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        for list in [&mut local, &mut routing] {
-            if !list.contains(&domain) {
-                list.push(domain.clone());
-            }
-        }
-    }
-    OwnNames { routing, local }
+/// Every probe's findings, in the order their kinds are declared (the order the output has
+/// always had).
+fn probe_findings(seen: &Audited<'_>) -> Vec<relayguard_core::Finding> {
+    let mut findings: Vec<_> = PROBES.iter().flat_map(|p| p.findings(seen)).collect();
+    findings.sort_by_key(|f| f.kind);
+    findings
 }
 
 fn smtp_info(
@@ -387,11 +368,16 @@ fn finish_unopened(
     transcript: Transcript,
     host: &Host,
 ) -> HostResult {
-    if let OpenFailure::NotSmtp(what) = &reason {
-        let finding_lines: Vec<TranscriptLine> =
-            transcript.lines.iter().take(10).cloned().collect();
-        result.findings = vec![findings::not_smtp(what, finding_lines, &host.config.rules)];
-    }
+    let lines: Vec<TranscriptLine> = transcript.lines.iter().take(10).cloned().collect();
+    result.findings = probe_findings(&Audited {
+        port: host.addr.port(),
+        rules: &host.config.rules,
+        opening: OpeningSeen::Failed {
+            reason: &reason,
+            lines: &lines,
+        },
+        tests: &[],
+    });
     if let Some(banner) = banner {
         let banner = banner.wire_lines().join("\n");
         result.smtp = Some(SmtpInfo {
