@@ -17,6 +17,7 @@
 mod run;
 mod schedule;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,9 +25,9 @@ use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, PortState, SmtpInfo, Verdict};
-use relayguard_core::{Transcript, TranscriptLine};
+use relayguard_core::{Direction, Transcript, TranscriptLine};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 
 use crate::dns::Dns;
 use crate::pacing::Pacer;
@@ -120,7 +121,41 @@ impl Host {
             session: number,
             timing: self.timing,
         };
-        session::open(&self.config.session, &self.pacer, &target).await
+        match self
+            .within(session::open(&self.config.session, &self.pacer, &target))
+            .await
+        {
+            Some(opened) => opened,
+            None => {
+                // The opening was abandoned mid-way (a stalled connect, pace or handshake):
+                // what it had seen went with it, so the transcript only says why.
+                let mut transcript = Transcript::default();
+                transcript.push(TranscriptLine {
+                    session: number,
+                    ms: self.timing.started.elapsed().as_millis() as u64,
+                    dir: Direction::Note,
+                    text: format!(
+                        "host deadline reached while opening a session to {}",
+                        self.addr
+                    ),
+                });
+                Err(Failed {
+                    reason: OpenFailure::Lost(SessionError::HostDeadline),
+                    transcript,
+                    banner: None,
+                    tls: None,
+                    starttls_injection: None,
+                })
+            }
+        }
+    }
+
+    /// Runs `work` under the audit's deadline: `None` when the deadline came first. Every
+    /// await of the audit that is not a reply on a live connection (which the connection
+    /// bounds by the same deadline) goes through here, so no session, reconnect, handshake or
+    /// DNS lookup can hold a host past `--host-deadline`.
+    async fn within<F: Future>(&self, work: F) -> Option<F::Output> {
+        timeout_at(self.timing.deadline, work).await.ok()
     }
 
     fn deadline_passed(&self) -> bool {
@@ -128,7 +163,15 @@ impl Host {
     }
 }
 
+/// How long past the host deadline an audit may take to wrap up (QUIT, results) before it is
+/// cut off.
+const WRAP_UP: Duration = Duration::from_millis(500);
+
 /// Audits one open port. Never fails: what went wrong is part of the result.
+///
+/// The audit owns one deadline, `host_deadline` from the start: every session, reconnect, TLS
+/// handshake and DNS check runs under it, and the whole audit is cut off [`WRAP_UP`] later
+/// should anything still be running, so no port takes more than a second past the deadline.
 pub async fn audit(
     ip: IpAddr,
     port: u16,
@@ -137,6 +180,29 @@ pub async fn audit(
     pacer: Arc<Pacer>,
 ) -> HostResult {
     let started = Instant::now();
+    let cut_off = started + config.host_deadline + WRAP_UP;
+    let audited = audit_port(ip, port, known_name, config, pacer, started);
+    match timeout_at(cut_off, audited).await {
+        Ok(result) => result,
+        Err(_) => {
+            let mut result = HostResult::unreachable(ip, port, PortState::Open);
+            result.target_name = known_name.map(str::to_string);
+            result.error =
+                Some("host deadline reached; the audit was cut off and its results lost".into());
+            result.elapsed_ms = started.elapsed().as_millis() as u64;
+            result
+        }
+    }
+}
+
+async fn audit_port(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    started: Instant,
+) -> HostResult {
     let host = Arc::new(Host {
         addr: SocketAddr::new(ip, port),
         known_name: known_name.map(str::to_string),
@@ -159,7 +225,7 @@ pub async fn audit(
     // Session 1 learns the server while reverse DNS is looked up.
     let reverse = async {
         match &host.config.dns {
-            Some(d) if !ip.is_loopback() => Some(d.dns.reverse_checks(ip).await),
+            Some(d) if !ip.is_loopback() => Some(host.within(d.dns.reverse_checks(ip)).await),
             _ => None,
         }
     };
@@ -171,6 +237,7 @@ pub async fn audit(
         .await
         .expect("the semaphore is never closed");
     let (reverse, first) = tokio::join!(reverse, open_first_session(&host));
+    let reverse = cut_short(reverse, "reverse DNS", &mut result.notes);
     let mut transcript = first.transcript;
     let (conn, greeting) = match first.result {
         Ok(pair) => pair,
@@ -225,12 +292,13 @@ pub async fn audit(
     let dnsbl = async {
         match &host.config.dns {
             Some(d) if !d.dnsbl_zones.is_empty() => {
-                Some(d.dns.dnsbl_checks(ip, &d.dnsbl_zones).await)
+                Some(host.within(d.dns.dnsbl_checks(ip, &d.dnsbl_zones)).await)
             }
             _ => None,
         }
     };
     let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
+    let dnsbl = cut_short(dnsbl, "DNS blocklists", &mut result.notes);
     transcript.append(t);
     done.sort_by_key(|d| d.index);
     let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
@@ -314,6 +382,16 @@ async fn open_first_session(host: &Host) -> FirstSession {
         first.injection = failed.starttls_injection;
     }
     first
+}
+
+/// A check that ran under the deadline: `None` when it was not run, `Some(None)` when the
+/// deadline cut it short, which is noted.
+fn cut_short<T>(check: Option<Option<T>>, what: &str, notes: &mut Vec<String>) -> Option<T> {
+    let check = check?;
+    if check.is_none() {
+        notes.push(format!("{what} not checked: host deadline reached"));
+    }
+    check
 }
 
 /// Every probe's findings, in the order their kinds are declared (the order the output has

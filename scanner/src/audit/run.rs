@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::Host;
 use super::schedule::PlannedTest;
 use crate::probes::{StepOutcome, TestRecord};
-use crate::smtp::Connection;
+use crate::smtp::{Connection, SessionError};
 
 /// A finished test and its place in plan order.
 pub(super) struct Done {
@@ -30,7 +30,10 @@ pub(super) async fn run_chunks(
     for chunk in chunks {
         let host = host.clone();
         sessions.spawn(async move {
-            let _slot = host.session_slots.clone().acquire_owned().await;
+            // Past the deadline the sequence runs no test, so the slot is not waited for.
+            let _slot = host
+                .within(host.session_slots.clone().acquire_owned())
+                .await;
             let mut t = Transcript::default();
             let done = run_sequence(&host, None, chunk, &mut t).await;
             (done, t)
@@ -84,6 +87,16 @@ pub(super) async fn run_sequence(
                     }
                     match host.open().await {
                         Ok((c, _)) => c,
+                        Err(failed) if host.deadline_passed() => {
+                            transcript.append(failed.transcript);
+                            out.push(inconclusive(
+                                &test,
+                                "host deadline reached before the test",
+                                0,
+                                Vec::new(),
+                            ));
+                            break;
+                        }
                         Err(failed) => {
                             let why =
                                 format!("the server refused a new session: {}", failed.reason);
@@ -98,7 +111,10 @@ pub(super) async fn run_sequence(
                 }
             };
             let mark = c.transcript.lines.len();
-            let outcome = test.probe.run(&mut c, &test.spec.step).await;
+            let outcome = host
+                .within(test.probe.run(&mut c, &test.spec.step))
+                .await
+                .unwrap_or(Err(SessionError::HostDeadline));
             let lines = c.transcript.lines.get(mark..).unwrap_or_default().to_vec();
             let session = c.session();
             match outcome {
