@@ -170,7 +170,7 @@ const WRAP_UP: Duration = Duration::from_millis(500);
 /// Audits one open port. Never fails: what went wrong is part of the result.
 ///
 /// The audit owns one deadline, `host_deadline` from the start: every session, reconnect, TLS
-/// handshake and DNS check runs under it, and the whole audit is cut off [`WRAP_UP`] later
+/// handshake and DNS check runs under it, and the whole audit is cut off half a second later
 /// should anything still be running, so no port takes more than a second past the deadline.
 pub async fn audit(
     ip: IpAddr,
