@@ -42,131 +42,102 @@ impl fmt::Display for Severity {
     }
 }
 
-/// The stable identifiers of finding kinds (documented in docs/findings.md).
+/// Declares every finding kind once: its variant, stable id, default severity and doc line.
 ///
-/// The serialized names are part of the output contract: scripts and the registry key on them,
-/// so a variant may be added but never renamed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
-    /// A relay vector was accepted at RCPT without authentication.
-    OpenRelay,
-    /// A random unknown local recipient was accepted at RCPT: bounces will go to forged senders.
-    BackscatterSource,
-    /// VRFY tells existing users apart from unknown ones.
-    VrfyEnabled,
-    /// EXPN expands mailing lists or aliases.
-    ExpnEnabled,
-    /// AUTH PLAIN or LOGIN is offered on a connection that is not encrypted.
-    AuthBeforeTls,
-    /// Port 25 or 587 does not offer STARTTLS.
-    NoStarttls,
-    /// The certificate presented over TLS does not validate for the host.
-    TlsCertificateInvalid,
-    /// STARTTLS was offered but the TLS handshake failed (often TLS 1.0/1.1 only).
-    TlsHandshakeFailed,
-    /// The server sent bytes after its 220 reply to STARTTLS (CVE-2011-0411 class).
-    StarttlsInjection,
-    /// Something listens on a mail port but does not speak SMTP.
-    NotSmtp,
-    /// An SMTP listener on a host with no mail role in the registry.
-    UnregisteredMta,
-    /// A host registered as non-mail answers SMTP.
-    NonMailHostListening,
-    /// The address has no PTR record.
-    NoPtr,
-    /// The PTR name does not resolve back to the address (no forward-confirmed reverse DNS).
-    PtrNotConfirmed,
-    /// The PTR name looks generic or dynamic (S25R-style), which receivers penalise.
-    GenericPtr,
-    /// The address is listed on a DNS blocklist.
-    DnsblListed,
-    /// An MX target of a campus zone is not a registered mail server.
-    MxUnregistered,
-    /// An MX target of a campus zone does not answer SMTP.
-    MxNotAnswering,
-    /// An MX target publishes an AAAA record but does not answer SMTP over IPv6.
-    MxIpv6Unreachable,
-    /// A registration's host name and address disagree in DNS.
-    RegistrationDnsMismatch,
+/// The enum, [`FindingKind::ALL`], [`FindingKind::id`], [`FindingKind::default_severity`],
+/// [`FindingKind::doc`] and the serialized names all come from this one list, so they cannot
+/// drift; `rules/severities.yaml` and the table in `docs/findings.md` are checked against it by
+/// the tests below.
+macro_rules! finding_kinds {
+    ($($variant:ident = $id:literal, $severity:ident, $doc:literal;)*) => {
+        /// The stable identifiers of finding kinds (documented in docs/findings.md).
+        ///
+        /// The serialized names are part of the output contract: scripts and the registry key on
+        /// them, so a variant may be added but never renamed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum FindingKind {
+            $(
+                #[doc = $doc]
+                #[serde(rename = $id)]
+                $variant,
+            )*
+        }
+
+        impl FindingKind {
+            /// Every kind, in declaration order.
+            pub const ALL: [FindingKind; [$($id),*].len()] = [$(FindingKind::$variant),*];
+
+            /// The stable kebab-case identifier, e.g. `open-relay`.
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(FindingKind::$variant => $id,)*
+                }
+            }
+
+            /// The severity used when the rules do not override it.
+            pub fn default_severity(self) -> Severity {
+                match self {
+                    $(FindingKind::$variant => Severity::$severity,)*
+                }
+            }
+
+            /// One line saying when the kind is raised.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(FindingKind::$variant => $doc,)*
+                }
+            }
+        }
+    };
 }
 
-impl FindingKind {
-    /// Every kind, in documentation order.
-    pub const ALL: [FindingKind; 20] = [
-        FindingKind::OpenRelay,
-        FindingKind::BackscatterSource,
-        FindingKind::VrfyEnabled,
-        FindingKind::ExpnEnabled,
-        FindingKind::AuthBeforeTls,
-        FindingKind::NoStarttls,
-        FindingKind::TlsCertificateInvalid,
-        FindingKind::TlsHandshakeFailed,
-        FindingKind::StarttlsInjection,
-        FindingKind::NotSmtp,
-        FindingKind::UnregisteredMta,
-        FindingKind::NonMailHostListening,
-        FindingKind::NoPtr,
-        FindingKind::PtrNotConfirmed,
-        FindingKind::GenericPtr,
-        FindingKind::DnsblListed,
-        FindingKind::MxUnregistered,
-        FindingKind::MxNotAnswering,
-        FindingKind::MxIpv6Unreachable,
-        FindingKind::RegistrationDnsMismatch,
-    ];
-
-    /// The stable kebab-case identifier, e.g. `open-relay`.
-    pub fn id(self) -> &'static str {
-        match self {
-            FindingKind::OpenRelay => "open-relay",
-            FindingKind::BackscatterSource => "backscatter-source",
-            FindingKind::VrfyEnabled => "vrfy-enabled",
-            FindingKind::ExpnEnabled => "expn-enabled",
-            FindingKind::AuthBeforeTls => "auth-before-tls",
-            FindingKind::NoStarttls => "no-starttls",
-            FindingKind::TlsCertificateInvalid => "tls-certificate-invalid",
-            FindingKind::TlsHandshakeFailed => "tls-handshake-failed",
-            FindingKind::StarttlsInjection => "starttls-injection",
-            FindingKind::NotSmtp => "not-smtp",
-            FindingKind::UnregisteredMta => "unregistered-mta",
-            FindingKind::NonMailHostListening => "non-mail-host-listening",
-            FindingKind::NoPtr => "no-ptr",
-            FindingKind::PtrNotConfirmed => "ptr-not-confirmed",
-            FindingKind::GenericPtr => "generic-ptr",
-            FindingKind::DnsblListed => "dnsbl-listed",
-            FindingKind::MxUnregistered => "mx-unregistered",
-            FindingKind::MxNotAnswering => "mx-not-answering",
-            FindingKind::MxIpv6Unreachable => "mx-ipv6-unreachable",
-            FindingKind::RegistrationDnsMismatch => "registration-dns-mismatch",
-        }
-    }
-
-    /// The severity used when the rules do not override it.
-    pub fn default_severity(self) -> Severity {
-        match self {
-            FindingKind::OpenRelay => Severity::Critical,
-            FindingKind::BackscatterSource
-            | FindingKind::StarttlsInjection
-            | FindingKind::DnsblListed => Severity::High,
-            FindingKind::AuthBeforeTls
-            | FindingKind::UnregisteredMta
-            | FindingKind::NonMailHostListening
-            | FindingKind::MxUnregistered
-            | FindingKind::MxNotAnswering
-            | FindingKind::MxIpv6Unreachable => Severity::Medium,
-            FindingKind::NoPtr
-            | FindingKind::PtrNotConfirmed
-            | FindingKind::GenericPtr
-            | FindingKind::RegistrationDnsMismatch
-            | FindingKind::VrfyEnabled
-            | FindingKind::ExpnEnabled
-            | FindingKind::NoStarttls
-            | FindingKind::TlsCertificateInvalid
-            | FindingKind::TlsHandshakeFailed => Severity::Low,
-            FindingKind::NotSmtp => Severity::Info,
-        }
-    }
+finding_kinds! {
+    OpenRelay = "open-relay", Critical,
+        "A relay vector was accepted at RCPT without authentication.";
+    BackscatterSource = "backscatter-source", High,
+        "A random unknown local recipient was accepted at RCPT: bounces will go to forged senders.";
+    VrfyEnabled = "vrfy-enabled", Low,
+        "VRFY tells existing users apart from unknown ones.";
+    ExpnEnabled = "expn-enabled", Low,
+        "EXPN expands mailing lists or aliases.";
+    AuthBeforeTls = "auth-before-tls", Medium,
+        "AUTH PLAIN or LOGIN is offered on a connection that is not encrypted.";
+    NoStarttls = "no-starttls", Low,
+        "Port 25 or 587 does not offer STARTTLS.";
+    TlsCertificateInvalid = "tls-certificate-invalid", Low,
+        "The certificate presented over TLS does not validate for the host.";
+    TlsHandshakeFailed = "tls-handshake-failed", Low,
+        "STARTTLS was offered but the TLS handshake failed (often TLS 1.0/1.1 only).";
+    StarttlsInjection = "starttls-injection", High,
+        "The server sent bytes after its 220 reply to STARTTLS (CVE-2011-0411 class).";
+    NotSmtp = "not-smtp", Info,
+        "Something listens on a mail port but does not speak SMTP.";
+    UnregisteredMta = "unregistered-mta", Medium,
+        "An SMTP listener on a host with no mail role in the registry.";
+    NonMailHostListening = "non-mail-host-listening", Medium,
+        "A host registered as non-mail answers SMTP.";
+    NoPtr = "no-ptr", Low,
+        "The address has no PTR record.";
+    PtrNotConfirmed = "ptr-not-confirmed", Low,
+        "The PTR name does not resolve back to the address (no forward-confirmed reverse DNS).";
+    GenericPtr = "generic-ptr", Low,
+        "The PTR name looks generic or dynamic (S25R-style), which receivers penalise.";
+    DnsblListed = "dnsbl-listed", High,
+        "The address is listed on a DNS blocklist.";
+    MxUnregistered = "mx-unregistered", Medium,
+        "An MX target of a campus zone is not a registered mail server.";
+    MxNotAnswering = "mx-not-answering", Medium,
+        "An MX target of a campus zone does not answer SMTP.";
+    MxIpv6Unreachable = "mx-ipv6-unreachable", Medium,
+        "An MX target publishes an AAAA record but does not answer SMTP over IPv6.";
+    RegistrationDnsMismatch = "registration-dns-mismatch", Low,
+        "A registration's host name and address disagree in DNS.";
+    RegistrationStale = "registration-stale", Low,
+        "A registered mail server did not answer SMTP in the last two sweeps that covered it.";
+    RegistrationExpired = "registration-expired", Low,
+        "A registration's periodic review is overdue.";
+    MtaEnabledOnNonMailHost = "mta-enabled-on-non-mail-host", Medium,
+        "A host registered as non-mail has an MTA enabled at boot or running, as its agent reports.";
 }
 
 impl fmt::Display for FindingKind {
@@ -227,6 +198,54 @@ mod tests {
             assert_eq!(kind.id().parse::<FindingKind>().unwrap(), kind);
         }
         assert!("open_relay".parse::<FindingKind>().is_err());
+    }
+
+    /// The kinds table of docs/findings.md: `(id, severity)` per row.
+    fn documented_kinds() -> Vec<(String, String)> {
+        include_str!("../../docs/findings.md")
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let id = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((id.to_string(), cells.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_findings_md_lists_every_kind_once_with_its_default_severity() {
+        let documented = documented_kinds();
+        for kind in FindingKind::ALL {
+            let rows: Vec<&(String, String)> = documented
+                .iter()
+                .filter(|(id, _)| id == kind.id())
+                .collect();
+            assert_eq!(
+                rows.len(),
+                1,
+                "docs/findings.md: {} rows for {kind}",
+                rows.len()
+            );
+            assert_eq!(
+                rows[0].1,
+                kind.default_severity().as_str(),
+                "docs/findings.md misstates the severity of {kind}"
+            );
+        }
+        for (id, _) in &documented {
+            assert!(
+                id.parse::<FindingKind>().is_ok(),
+                "docs/findings.md documents {id}, which is not a finding kind"
+            );
+        }
+    }
+
+    #[test]
+    fn doc_lines_are_single_sentences() {
+        for kind in FindingKind::ALL {
+            let doc = kind.doc();
+            assert!(doc.ends_with('.') && !doc.contains('\n'), "{kind}: {doc:?}");
+        }
     }
 
     #[test]

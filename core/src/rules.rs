@@ -1,8 +1,9 @@
 //! Rule files: relay vectors, MTA fingerprints and severities.
 //!
 //! The defaults are compiled in from `rules/` so the binary works on its own; `--rules DIR`
-//! replaces any of the three files with the operator's own. Every file is validated as a whole
-//! when loaded, so a broken rule is reported with its file and entry before any packet is sent.
+//! replaces any of [`OVERRIDABLE_FILES`] with the operator's own and refuses other YAML files.
+//! Every file is validated as a whole when loaded, so a broken rule is reported with its file and
+//! entry before any packet is sent.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,22 @@ pub const RELAY_VECTORS_FILE: &str = "relay-vectors.yaml";
 pub const FINGERPRINTS_FILE: &str = "fingerprints.yaml";
 /// See [`RELAY_VECTORS_FILE`].
 pub const SEVERITIES_FILE: &str = "severities.yaml";
+/// See [`RELAY_VECTORS_FILE`]; read by the scanner's DNS checks, which own its format.
+pub const GENERIC_PTR_FILE: &str = "generic-ptr.yaml";
+
+/// Every file a `--rules` directory may replace.
+pub const OVERRIDABLE_FILES: [&str; 4] = [
+    RELAY_VECTORS_FILE,
+    FINGERPRINTS_FILE,
+    SEVERITIES_FILE,
+    GENERIC_PTR_FILE,
+];
+
+/// The files of `rules/` that a sweep's `--rules` directory cannot replace, and why.
+pub const NOT_OVERRIDABLE_FILES: [(&str, &str); 1] = [(
+    "remediation.yaml",
+    "the fix texts are read by the registry's notify, which always uses its built-in copy",
+)];
 
 /// The placeholders a relay vector template may use.
 pub const PLACEHOLDERS: [&str; 5] = ["from", "to", "ext", "host", "ip"];
@@ -44,6 +61,15 @@ pub enum RuleError {
         origin: String,
         /// The parser's message, with location.
         message: String,
+    },
+    /// A YAML file in a `--rules` directory that the sweep would not read: refused, so an
+    /// operator never believes an edit is in force when it is not.
+    #[error("rule file {path} is not read by a sweep: {why}")]
+    NotRead {
+        /// The file.
+        path: PathBuf,
+        /// Why, and which files are read.
+        why: String,
     },
     /// An entry is well-formed YAML but makes no sense.
     #[error("rule file {origin}, entry {entry:?}: {message}")]
@@ -150,6 +176,11 @@ impl RuleSet {
     }
 
     /// The built-in rules, with each file present in `dir` replacing its built-in counterpart.
+    ///
+    /// Every file of [`OVERRIDABLE_FILES`] may be replaced (`generic-ptr.yaml` is parsed by the
+    /// scanner's DNS checks, the others here). Any other YAML file in `dir` is an error that
+    /// says which files are read: a misspelt `severity.yaml`, or a `remediation.yaml` (see
+    /// [`NOT_OVERRIDABLE_FILES`]), would otherwise be silently ignored.
     pub fn load(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
         let mut rules = RuleSet::builtin()?;
         let Some(dir) = dir else { return Ok(rules) };
@@ -159,6 +190,7 @@ impl RuleSet {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
             });
         }
+        check_rule_dir(dir)?;
         if let Some((text, origin)) = read_optional(&dir.join(RELAY_VECTORS_FILE))? {
             rules.relay_vectors = parse_vectors(&text, &origin)?;
         }
@@ -186,6 +218,38 @@ impl RuleSet {
             .find(|f| f.matches(banner, ehlo_lines))
             .map_or("other", |f| f.mta.as_str())
     }
+}
+
+/// Refuses YAML files in a `--rules` directory that no part of a sweep reads.
+fn check_rule_dir(dir: &Path) -> Result<(), RuleError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| RuleError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let path = entry
+            .map_err(|source| RuleError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        if !yaml || OVERRIDABLE_FILES.contains(&name) {
+            continue;
+        }
+        let read = OVERRIDABLE_FILES.join(", ");
+        let why = match NOT_OVERRIDABLE_FILES.iter().find(|(file, _)| *file == name) {
+            Some((_, why)) => {
+                format!("{why} (--rules replaces {read}); remove it from the directory")
+            }
+            None => format!("--rules replaces only {read}"),
+        };
+        return Err(RuleError::NotRead { path, why });
+    }
+    Ok(())
 }
 
 fn read_optional(path: &Path) -> Result<Option<(String, String)>, RuleError> {
@@ -333,6 +397,19 @@ mod tests {
     }
 
     #[test]
+    fn severities_yaml_states_every_kinds_default() {
+        let shipped = parse_severities(DEFAULT_SEVERITIES, "rules/severities.yaml").unwrap();
+        for kind in FindingKind::ALL {
+            assert_eq!(
+                shipped.get(&kind),
+                Some(&kind.default_severity()),
+                "rules/severities.yaml misses or misstates {kind}"
+            );
+        }
+        assert_eq!(shipped.len(), FindingKind::ALL.len());
+    }
+
+    #[test]
     fn fingerprints_identify_common_banners() {
         let rules = RuleSet::builtin().unwrap();
         let id = |banner: &str| rules.identify_mta(banner, &[]).to_string();
@@ -405,6 +482,17 @@ mod tests {
         assert_eq!(rules.severity(FindingKind::NoStarttls), Severity::High);
         assert_eq!(rules.severity(FindingKind::OpenRelay), Severity::Critical);
         assert!(rules.relay_vectors.len() >= 19);
+        // A file the sweep would not read is refused, naming the files it does read.
+        for (name, says) in [
+            ("severity.yaml", "replaces only"),
+            ("remediation.yaml", "registry's notify"),
+        ] {
+            std::fs::write(dir.join(name), "x: 1\n").unwrap();
+            let err = RuleSet::load(Some(&dir)).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(says), "{err}");
+            assert!(err.contains(GENERIC_PTR_FILE), "{err}");
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(RuleSet::load(Some(&dir)).is_err());
     }

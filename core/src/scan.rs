@@ -1,5 +1,6 @@
 //! The result of sweeping one address and port: the schema of `relayguard sweep` output.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -57,18 +58,43 @@ impl Verdict {
     }
 }
 
-/// What kind of test produced a [`TestResult`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TestKind {
+/// What kind of test produced a [`TestResult`]: the id of the scanner probe that ran it
+/// (`relay`, `backscatter`, `vrfy`, `expn`, ...).
+///
+/// An open set rather than an enum, so that a new probe does not change this crate; the
+/// serialized form is the plain id string, as it always was.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TestKind(Cow<'static, str>);
+
+// The built-in kinds keep the names of the enum variants they once were, so code comparing
+// against `TestKind::Relay` reads (and compiles) as before.
+#[allow(non_upper_case_globals)]
+impl TestKind {
     /// A relay vector from the rules.
-    Relay,
+    pub const Relay: TestKind = TestKind::new("relay");
     /// A random unknown local recipient.
-    Backscatter,
+    pub const Backscatter: TestKind = TestKind::new("backscatter");
     /// VRFY of a well-known and of a random user.
-    Vrfy,
+    pub const Vrfy: TestKind = TestKind::new("vrfy");
     /// EXPN of a well-known list.
-    Expn,
+    pub const Expn: TestKind = TestKind::new("expn");
+
+    /// The kind with this id.
+    pub const fn new(id: &'static str) -> TestKind {
+        TestKind(Cow::Borrowed(id))
+    }
+
+    /// The kind's id, as serialized.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One test against one host: what was sent, what came back, and what it means.
@@ -215,5 +241,22 @@ impl HostResult {
             transcript: Transcript::default(),
             elapsed_ms: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_kinds_serialize_as_their_plain_id() {
+        assert_eq!(
+            serde_json::to_string(&TestKind::Relay).unwrap(),
+            "\"relay\""
+        );
+        let read: TestKind = serde_json::from_str("\"starttls-downgrade\"").unwrap();
+        assert_eq!(read.as_str(), "starttls-downgrade");
+        let vrfy: TestKind = serde_json::from_str("\"vrfy\"").unwrap();
+        assert_eq!(vrfy, TestKind::Vrfy);
     }
 }

@@ -1,9 +1,9 @@
 //! relayguard-scanner: the sweep engine.
 //!
 //! Targets ([`targets`]) become a lazy address stream; each address is probed for an open port
-//! ([`discover`]) at a global pace ([`pacing`]); open ports are audited ([`audit`]) through the
-//! SMTP engine ([`smtp`]) with the probes and verdict rules of [`probes`]; [`sweep`] runs the
-//! whole pipeline. The scanner knows nothing of the registry: it takes rules and settings and
+//! ([`discover`]) at a global pace ([`pacing`]); open ports are audited ([`audit`](mod@audit))
+//! through the SMTP engine ([`smtp`]) by the probes listed in [`probes::PROBES`]; [`sweep`] runs
+//! the whole pipeline. The scanner knows nothing of the registry: it takes rules and settings and
 //! returns [`relayguard_core::scan::HostResult`]s.
 
 pub mod audit;

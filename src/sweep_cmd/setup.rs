@@ -153,7 +153,7 @@ fn dns_audit(args: &SweepArgs, rules: &RuleSet) -> anyhow::Result<Option<DnsAudi
         .context("setting up the DNS resolver (pass --resolver ADDR:PORT, or --no-dns)")?
         .with_rules(rules.clone());
     if let Some(dir) = &args.rules {
-        let path = dir.join("generic-ptr.yaml");
+        let path = dir.join(relayguard_core::rules::GENERIC_PTR_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let generic = GenericPtrRules::from_yaml(&text, &path.display().to_string())?;

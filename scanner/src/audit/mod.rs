@@ -1,20 +1,23 @@
 //! Auditing one open SMTP port: the sessions, the tests run in them, and the result.
 //!
-//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the cheap
-//! probes (VRFY, EXPN, backscatter) and a few relay vectors. As soon as it knows the server's
-//! names, the other relay vectors are spread over fresh sessions that run side by side with it
-//! (at most `sessions_per_host` open at once): Postfix delays every reply by a second after ten
-//! errors in one session and hangs up after twenty, and Exim hangs up sooner, so one long
-//! session (as nmap does) is both slow and wrong. A server hardened to slow down sooner (a lower
-//! `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the session is
-//! left and the next test goes to a fresh one. A session that is dropped or answered with 421 is
-//! reopened and the interrupted test is tried once more.
+//! The audit knows no probe by name: it runs the list in [`crate::probes::PROBES`]. Each probe
+//! plans its tests from what the first session learned, the audit schedules and runs them, and
+//! each probe then reviews the results and draws its findings.
+//!
+//! The first session learns the server (greeting, EHLO, TLS, own names) and runs the tests
+//! placed first (VRFY, EXPN, backscatter) and a few spread ones (relay vectors). As soon as it
+//! knows the server's names, the other spread tests go to fresh sessions that run side by side
+//! with it (at most `sessions_per_host` open at once): Postfix delays every reply by a second
+//! after ten errors in one session and hangs up after twenty, and Exim hangs up sooner, so one
+//! long session (as nmap does) is both slow and wrong. A server hardened to slow down sooner (a
+//! lower `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the
+//! session is left and the next test goes to a fresh one. A session that is dropped or answered
+//! with 421 is reopened and the interrupted test is tried once more.
 
-mod plan;
 mod run;
+mod schedule;
 
-pub(crate) use run::Done;
-
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -22,20 +25,20 @@ use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, PortState, SmtpInfo, Verdict};
-use relayguard_core::{Transcript, TranscriptLine};
+use relayguard_core::{Direction, Transcript, TranscriptLine};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 
 use crate::dns::Dns;
 use crate::pacing::Pacer;
-use crate::probes::findings::{self, FindingInput};
-use crate::probes::names;
+use crate::probes::{Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord};
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
-    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, Timing, TlsMode,
+    Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, SessionTarget,
+    Timing, TlsMode,
 };
 
-/// The DNS checks run for every host that speaks SMTP (issue 5).
+/// The DNS checks run for every host that speaks SMTP.
 #[derive(Clone)]
 pub struct DnsAudit {
     /// The resolver.
@@ -111,16 +114,48 @@ impl Host {
 
     async fn open(&self) -> Result<(Connection, Greeting), Failed> {
         let number = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
-        session::open(
-            self.addr,
-            &self.config.session,
-            &self.pacer,
-            self.known_name.as_deref(),
-            self.mode(),
-            number,
-            self.timing,
-        )
-        .await
+        let target = SessionTarget {
+            addr: self.addr,
+            known_name: self.known_name.as_deref(),
+            mode: self.mode(),
+            session: number,
+            timing: self.timing,
+        };
+        match self
+            .within(session::open(&self.config.session, &self.pacer, &target))
+            .await
+        {
+            Some(opened) => opened,
+            None => {
+                // The opening was abandoned mid-way (a stalled connect, pace or handshake):
+                // what it had seen went with it, so the transcript only says why.
+                let mut transcript = Transcript::default();
+                transcript.push(TranscriptLine {
+                    session: number,
+                    ms: self.timing.started.elapsed().as_millis() as u64,
+                    dir: Direction::Note,
+                    text: format!(
+                        "host deadline reached while opening a session to {}",
+                        self.addr
+                    ),
+                });
+                Err(Failed {
+                    reason: OpenFailure::Lost(SessionError::HostDeadline),
+                    transcript,
+                    banner: None,
+                    tls: None,
+                    starttls_injection: None,
+                })
+            }
+        }
+    }
+
+    /// Runs `work` under the audit's deadline: `None` when the deadline came first. Every
+    /// await of the audit that is not a reply on a live connection (which the connection
+    /// bounds by the same deadline) goes through here, so no session, reconnect, handshake or
+    /// DNS lookup can hold a host past `--host-deadline`.
+    async fn within<F: Future>(&self, work: F) -> Option<F::Output> {
+        timeout_at(self.timing.deadline, work).await.ok()
     }
 
     fn deadline_passed(&self) -> bool {
@@ -128,7 +163,15 @@ impl Host {
     }
 }
 
+/// How long past the host deadline an audit may take to wrap up (QUIT, results) before it is
+/// cut off.
+const WRAP_UP: Duration = Duration::from_millis(500);
+
 /// Audits one open port. Never fails: what went wrong is part of the result.
+///
+/// The audit owns one deadline, `host_deadline` from the start: every session, reconnect, TLS
+/// handshake and DNS check runs under it, and the whole audit is cut off half a second later
+/// should anything still be running, so no port takes more than a second past the deadline.
 pub async fn audit(
     ip: IpAddr,
     port: u16,
@@ -137,6 +180,29 @@ pub async fn audit(
     pacer: Arc<Pacer>,
 ) -> HostResult {
     let started = Instant::now();
+    let cut_off = started + config.host_deadline + WRAP_UP;
+    let audited = audit_port(ip, port, known_name, config, pacer, started);
+    match timeout_at(cut_off, audited).await {
+        Ok(result) => result,
+        Err(_) => {
+            let mut result = HostResult::unreachable(ip, port, PortState::Open);
+            result.target_name = known_name.map(str::to_string);
+            result.error =
+                Some("host deadline reached; the audit was cut off and its results lost".into());
+            result.elapsed_ms = started.elapsed().as_millis() as u64;
+            result
+        }
+    }
+}
+
+async fn audit_port(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    started: Instant,
+) -> HostResult {
     let host = Arc::new(Host {
         addr: SocketAddr::new(ip, port),
         known_name: known_name.map(str::to_string),
@@ -159,7 +225,7 @@ pub async fn audit(
     // Session 1 learns the server while reverse DNS is looked up.
     let reverse = async {
         match &host.config.dns {
-            Some(d) if !ip.is_loopback() => Some(d.dns.reverse_checks(ip).await),
+            Some(d) if !ip.is_loopback() => Some(host.within(d.dns.reverse_checks(ip)).await),
             _ => None,
         }
     };
@@ -171,6 +237,7 @@ pub async fn audit(
         .await
         .expect("the semaphore is never closed");
     let (reverse, first) = tokio::join!(reverse, open_first_session(&host));
+    let reverse = cut_short(reverse, "reverse DNS", &mut result.notes);
     let mut transcript = first.transcript;
     let (conn, greeting) = match first.result {
         Ok(pair) => pair,
@@ -187,41 +254,57 @@ pub async fn audit(
     }
     let ptr = reverse.as_ref().and_then(|r| r.ptr.clone());
 
-    let names = learn_names(&host, &greeting, ptr.as_deref());
+    let names = OwnNames::learn(
+        host.known_name.as_deref(),
+        &greeting,
+        ptr.as_deref(),
+        &host.config.local_domains,
+    );
     let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
+    let facts = HostFacts {
+        ip,
+        port,
+        names: &names,
+        external_domain: &host.config.external_domain,
+        probe_sender: &host.config.probe_sender,
+        probe_recipient: &host.config.probe_recipient,
+        rules: &host.config.rules,
+    };
 
-    let (probes, relay) = plan::plan(&host, &names);
-    let (first_plan, relay_chunks) = plan::deal(probes, relay, host.config.tests_per_session);
+    let (first_tests, spread) = schedule::plan_tests(&facts);
+    let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
     let tests = async {
         // The first session goes on with its tests while the fresh sessions open: on a host
         // that delays its greeting, that saves a whole greeting's wait.
         let mut t = Transcript::default();
         let first = async {
-            let done = run::run_sequence(&host, Some(conn), first_plan, &mut t).await;
+            let done = run::run_sequence(&host, Some(conn), first_tests, &mut t).await;
             drop(first_slot);
             done
         };
-        let mut relay_t = Transcript::default();
-        let (mut done, relay_done) = tokio::join!(
-            first,
-            run::run_relay_tests(&host, relay_chunks, &mut relay_t)
-        );
-        done.extend(relay_done);
-        t.append(relay_t);
+        let mut chunks_t = Transcript::default();
+        let (mut done, chunks_done) =
+            tokio::join!(first, run::run_chunks(&host, chunks, &mut chunks_t));
+        done.extend(chunks_done);
+        t.append(chunks_t);
         (done, t)
     };
     let dnsbl = async {
         match &host.config.dns {
             Some(d) if !d.dnsbl_zones.is_empty() => {
-                Some(d.dns.dnsbl_checks(ip, &d.dnsbl_zones).await)
+                Some(host.within(d.dns.dnsbl_checks(ip, &d.dnsbl_zones)).await)
             }
             _ => None,
         }
     };
     let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
+    let dnsbl = cut_short(dnsbl, "DNS blocklists", &mut result.notes);
     transcript.append(t);
     done.sort_by_key(|d| d.index);
-    run::reinterpret_local_forms(&mut done, &names.routing, ip);
+    let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
+    for probe in PROBES {
+        probe.review(&mut records, &facts);
+    }
 
     let first_session = transcript
         .lines
@@ -234,33 +317,35 @@ pub async fn audit(
         .take(40)
         .cloned()
         .collect();
-    result.findings = findings::build(&FindingInput {
+    result.findings = probe_findings(&Audited {
         port,
-        smtp: &smtp,
-        starttls_injection: greeting
-            .starttls_injection
-            .as_deref()
-            .or(first.injection.as_deref()),
-        opening: &opening,
-        tests: &done,
         rules: &host.config.rules,
+        opening: OpeningSeen::Opened {
+            smtp: &smtp,
+            starttls_injection: greeting
+                .starttls_injection
+                .as_deref()
+                .or(first.injection.as_deref()),
+            lines: &opening,
+        },
+        tests: &records,
     });
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
         result.notes.extend(checks.inconclusive);
     }
     if let Some(why) = host.refused.get() {
-        let skipped = done
+        let skipped = records
             .iter()
-            .filter(|d| d.result.session == 0 && d.result.verdict == Verdict::Inconclusive)
+            .filter(|t| t.result.session == 0 && t.result.verdict == Verdict::Inconclusive)
             .count();
         result.notes.push(format!(
             "{skipped} of {} tests did not run ({why}); the relay verdict is incomplete, sweep this host again later",
-            done.len()
+            records.len()
         ));
     }
     result.ptr = ptr;
-    result.tests = done.into_iter().map(|d| d.result).collect();
+    result.tests = records.into_iter().map(|t| t.result).collect();
     result.smtp = Some(smtp);
     finish(result, transcript, &host)
 }
@@ -299,52 +384,22 @@ async fn open_first_session(host: &Host) -> FirstSession {
     first
 }
 
-/// What a host calls itself.
-struct OwnNames {
-    /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
-    /// greeting and EHLO reply, its PTR name, the parent domain of the first of those, every
-    /// `--local-domain`.
-    routing: Vec<String>,
-    /// Domains where the host surely delivers locally, for the backscatter probes: the same
-    /// without the guessed parent domain (an open relay would accept anything there).
-    local: Vec<String>,
+/// A check that ran under the deadline: `None` when it was not run, `Some(None)` when the
+/// deadline cut it short, which is noted.
+fn cut_short<T>(check: Option<Option<T>>, what: &str, notes: &mut Vec<String>) -> Option<T> {
+    let check = check?;
+    if check.is_none() {
+        notes.push(format!("{what} not checked: host deadline reached"));
+    }
+    check
 }
 
-fn learn_names(host: &Host, greeting: &Greeting, ptr: Option<&str>) -> OwnNames {
-    let banner = greeting
-        .banner
-        .lines
-        .first()
-        .and_then(|l| names::name_in(l));
-    let ehlo = greeting.ehlo.lines.first().and_then(|l| names::name_in(l));
-    let ptr = ptr.and_then(names::name_in);
-    let parent = host
-        .known_name
-        .clone()
-        .or_else(|| banner.clone())
-        .or_else(|| ehlo.clone())
-        .and_then(|n| names::parent_domain(&n));
-    let mut local = names::own_names([
-        host.known_name.as_deref(),
-        banner.as_deref(),
-        ehlo.as_deref(),
-        ptr.as_deref(),
-    ]);
-    let mut routing = local.clone();
-    if let Some(parent) = parent
-        && !routing.contains(&parent)
-    {
-        routing.push(parent);
-    }
-    for domain in &host.config.local_domains {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        for list in [&mut local, &mut routing] {
-            if !list.contains(&domain) {
-                list.push(domain.clone());
-            }
-        }
-    }
-    OwnNames { routing, local }
+/// Every probe's findings, in the order their kinds are declared (the order the output has
+/// always had).
+fn probe_findings(seen: &Audited<'_>) -> Vec<relayguard_core::Finding> {
+    let mut findings: Vec<_> = PROBES.iter().flat_map(|p| p.findings(seen)).collect();
+    findings.sort_by_key(|f| f.kind);
+    findings
 }
 
 fn smtp_info(
@@ -391,11 +446,16 @@ fn finish_unopened(
     transcript: Transcript,
     host: &Host,
 ) -> HostResult {
-    if let OpenFailure::NotSmtp(what) = &reason {
-        let finding_lines: Vec<TranscriptLine> =
-            transcript.lines.iter().take(10).cloned().collect();
-        result.findings = vec![findings::not_smtp(what, finding_lines, &host.config.rules)];
-    }
+    let lines: Vec<TranscriptLine> = transcript.lines.iter().take(10).cloned().collect();
+    result.findings = probe_findings(&Audited {
+        port: host.addr.port(),
+        rules: &host.config.rules,
+        opening: OpeningSeen::Failed {
+            reason: &reason,
+            lines: &lines,
+        },
+        tests: &[],
+    });
     if let Some(banner) = banner {
         let banner = banner.wire_lines().join("\n");
         result.smtp = Some(SmtpInfo {

@@ -66,7 +66,6 @@ mod resolver;
 mod zone;
 
 pub use dnsbl::{DnsblAnswer, MIYAZAKI_2007_EXAMPLE_ZONES};
-pub use mx::MxTarget;
 pub use names::{dnsbl_query_name, reverse_name};
 pub use ptr::{GenericPtrMatch, GenericPtrRules, GenericPtrRulesError};
 pub use resolver::{Dns, DnsConfig, DnsError};

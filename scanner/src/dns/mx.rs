@@ -9,37 +9,7 @@ use super::names::reverse_name;
 use super::resolver::{Dns, DnsError};
 use super::{DnsChecks, DnsLog, finding, plain};
 
-/// One MX target of a zone with its addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MxTarget {
-    /// MX preference (lower is tried first).
-    pub preference: u16,
-    /// Exchange host name, without trailing dot.
-    pub name: String,
-    /// Its A and AAAA addresses.
-    pub addresses: Vec<IpAddr>,
-}
-
 impl Dns {
-    /// The MX targets of `zone` with their addresses; failures and targets without an address
-    /// are left out (see [`Dns::mx_checks`] for the checks).
-    pub async fn mx_targets(&self, zone: &str) -> Result<Vec<MxTarget>, DnsError> {
-        let mut out = Vec::new();
-        for (preference, name) in self.mx(zone).await? {
-            if name.is_empty() {
-                continue; // null MX (RFC 7505)
-            }
-            if let Ok(addresses) = self.addresses(&name).await {
-                out.push(MxTarget {
-                    preference,
-                    name,
-                    addresses,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// Checks the MX records of a campus zone:
     /// - `mx-unregistered`: an address of an MX target for which `registered` is false (pass
     ///   the registry snapshot's "is a registered mail server" test);

@@ -3,28 +3,63 @@
 
 use std::net::IpAddr;
 
+use crate::smtp::Greeting;
+use crate::smtp::hostname::{looks_like_hostname, name_in};
+
 /// The most own names used to expand `{host}` vectors (each name multiplies those tests).
 pub const MAX_NAMES: usize = 3;
 
-/// Whether `s` looks like a DNS host name (at least one dot, LDH labels, not an address).
-pub fn looks_like_hostname(s: &str) -> bool {
-    let s = s.trim_end_matches('.');
-    s.len() <= 253
-        && s.contains('.')
-        && s.parse::<IpAddr>().is_err()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+/// What a host calls itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnNames {
+    /// Names for the `{host}` relay vectors: the operator's name for the host, the names in its
+    /// greeting and EHLO reply, its PTR name, the parent domain of the first of those, every
+    /// `--local-domain`.
+    pub routing: Vec<String>,
+    /// Domains where the host surely delivers locally, for the backscatter probes: the same
+    /// without the guessed parent domain (an open relay would accept anything there).
+    pub local: Vec<String>,
 }
 
-/// The host name a greeting or EHLO line starts with, if it starts with one.
-pub fn name_in(line: &str) -> Option<String> {
-    let token = line.split_ascii_whitespace().next()?;
-    looks_like_hostname(token).then(|| token.trim_end_matches('.').to_ascii_lowercase())
+impl OwnNames {
+    /// Learns the names from the operator's name for the host, the opening and the PTR name,
+    /// and adds the operator's `local_domains`.
+    pub fn learn(
+        known_name: Option<&str>,
+        greeting: &Greeting,
+        ptr: Option<&str>,
+        local_domains: &[String],
+    ) -> OwnNames {
+        let banner = greeting.banner_name();
+        let ehlo = greeting.ehlo_name();
+        let ptr = ptr.and_then(name_in);
+        let parent = known_name
+            .map(str::to_string)
+            .or_else(|| banner.clone())
+            .or_else(|| ehlo.clone())
+            .and_then(|n| parent_domain(&n));
+        let mut local = own_names([
+            known_name,
+            banner.as_deref(),
+            ehlo.as_deref(),
+            ptr.as_deref(),
+        ]);
+        let mut routing = local.clone();
+        if let Some(parent) = parent
+            && !routing.contains(&parent)
+        {
+            routing.push(parent);
+        }
+        for domain in local_domains {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            for list in [&mut local, &mut routing] {
+                if !list.contains(&domain) {
+                    list.push(domain.clone());
+                }
+            }
+        }
+        OwnNames { routing, local }
+    }
 }
 
 /// The domain a host name belongs to (`mx.example.edu` → `example.edu`), when it has at least
@@ -94,21 +129,6 @@ pub fn is_local_form(path: &str, names: &[String], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_names_are_recognised() {
-        assert!(looks_like_hostname("mx.example.edu"));
-        assert!(looks_like_hostname("mx.example.edu."));
-        assert!(!looks_like_hostname("localhost"));
-        assert!(!looks_like_hostname("192.0.2.1"));
-        assert!(!looks_like_hostname("mx.exa mple"));
-        assert!(!looks_like_hostname("-bad.example"));
-        assert_eq!(
-            name_in("MX.Example.EDU ESMTP Postfix"),
-            Some("mx.example.edu".into())
-        );
-        assert_eq!(name_in("ESMTP ready"), None);
-    }
 
     #[test]
     fn parent_domains() {

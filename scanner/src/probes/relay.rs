@@ -1,10 +1,99 @@
-//! Turning relay-vector templates into the concrete envelopes offered to one host.
+//! The relay probe: the rules' relay vectors, turned into the concrete envelopes offered to one
+//! host and spread over fresh sessions; an accepted vector is an open relay, unless the host
+//! accepts any local recipient and the address is one it may read as local.
 
 use std::net::IpAddr;
 
 use relayguard_core::rules::RelayVector;
+use relayguard_core::scan::{TestKind, Verdict};
+use relayguard_core::{Finding, FindingKind};
 
-use super::names::address_literal;
+use super::names::{address_literal, is_local_form};
+use super::{
+    Audited, HostFacts, Placement, Probe, SmtpStep, TestRecord, TestSpec, accepted, finding,
+};
+
+/// One envelope per relay vector (per own name for `{host}` vectors).
+pub struct Relay;
+
+impl Probe for Relay {
+    fn id(&self) -> &'static str {
+        "relay"
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Spread
+    }
+
+    fn plan(&self, host: &HostFacts<'_>) -> Vec<TestSpec> {
+        let values = VectorValues {
+            from: host.probe_sender,
+            to: host.probe_recipient,
+            ext: host.external_domain,
+            ip: host.ip,
+            names: &host.names.routing,
+        };
+        let fallback_sender = Some(host.fallback_sender());
+        expand(&host.rules.relay_vectors, &values)
+            .into_iter()
+            .map(|env| TestSpec {
+                id: env.id,
+                step: SmtpStep::Envelope {
+                    mail_from: env.mail_from,
+                    rcpt_to: env.rcpt_to,
+                    fallback_sender: fallback_sender.clone(),
+                },
+            })
+            .collect()
+    }
+
+    /// On a host that accepts any local recipient (its backscatter control was accepted), an
+    /// accepted vector whose address the host would read as local proves nothing: it is
+    /// downgraded to inconclusive.
+    fn review(&self, tests: &mut [TestRecord], host: &HostFacts<'_>) {
+        let accepts_any_local = tests.iter().any(|t| {
+            t.result.kind == TestKind::Backscatter && t.result.verdict == Verdict::Accepted
+        });
+        if !accepts_any_local {
+            return;
+        }
+        let kind = self.kind();
+        for t in tests.iter_mut() {
+            let r = &mut t.result;
+            if r.kind == kind
+                && r.verdict == Verdict::Accepted
+                && is_local_form(&r.argument, &host.names.routing, host.ip)
+            {
+                r.verdict = Verdict::Inconclusive;
+                r.note = Some(
+                    "accepted, but this host accepts any local recipient and may deliver this address locally"
+                        .into(),
+                );
+            }
+        }
+    }
+
+    fn findings(&self, seen: &Audited<'_>) -> Vec<Finding> {
+        let kind = self.kind();
+        let hits = accepted(seen.tests, &kind);
+        if hits.hits.is_empty() {
+            return Vec::new();
+        }
+        let total = seen.tests.iter().filter(|t| t.result.kind == kind).count();
+        vec![finding(
+            seen.rules,
+            FindingKind::OpenRelay,
+            format!(
+                "accepted {} of {} relay tests without authentication ({})",
+                hits.hits.len(),
+                total,
+                hits.ids.join(", ")
+            ),
+            hits.ids,
+            hits.lines,
+        )]
+    }
+}
 
 /// The values that fill a vector's placeholders for one host.
 #[derive(Debug, Clone)]
@@ -23,7 +112,7 @@ pub struct VectorValues<'a> {
 
 /// One concrete relay test.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub struct RelayEnvelope {
     /// The vector's id.
     pub id: String,
     /// MAIL FROM argument.
@@ -34,7 +123,7 @@ pub struct Envelope {
 
 /// Expands every vector for one host. Vectors with `{host}` run once per own name and are
 /// skipped when the host gave no name (nmap would send the literal text "nil" instead).
-pub fn expand(vectors: &[RelayVector], values: &VectorValues<'_>) -> Vec<Envelope> {
+pub fn expand(vectors: &[RelayVector], values: &VectorValues<'_>) -> Vec<RelayEnvelope> {
     let literal = address_literal(values.ip);
     let fill = |template: &str, host: &str| {
         template
@@ -48,14 +137,14 @@ pub fn expand(vectors: &[RelayVector], values: &VectorValues<'_>) -> Vec<Envelop
     for v in vectors {
         if v.uses_host() {
             for name in values.names {
-                out.push(Envelope {
+                out.push(RelayEnvelope {
                     id: v.id.clone(),
                     mail_from: fill(&v.mail_from, name),
                     rcpt_to: fill(&v.rcpt_to, name),
                 });
             }
         } else {
-            out.push(Envelope {
+            out.push(RelayEnvelope {
                 id: v.id.clone(),
                 mail_from: fill(&v.mail_from, ""),
                 rcpt_to: fill(&v.rcpt_to, ""),

@@ -2,11 +2,12 @@
 //! session opening with EHLO/HELO and TLS.
 
 pub mod connection;
+pub mod hostname;
 pub mod reply;
 pub mod session;
 pub mod tls;
 
 pub use connection::{Connection, SessionError, Timing};
 pub use reply::{EnhancedCode, Reply};
-pub use session::{Failed, Greeting, OpenFailure, SessionConfig, TlsMode};
+pub use session::{Failed, Greeting, OpenFailure, SessionConfig, SessionTarget, TlsMode};
 pub use tls::TlsSetup;

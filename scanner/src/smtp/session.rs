@@ -1,4 +1,8 @@
-//! Opening an SMTP session: connect, greeting, EHLO (HELO fallback), STARTTLS or implicit TLS.
+//! Opening an SMTP session in explicit stages: [`connect`] gives a [`Connected`] stream (made
+//! secure by [`Connected::implicit_tls`] on port 465), whose greeting gives a [`Greeted`]
+//! session, whose EHLO (HELO fallback) gives an [`Introduced`] one, which [`Introduced::starttls`]
+//! upgrades. Each stage owns the connection, so a failure at any stage returns everything seen
+//! so far as a [`Failed`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -7,10 +11,10 @@ use relayguard_core::scan::TlsInfo;
 use relayguard_core::{Direction, Transcript};
 
 use super::connection::{Connection, SessionError, Timing, tcp_connect};
+use super::hostname::name_in;
 use super::reply::Reply;
 use super::tls::TlsSetup;
 use crate::pacing::Pacer;
-use crate::probes::names::name_in;
 
 /// How to use TLS on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,18 @@ pub struct Greeting {
     pub tls: Option<TlsInfo>,
     /// Bytes the server sent after its 220 to STARTTLS, before the handshake.
     pub starttls_injection: Option<String>,
+}
+
+impl Greeting {
+    /// The host name the greeting starts with, if any.
+    pub fn banner_name(&self) -> Option<String> {
+        first_name(&self.banner)
+    }
+
+    /// The host name the EHLO (or HELO) reply starts with, if any.
+    pub fn ehlo_name(&self) -> Option<String> {
+        first_name(&self.ehlo)
+    }
 }
 
 /// Why a session could not be opened.
@@ -108,28 +124,91 @@ pub fn extension<'a>(ehlo: &'a Reply, keyword: &str) -> Option<&'a str> {
     })
 }
 
-/// Opens session number `session` to `addr`: connects, reads the greeting, says EHLO (HELO if
-/// refused) and starts TLS as `mode` says.
+/// Where and as what one session of a host is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTarget<'a> {
+    /// The server.
+    pub addr: SocketAddr,
+    /// The name the operator gave for the host: the certificate is checked against it.
+    pub known_name: Option<&'a str>,
+    /// How to use TLS.
+    pub mode: TlsMode,
+    /// The session's number in the host's transcript.
+    pub session: u32,
+    /// The host's timing.
+    pub timing: Timing,
+}
+
+/// Opens a session: [`connect`], then [`Connected::implicit_tls`] when `target.mode` says so,
+/// [`Connected::greeting`], [`Greeted::hello`], and [`Introduced::starttls`] when the mode asks
+/// for it and the server offers it.
 ///
 /// The certificate is checked against `known_name` (the name the operator gave), else the name
 /// in the greeting or EHLO reply, else the address.
 pub async fn open(
-    addr: SocketAddr,
     config: &SessionConfig,
     pacer: &Pacer,
-    known_name: Option<&str>,
-    mode: TlsMode,
-    session: u32,
-    timing: Timing,
+    target: &SessionTarget<'_>,
 ) -> Result<(Connection, Greeting), Failed> {
-    pacer.wait().await;
-    let fail = |conn: Option<Connection>, reason, banner, tls| Failed {
+    let mut connected = connect(config, pacer, target).await?;
+    if target.mode == TlsMode::Implicit {
+        connected = connected.implicit_tls(&config.tls, target).await?;
+    }
+    let introduced = connected.greeting().await?.hello(&config.ehlo_name).await?;
+    if target.mode == TlsMode::StartTls && introduced.offers("STARTTLS") {
+        introduced.starttls(config, target).await
+    } else {
+        Ok(introduced.into_session())
+    }
+}
+
+/// The first stage: a TCP connection (encrypted, after [`Connected::implicit_tls`]) on which
+/// the server has not spoken yet.
+pub struct Connected {
+    conn: Connection,
+    tls: Option<TlsInfo>,
+}
+
+/// The second stage: the server greeted with 220.
+pub struct Greeted {
+    conn: Connection,
+    tls: Option<TlsInfo>,
+    banner: Reply,
+}
+
+/// The third stage: the server answered EHLO (or HELO); STARTTLS may follow.
+pub struct Introduced {
+    conn: Connection,
+    tls: Option<TlsInfo>,
+    banner: Reply,
+    ehlo: Reply,
+    helo_fallback: bool,
+}
+
+/// A failed opening with what the stage had seen.
+fn failed(
+    conn: Connection,
+    reason: OpenFailure,
+    banner: Option<Reply>,
+    tls: Option<TlsInfo>,
+) -> Failed {
+    Failed {
         reason,
-        transcript: conn.map(Connection::into_transcript).unwrap_or_default(),
+        transcript: conn.into_transcript(),
         banner,
         tls,
         starttls_injection: None,
-    };
+    }
+}
+
+/// Connects to `target.addr` at the host's pace, trying once more when the connect times out.
+pub async fn connect(
+    config: &SessionConfig,
+    pacer: &Pacer,
+    target: &SessionTarget<'_>,
+) -> Result<Connected, Failed> {
+    let addr = target.addr;
+    pacer.wait().await;
     // A lost SYN looks like silence: try once more before giving up on the session (discovery
     // does the same), or one dropped packet would cost the host its whole audit.
     let mut attempt = tcp_connect(addr, config.source, config.connect_timeout).await;
@@ -138,130 +217,214 @@ pub async fn open(
         pacer.wait().await;
         attempt = tcp_connect(addr, config.source, config.connect_timeout).await;
     }
-    let tcp = match attempt {
-        Ok(tcp) => tcp,
+    match attempt {
+        Ok(tcp) => {
+            let mut conn = Connection::new(tcp, target.session, target.timing);
+            conn.log(Direction::Note, format!("connected to {addr}"));
+            Ok(Connected { conn, tls: None })
+        }
         Err(e) => {
-            let mut t = Transcript::default();
-            t.push(relayguard_core::TranscriptLine {
-                session,
-                ms: timing.started.elapsed().as_millis() as u64,
+            let mut transcript = Transcript::default();
+            transcript.push(relayguard_core::TranscriptLine {
+                session: target.session,
+                ms: target.timing.started.elapsed().as_millis() as u64,
                 dir: Direction::Note,
                 text: format!("connect to {addr}: {e}"),
             });
-            return Err(Failed {
+            Err(Failed {
                 reason: OpenFailure::Connect(e),
-                transcript: t,
+                transcript,
                 banner: None,
                 tls: None,
                 starttls_injection: None,
-            });
-        }
-    };
-    let mut conn = Connection::new(tcp, session, timing);
-    conn.log(Direction::Note, format!("connected to {addr}"));
-    let mut tls = None;
-
-    if mode == TlsMode::Implicit {
-        let tcp = conn.take_plain().expect("a new connection is plain");
-        let tls_name = known_name.map_or_else(|| addr.ip().to_string(), str::to_string);
-        let (stream, info) = config.tls.handshake(tcp, &tls_name).await;
-        conn.log(Direction::Note, tls_note(&info));
-        tls = Some(info);
-        match stream {
-            Some(s) => conn.set_tls(s),
-            None => return Err(fail(Some(conn), OpenFailure::Tls, None, tls)),
+            })
         }
     }
+}
 
-    let banner = match conn.read_reply().await {
-        Ok(reply) => reply,
-        Err(SessionError::Protocol(e)) => {
-            return Err(fail(
-                Some(conn),
-                OpenFailure::NotSmtp(e.to_string()),
-                None,
-                tls,
-            ));
-        }
-        Err(e) => return Err(fail(Some(conn), OpenFailure::NoBanner(e), None, tls)),
-    };
-    if banner.code != 220 {
-        let reason = if banner.class() == 2 {
-            OpenFailure::NotSmtp(format!("greeting code {} instead of 220", banner.code))
+impl Connected {
+    /// Encrypts the connection before the greeting (port 465), checking the certificate
+    /// against the operator's name for the host, else its address.
+    pub async fn implicit_tls(
+        mut self,
+        tls: &TlsSetup,
+        target: &SessionTarget<'_>,
+    ) -> Result<Connected, Failed> {
+        let name = target
+            .known_name
+            .map_or_else(|| target.addr.ip().to_string(), str::to_string);
+        let info = handshake(&mut self.conn, tls, &name).await;
+        let established = info.established;
+        self.tls = Some(info);
+        if established {
+            Ok(self)
         } else {
-            OpenFailure::Refused(banner.clone())
-        };
-        return Err(fail(Some(conn), reason, Some(banner), tls));
+            Err(failed(self.conn, OpenFailure::Tls, None, self.tls))
+        }
     }
 
-    let (mut ehlo, helo_fallback) = match say_hello(&mut conn, &config.ehlo_name).await {
-        Ok(pair) => pair,
-        Err(reason) => return Err(fail(Some(conn), reason, Some(banner), tls)),
-    };
-
-    let mut plaintext_ehlo = None;
-    let mut starttls_injection = None;
-    if mode == TlsMode::StartTls && extension(&ehlo, "STARTTLS").is_some() {
-        let reply = match conn.command("STARTTLS").await {
-            Ok(r) => r,
-            Err(e) => return Err(fail(Some(conn), OpenFailure::Lost(e), Some(banner), tls)),
-        };
-        if reply.code == 220 {
-            if conn.has_unread_bytes() {
-                let preview = conn.unread_preview();
-                conn.log(
-                    Direction::Note,
-                    format!("server sent bytes after 220 to STARTTLS: {preview}"),
-                );
-                starttls_injection = Some(preview);
+    /// Reads the greeting: a 220, else a refusal or something that is not SMTP.
+    pub async fn greeting(mut self) -> Result<Greeted, Failed> {
+        let banner = match self.conn.read_reply().await {
+            Ok(reply) => reply,
+            Err(SessionError::Protocol(e)) => {
+                let reason = OpenFailure::NotSmtp(e.to_string());
+                return Err(failed(self.conn, reason, None, self.tls));
             }
-            let tcp = conn
-                .take_plain()
-                .expect("STARTTLS is only tried on a plain stream");
-            let tls_name = known_name
-                .map(str::to_string)
-                .or_else(|| banner.lines.first().and_then(|l| name_in(l)))
-                .or_else(|| ehlo.lines.first().and_then(|l| name_in(l)))
-                .unwrap_or_else(|| addr.ip().to_string());
-            let (stream, info) = config.tls.handshake(tcp, &tls_name).await;
-            conn.log(Direction::Note, tls_note(&info));
-            tls = Some(info);
-            let Some(stream) = stream else {
-                return Err(Failed {
-                    starttls_injection,
-                    ..fail(Some(conn), OpenFailure::Tls, Some(banner), tls)
-                });
+            Err(e) => return Err(failed(self.conn, OpenFailure::NoBanner(e), None, self.tls)),
+        };
+        if banner.code != 220 {
+            let reason = if banner.class() == 2 {
+                OpenFailure::NotSmtp(format!("greeting code {} instead of 220", banner.code))
+            } else {
+                OpenFailure::Refused(banner.clone())
             };
-            conn.set_tls(stream);
-            // RFC 3207: forget what was learned before TLS and greet again.
-            match say_hello(&mut conn, &config.ehlo_name).await {
-                Ok((after, _)) => plaintext_ehlo = Some(std::mem::replace(&mut ehlo, after)),
-                Err(reason) => return Err(fail(Some(conn), reason, Some(banner), tls)),
+            return Err(failed(self.conn, reason, Some(banner), self.tls));
+        }
+        Ok(Greeted {
+            conn: self.conn,
+            tls: self.tls,
+            banner,
+        })
+    }
+}
+
+impl Greeted {
+    /// Says EHLO as `name`, and HELO when EHLO is refused with a permanent error.
+    pub async fn hello(mut self, name: &str) -> Result<Introduced, Failed> {
+        match say_hello(&mut self.conn, name).await {
+            Ok((ehlo, helo_fallback)) => Ok(Introduced {
+                conn: self.conn,
+                tls: self.tls,
+                banner: self.banner,
+                ehlo,
+                helo_fallback,
+            }),
+            Err(reason) => Err(failed(self.conn, reason, Some(self.banner), self.tls)),
+        }
+    }
+}
+
+impl Introduced {
+    /// Whether the EHLO reply offers `keyword`.
+    pub fn offers(&self, keyword: &str) -> bool {
+        extension(&self.ehlo, keyword).is_some()
+    }
+
+    /// The session as it stands, without TLS.
+    pub fn into_session(self) -> (Connection, Greeting) {
+        let greeting = Greeting {
+            banner: self.banner,
+            ehlo: self.ehlo,
+            plaintext_ehlo: None,
+            helo_fallback: self.helo_fallback,
+            tls: self.tls,
+            starttls_injection: None,
+        };
+        (self.conn, greeting)
+    }
+
+    /// Says STARTTLS, runs the handshake and greets again (RFC 3207). A server that refuses
+    /// STARTTLS leaves a plaintext session with the refusal recorded as its TLS attempt; one
+    /// that sends bytes after its 220 has them recorded as an injection.
+    pub async fn starttls(
+        mut self,
+        config: &SessionConfig,
+        target: &SessionTarget<'_>,
+    ) -> Result<(Connection, Greeting), Failed> {
+        let reply = match self.conn.command("STARTTLS").await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(failed(
+                    self.conn,
+                    OpenFailure::Lost(e),
+                    Some(self.banner),
+                    self.tls,
+                ));
             }
-        } else {
-            tls = Some(TlsInfo {
+        };
+        if reply.code != 220 {
+            self.tls = Some(TlsInfo {
                 established: false,
                 version: None,
                 cipher: None,
-                checked_name: known_name.unwrap_or_default().to_string(),
+                checked_name: target.known_name.unwrap_or_default().to_string(),
                 certificate_valid: false,
                 error: Some(format!("STARTTLS refused: {}", reply.summary())),
                 chain: Vec::new(),
             });
+            return Ok(self.into_session());
+        }
+        let mut starttls_injection = None;
+        if self.conn.has_unread_bytes() {
+            let preview = self.conn.unread_preview();
+            self.conn.log(
+                Direction::Note,
+                format!("server sent bytes after 220 to STARTTLS: {preview}"),
+            );
+            starttls_injection = Some(preview);
+        }
+        let name = target
+            .known_name
+            .map(str::to_string)
+            .or_else(|| first_name(&self.banner))
+            .or_else(|| first_name(&self.ehlo))
+            .unwrap_or_else(|| target.addr.ip().to_string());
+        let info = handshake(&mut self.conn, &config.tls, &name).await;
+        let established = info.established;
+        let tls = Some(info);
+        if !established {
+            return Err(Failed {
+                starttls_injection,
+                ..failed(self.conn, OpenFailure::Tls, Some(self.banner), tls)
+            });
+        }
+        // RFC 3207: forget what was learned before TLS and greet again.
+        match say_hello(&mut self.conn, &config.ehlo_name).await {
+            Ok((after, _)) => Ok((
+                self.conn,
+                Greeting {
+                    banner: self.banner,
+                    ehlo: after,
+                    plaintext_ehlo: Some(self.ehlo),
+                    helo_fallback: self.helo_fallback,
+                    tls,
+                    starttls_injection,
+                },
+            )),
+            Err(reason) => Err(Failed {
+                starttls_injection,
+                ..failed(self.conn, reason, Some(self.banner), tls)
+            }),
         }
     }
+}
 
-    Ok((
-        conn,
-        Greeting {
-            banner,
-            ehlo,
-            plaintext_ehlo,
-            helo_fallback,
-            tls,
-            starttls_injection,
-        },
-    ))
+/// The host name the first line of a reply starts with.
+fn first_name(reply: &Reply) -> Option<String> {
+    reply.lines.first().and_then(|l| name_in(l))
+}
+
+/// Runs a TLS handshake over the connection's plain stream and logs what it showed; the
+/// connection carries the TLS stream afterwards when the handshake completed.
+async fn handshake(conn: &mut Connection, tls: &TlsSetup, name: &str) -> TlsInfo {
+    let Some(tcp) = conn.take_plain() else {
+        return TlsInfo {
+            established: false,
+            version: None,
+            cipher: None,
+            checked_name: name.to_string(),
+            certificate_valid: false,
+            error: Some("the connection is already encrypted".into()),
+            chain: Vec::new(),
+        };
+    };
+    let (stream, info) = tls.handshake(tcp, name).await;
+    conn.log(Direction::Note, tls_note(&info));
+    if let Some(stream) = stream {
+        conn.set_tls(stream);
+    }
+    info
 }
 
 /// Says EHLO, and HELO when EHLO is refused with a permanent error (old or minimal servers).
