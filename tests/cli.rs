@@ -55,7 +55,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             vec!["sweep", "--external-domain", "x\r\nDATA", "127.0.0.1"],
             "--external-domain",
         ),
-        (vec!["sweep", "2001:db8::/64"], "more than --max-addresses"),
+        (vec!["sweep", "fd00::/64"], "more than --max-addresses"),
         (
             vec!["sweep", "--command-timeout", "0", "127.0.0.1"],
             "--command-timeout",
@@ -287,4 +287,63 @@ fn discover_only_finds_the_port_says_nothing_and_records_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--discover-only"));
+}
+
+#[test]
+fn special_purpose_targets_are_refused_and_send_nothing() {
+    // On Linux a connect to 0.0.0.0 reaches 127.0.0.1: a listener there sees any attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    for (target, range) in [
+        ("0.0.0.0/30", "0.0.0.0/8"),
+        ("224.0.0.0/30", "224.0.0.0/4"),
+        ("255.255.255.255", "240.0.0.0/4"),
+    ] {
+        let out = relayguard()
+            .args(["sweep", "--no-dns", "--no-progress", "--no-store"])
+            .args(["--ports", &port, "--connect-timeout", "1", target])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains(target) && stderr.contains(range) && stderr.contains("--allow-special"),
+            "{target}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{target} printed results");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a refused sweep connected to the scanning host"
+    );
+
+    // A block that only overlaps a special range is listed without the special part.
+    let out = relayguard()
+        .args(["sweep", "--no-dns", "--list-targets", "192.0.0.0/23"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 256, "{listed}");
+    assert_eq!(lines.first(), Some(&"192.0.1.0"));
+    assert_eq!(lines.last(), Some(&"192.0.1.255"));
+    assert!(
+        stderr.contains("192.0.0.0/24") && stderr.contains("256 addresses"),
+        "{stderr}"
+    );
+
+    // --allow-special lists them as given.
+    let out = relayguard()
+        .args(["sweep", "--no-dns", "--list-targets", "--allow-special"])
+        .arg("0.0.0.0/30")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0.0.0.0\n0.0.0.1\n0.0.0.2\n0.0.0.3\n"
+    );
 }
