@@ -12,6 +12,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::client::TlsStream;
 
 use super::reply::{Limits, Reply, ReplyError, escape, parse_reply};
+use super::tls::Handover;
 
 /// Why a conversation could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -328,10 +329,14 @@ impl Connection {
         self.transcript
     }
 
-    /// Takes the plain TCP stream out for a TLS handshake.
-    pub(crate) fn take_plain(&mut self) -> Option<TcpStream> {
+    /// Takes the plain TCP stream out for a TLS handshake, which must end within one command
+    /// timeout (or by the host deadline, if that comes first).
+    pub(crate) fn take_plain(&mut self) -> Option<Handover> {
         match self.stream.take() {
-            Some(Stream::Plain(s)) => Some(s),
+            Some(Stream::Plain(s)) => {
+                let (deadline, late) = self.timing.reply_deadline();
+                Some(Handover::new(s, deadline, late.to_string()))
+            }
             other => {
                 self.stream = other;
                 None
