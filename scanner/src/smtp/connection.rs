@@ -466,7 +466,7 @@ impl Connection {
             return (self.transcript, desync);
         }
         // Whatever comes after the goodbye, until the server closes, is out of turn.
-        let grace = Instant::now() + QUIT_GRACE.min(short);
+        let grace = (Instant::now() + QUIT_GRACE.min(short)).min(self.timing.deadline);
         let mut after = std::mem::take(&mut self.buf);
         if let Some(stream) = self.stream.as_mut() {
             let mut chunk = [0u8; PREVIEW];
