@@ -25,7 +25,9 @@ export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares \
  --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --locked --target "$host" --bins
+# Not --locked: fuzz/Cargo.lock follows the scanner's dependencies as they change (cargo adds what
+# is new and keeps every version it already has).
+cargo build --release --target "$host" --bins
 
 for t in "${targets[@]}"; do
     bin="target/$host/release/$t"
