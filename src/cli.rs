@@ -55,6 +55,11 @@ pub struct SweepArgs {
     /// Read exclusions from a file (one per line, # comments).
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
+    /// Sweep IANA special-purpose ranges too ("this network", multicast, reserved, documentation,
+    /// link-local; see docs/cli.md). Without it, a target inside one is refused and the special
+    /// part of a target that overlaps one is left out, with a note.
+    #[arg(long)]
+    pub allow_special: bool,
     /// Print the addresses that would be probed, exclusions applied, and send nothing.
     #[arg(long)]
     pub list_targets: bool,

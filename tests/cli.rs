@@ -53,7 +53,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             vec!["sweep", "--external-domain", "x\r\nDATA", "127.0.0.1"],
             "--external-domain",
         ),
-        (vec!["sweep", "2001:db8::/64"], "more than --max-addresses"),
+        (vec!["sweep", "fd00::/64"], "more than --max-addresses"),
         (
             vec!["sweep", "--command-timeout", "0", "127.0.0.1"],
             "--command-timeout",
@@ -285,4 +285,193 @@ fn discover_only_finds_the_port_says_nothing_and_records_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--discover-only"));
+}
+
+#[test]
+fn special_purpose_targets_are_refused_and_send_nothing() {
+    // On Linux a connect to 0.0.0.0 reaches 127.0.0.1: a listener there sees any attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    for (target, range) in [
+        ("0.0.0.0/30", "0.0.0.0/8"),
+        ("224.0.0.0/30", "224.0.0.0/4"),
+        ("255.255.255.255", "240.0.0.0/4"),
+    ] {
+        let out = relayguard()
+            .args(["sweep", "--no-dns", "--no-progress", "--no-store"])
+            .args(["--ports", &port, "--connect-timeout", "1", target])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains(target) && stderr.contains(range) && stderr.contains("--allow-special"),
+            "{target}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{target} printed results");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a refused sweep connected to the scanning host"
+    );
+
+    // A block that only overlaps a special range is listed without the special part.
+    let out = relayguard()
+        .args(["sweep", "--no-dns", "--list-targets", "192.0.0.0/23"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 256, "{listed}");
+    assert_eq!(lines.first(), Some(&"192.0.1.0"));
+    assert_eq!(lines.last(), Some(&"192.0.1.255"));
+    assert!(
+        stderr.contains("192.0.0.0/24") && stderr.contains("256 addresses"),
+        "{stderr}"
+    );
+
+    // --allow-special lists them as given.
+    let out = relayguard()
+        .args(["sweep", "--no-dns", "--list-targets", "--allow-special"])
+        .arg("0.0.0.0/30")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0.0.0.0\n0.0.0.1\n0.0.0.2\n0.0.0.3\n"
+    );
+}
+
+/// Reads one line (up to LF) byte by byte, so nothing past it is buffered before a STARTTLS.
+fn read_line(stream: &mut impl std::io::Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => return Some(String::from_utf8_lossy(&line).into()),
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+}
+
+/// A relay-refusing SMTP conversation; with `offer_tls` it offers STARTTLS and returns true once
+/// it has said go ahead.
+fn smtp_conversation(stream: &mut (impl std::io::Read + std::io::Write), offer_tls: bool) -> bool {
+    while let Some(line) = read_line(stream) {
+        let upper = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") && offer_tls {
+            b"250-tls.campus.test\r\n250 STARTTLS\r\n"
+        } else if upper.starts_with("EHLO") {
+            b"250 tls.campus.test\r\n"
+        } else if upper == "STARTTLS" && offer_tls {
+            return stream.write_all(b"220 2.0.0 go ahead\r\n").is_ok();
+        } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+            b"250 2.0.0 Ok\r\n"
+        } else if upper.starts_with("QUIT") {
+            let _ = stream.write_all(b"221 2.0.0 Bye\r\n");
+            return false;
+        } else {
+            b"554 5.7.1 Relay access denied\r\n"
+        };
+        if stream
+            .write_all(reply)
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return false;
+        }
+    }
+    false
+}
+
+/// Greets, offers STARTTLS and goes on inside TLS with `config`.
+fn starttls_session(mut tcp: std::net::TcpStream, config: std::sync::Arc<rustls::ServerConfig>) {
+    use std::io::Write;
+    if tcp.write_all(b"220 tls.campus.test ESMTP\r\n").is_err()
+        || !smtp_conversation(&mut tcp, true)
+    {
+        return;
+    }
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    smtp_conversation(&mut rustls::StreamOwned::new(conn, tcp), false);
+}
+
+#[test]
+fn a_bad_certificate_is_a_finding_and_not_an_error_on_stderr() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    // A self-signed CA certificate used as the server's own: webpki says CaUsedAsEndEntity.
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["tls.campus.test".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let config = config.clone();
+            std::thread::spawn(move || starttls_session(stream, config));
+        }
+    });
+    let out = relayguard()
+        .args(["sweep", "--format", "json", "--no-progress", "--no-dns"])
+        .args(["--no-store", "--command-timeout", "5"])
+        .args(["--ports", &port.to_string(), "127.0.0.1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host = &doc["hosts"][0];
+    let tls = &host["smtp"]["tls"];
+    assert_eq!(tls["established"], true, "{host:#}");
+    assert!(
+        tls["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CaUsedAsEndEntity"),
+        "{tls:#}"
+    );
+    assert!(
+        host["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "tls-certificate-invalid"),
+        "{host:#}"
+    );
+    // A real TLS 1.3 session (with its session tickets after the handshake) stays in step.
+    let transcript = host["transcript"]["lines"].as_array().unwrap();
+    assert!(
+        !transcript
+            .iter()
+            .any(|l| l["text"].as_str().unwrap_or_default().contains("desync")),
+        "{transcript:#?}"
+    );
+    assert!(
+        !stderr.contains("CaUsedAsEndEntity")
+            && !stderr.contains("rustls_platform_verifier")
+            && !stderr.contains("ERROR"),
+        "a certificate verdict leaked onto stderr:\n{stderr}"
+    );
 }

@@ -98,6 +98,14 @@ fn one_sweep_tells_every_postfix_personality_apart() {
         // Never DATA, on any session.
         let lines = h["transcript"]["lines"].as_array().unwrap();
         assert!(lines.iter().all(|l| l["text"] != "DATA"));
+        // A real MTA speaks only in turn, in plaintext and inside TLS: never a desync.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l["text"].as_str().unwrap_or_default().starts_with("desync")),
+            "{}: {lines:#?}",
+            pf.addr()
+        );
         // Every relay test got an answer: no error-limit hang-ups or timeouts left over.
         for t in h["tests"].as_array().unwrap() {
             assert_ne!(t["reply"], "", "test without a reply on {}: {t}", pf.addr());

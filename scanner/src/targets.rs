@@ -4,6 +4,13 @@
 //! Each target becomes a set of address intervals with the exclusions cut out before anything
 //! else happens, so an excluded address can never be probed, and nothing is materialised: a /8
 //! or an IPv6 /64 is just two numbers per interval.
+//!
+//! The IANA special-purpose ranges that can never hold a campus mail server ([`SPECIAL_RANGES`]:
+//! "this network", multicast, reserved, documentation, link-local, …) are one more exclusion
+//! layer: [`check_special`] refuses a target that lies wholly inside them and says what it cuts
+//! from one that overlaps them, and [`special_exclusions`] gives them as exclusions. On Linux a
+//! connect to 0.0.0.0 reaches the scanning host itself, and a multicast or broadcast address is
+//! nobody's mail server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -41,6 +48,217 @@ pub enum TargetError {
     /// A host name did not resolve.
     #[error("cannot resolve {0:?}: {1}")]
     Resolve(String, String),
+    /// A target lies wholly inside a special-purpose range.
+    #[error(
+        "{target} lies inside {range} ({what}, {rfc}), a special-purpose range that holds no mail server; pass --allow-special to sweep it anyway"
+    )]
+    Special {
+        /// The target as given.
+        target: String,
+        /// The special range it lies in.
+        range: &'static str,
+        /// What the range is for.
+        what: &'static str,
+        /// Where it is defined.
+        rfc: &'static str,
+    },
+}
+
+/// An IANA special-purpose address block (RFC 6890 registries) that no sweep touches unless
+/// `--allow-special` is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialRange {
+    /// The block, as a CIDR.
+    pub cidr: &'static str,
+    /// What it is for.
+    pub what: &'static str,
+    /// Where it is defined.
+    pub rfc: &'static str,
+}
+
+/// The special-purpose blocks refused by default: zmap's default blocklist and the IANA IPv6
+/// special-purpose registry, less what a campus or this project's tests really use. Loopback
+/// (127.0.0.0/8, ::1) and internal space (RFC 1918, 100.64.0.0/10, fc00::/7) stay allowed, and so
+/// does 198.18.0.0/15 (benchmarking): the test labs of bench/ are built in it. IPv4-mapped and
+/// NAT64 IPv6 addresses are refused because they are IPv4 hosts in disguise that would slip past
+/// IPv4 exclusions; give the IPv4 address instead.
+pub const SPECIAL_RANGES: &[SpecialRange] = &[
+    SpecialRange {
+        cidr: "0.0.0.0/8",
+        what: "\"this network\"; 0.0.0.0 reaches the scanning host itself",
+        rfc: "RFC 791, RFC 1122",
+    },
+    SpecialRange {
+        cidr: "169.254.0.0/16",
+        what: "IPv4 link-local",
+        rfc: "RFC 3927",
+    },
+    SpecialRange {
+        cidr: "192.0.0.0/24",
+        what: "IETF protocol assignments",
+        rfc: "RFC 6890",
+    },
+    SpecialRange {
+        cidr: "192.0.2.0/24",
+        what: "documentation, TEST-NET-1",
+        rfc: "RFC 5737",
+    },
+    SpecialRange {
+        cidr: "192.88.99.0/24",
+        what: "6to4 relay anycast, deprecated",
+        rfc: "RFC 7526",
+    },
+    SpecialRange {
+        cidr: "198.51.100.0/24",
+        what: "documentation, TEST-NET-2",
+        rfc: "RFC 5737",
+    },
+    SpecialRange {
+        cidr: "203.0.113.0/24",
+        what: "documentation, TEST-NET-3",
+        rfc: "RFC 5737",
+    },
+    SpecialRange {
+        cidr: "224.0.0.0/4",
+        what: "IPv4 multicast",
+        rfc: "RFC 5771",
+    },
+    SpecialRange {
+        cidr: "240.0.0.0/4",
+        what: "reserved, with the limited broadcast address 255.255.255.255",
+        rfc: "RFC 1112, RFC 919",
+    },
+    SpecialRange {
+        cidr: "::/128",
+        what: "the unspecified address",
+        rfc: "RFC 4291",
+    },
+    SpecialRange {
+        cidr: "::ffff:0:0/96",
+        what: "IPv4-mapped addresses; give the IPv4 address",
+        rfc: "RFC 4291",
+    },
+    SpecialRange {
+        cidr: "64:ff9b::/96",
+        what: "NAT64 well-known prefix; give the IPv4 address",
+        rfc: "RFC 6052",
+    },
+    SpecialRange {
+        cidr: "64:ff9b:1::/48",
+        what: "local-use NAT64 prefix; give the IPv4 address",
+        rfc: "RFC 8215",
+    },
+    SpecialRange {
+        cidr: "100::/64",
+        what: "discard-only",
+        rfc: "RFC 6666",
+    },
+    SpecialRange {
+        cidr: "2001:2::/48",
+        what: "IPv6 benchmarking",
+        rfc: "RFC 5180",
+    },
+    SpecialRange {
+        cidr: "2001:20::/28",
+        what: "ORCHIDv2 identifiers",
+        rfc: "RFC 7343",
+    },
+    SpecialRange {
+        cidr: "2001:db8::/32",
+        what: "IPv6 documentation",
+        rfc: "RFC 3849",
+    },
+    SpecialRange {
+        cidr: "3fff::/20",
+        what: "IPv6 documentation",
+        rfc: "RFC 9637",
+    },
+    SpecialRange {
+        cidr: "fe80::/10",
+        what: "IPv6 link-local",
+        rfc: "RFC 4291",
+    },
+    SpecialRange {
+        cidr: "ff00::/8",
+        what: "IPv6 multicast",
+        rfc: "RFC 4291",
+    },
+];
+
+impl SpecialRange {
+    fn interval(&self) -> Interval {
+        let net: IpNet = self.cidr.parse().expect("the table holds valid CIDRs");
+        Interval::of(&TargetSpec::Net(net)).expect("a network is not a name")
+    }
+}
+
+/// Addresses a special-purpose range takes out of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecialCut {
+    /// The target as given (CIDR, range or address).
+    pub target: String,
+    /// The special range.
+    pub range: &'static SpecialRange,
+    /// How many of the target's addresses fall in it.
+    pub addresses: u128,
+}
+
+impl std::fmt::Display for SpecialCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} addresses in {} ({}, {}) are left out; --allow-special sweeps them",
+            self.target, self.addresses, self.range.cidr, self.range.what, self.range.rfc
+        )
+    }
+}
+
+/// Checks address targets against [`SPECIAL_RANGES`]: a target wholly inside them is an error;
+/// for one that overlaps them, says what is cut. Host names are not checked here: the
+/// exclusions from [`special_exclusions`] drop whatever special address they resolve to.
+pub fn check_special(specs: &[TargetSpec]) -> Result<Vec<SpecialCut>, TargetError> {
+    let special: Vec<(&'static SpecialRange, Interval)> =
+        SPECIAL_RANGES.iter().map(|r| (r, r.interval())).collect();
+    let mut cuts = Vec::new();
+    for spec in specs {
+        let Some(target) = Interval::of(spec) else {
+            continue;
+        };
+        let mut rest = vec![target];
+        let mut here = Vec::new();
+        for (range, cut) in &special {
+            if let Some(overlap) = target.overlap(cut) {
+                here.push(SpecialCut {
+                    target: spec.to_string(),
+                    range,
+                    addresses: overlap.len(),
+                });
+                rest = rest.into_iter().flat_map(|p| p.minus(cut)).collect();
+            }
+        }
+        if rest.is_empty() {
+            let range = here
+                .first()
+                .expect("a target cut away entirely overlaps")
+                .range;
+            return Err(TargetError::Special {
+                target: spec.to_string(),
+                range: range.cidr,
+                what: range.what,
+                rfc: range.rfc,
+            });
+        }
+        cuts.extend(here);
+    }
+    Ok(cuts)
+}
+
+/// [`SPECIAL_RANGES`] as exclusions, to cut them out of every target, resolved names included.
+pub fn special_exclusions() -> Vec<TargetSpec> {
+    SPECIAL_RANGES
+        .iter()
+        .map(|r| TargetSpec::Net(r.cidr.parse().expect("the table holds valid CIDRs")))
+        .collect()
 }
 
 /// One parsed target specification.
@@ -53,6 +271,17 @@ pub enum TargetSpec {
     Range(IpAddr, IpAddr),
     /// A host name, resolved before the sweep.
     Name(String),
+}
+
+impl std::fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetSpec::Net(net) => write!(f, "{net}"),
+            TargetSpec::Range(a, b) if a == b => write!(f, "{a}"),
+            TargetSpec::Range(a, b) => write!(f, "{a}-{b}"),
+            TargetSpec::Name(name) => write!(f, "{name}"),
+        }
+    }
 }
 
 /// Parses one target: address, CIDR, `a-b` range, host name, or `@file` (one per line, `#`
@@ -197,6 +426,17 @@ impl Interval {
     /// Number of addresses (saturating: a whole IPv6 space is 2^128).
     fn len(&self) -> u128 {
         (self.end - self.start).saturating_add(1)
+    }
+
+    /// The addresses this interval shares with `other`, if any.
+    fn overlap(&self, other: &Interval) -> Option<Interval> {
+        (self.v6 == other.v6 && other.start <= self.end && self.start <= other.end).then(|| {
+            Interval {
+                start: self.start.max(other.start),
+                end: self.end.min(other.end),
+                v6: self.v6,
+            }
+        })
     }
 
     /// This interval minus `cut`: zero, one or two pieces.
@@ -554,5 +794,111 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mx.campus.test"), "{err}");
+    }
+
+    fn specs(targets: &[&str]) -> Vec<TargetSpec> {
+        targets
+            .iter()
+            .flat_map(|t| parse_target(t).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn special_ranges_parse_and_do_not_overlap() {
+        let intervals: Vec<Interval> = SPECIAL_RANGES.iter().map(SpecialRange::interval).collect();
+        for (i, a) in intervals.iter().enumerate() {
+            for b in &intervals[i + 1..] {
+                assert_eq!(a.overlap(b), None, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn targets_wholly_inside_special_ranges_are_refused() {
+        for (target, range) in [
+            ("0.0.0.0/30", "0.0.0.0/8"),
+            ("0.0.0.0", "0.0.0.0/8"),
+            ("224.0.0.0/30", "224.0.0.0/4"),
+            ("255.255.255.255", "240.0.0.0/4"),
+            ("239.255.255.255-240.0.0.1", "224.0.0.0/4"),
+            ("::", "::/128"),
+            ("::ffff:10.0.0.1", "::ffff:0:0/96"),
+            ("ff02::1", "ff00::/8"),
+            ("fe80::1/64", "fe80::/10"),
+            ("2001:db8::/64", "2001:db8::/32"),
+        ] {
+            let err = check_special(&specs(&[target])).expect_err(target);
+            let text = err.to_string();
+            assert!(
+                text.contains(target) && text.contains(range) && text.contains("--allow-special"),
+                "{target}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_private_and_lab_ranges_stay_allowed() {
+        let allowed = specs(&[
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "198.18.0.0/15",
+            "::1",
+            "fd00::/8",
+            "2001:db9::/32",
+            "1.0.0.0/8",
+        ]);
+        assert_eq!(check_special(&allowed).unwrap(), Vec::new());
+    }
+
+    #[tokio::test]
+    async fn a_partly_special_target_is_swept_minus_the_special_part() {
+        let cuts = check_special(&specs(&["192.0.0.0/23", "223.255.255.254-224.0.0.1"])).unwrap();
+        let described: Vec<(String, &str, u128)> = cuts
+            .iter()
+            .map(|c| (c.target.clone(), c.range.cidr, c.addresses))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("192.0.0.0/23".to_string(), "192.0.0.0/24", 256),
+                ("223.255.255.254-224.0.0.1".to_string(), "224.0.0.0/4", 2),
+            ]
+        );
+        assert!(cuts[0].to_string().contains("RFC 6890"), "{}", cuts[0]);
+        let mut excl: Vec<TargetSpec> = specs(&["192.0.1.7"]);
+        excl.extend(special_exclusions());
+        let s = TargetSet::build(
+            &specs(&["192.0.0.0/23", "223.255.255.254-224.0.0.1"]),
+            &excl,
+            no_dns,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.coverage(),
+            [
+                "192.0.1.0-192.0.1.6",
+                "192.0.1.8-192.0.1.255",
+                "223.255.255.254-223.255.255.255"
+            ]
+        );
+        // Names resolving into special ranges lose those addresses too.
+        let mut s = s;
+        s.add_named(
+            "odd.campus.test",
+            ["0.0.0.0".parse().unwrap(), "127.0.0.25".parse().unwrap()],
+        );
+        assert!(s.is_excluded("255.255.255.255".parse().unwrap()));
+        assert!(s.is_excluded("ff02::1".parse().unwrap()));
+        assert!(!s.is_excluded("127.0.0.1".parse().unwrap()));
+        let named: Vec<String> = s
+            .iter()
+            .filter(|t| t.name.is_some())
+            .map(|t| t.ip.to_string())
+            .collect();
+        assert_eq!(named, ["127.0.0.25"]);
     }
 }

@@ -202,6 +202,14 @@ async fn build_targets(args: &SweepArgs, dns: Option<&Dns>) -> anyhow::Result<Ta
     for f in &args.exclude_file {
         exclusions.extend(targets::parse_exclusion_file(f)?);
     }
+    if !args.allow_special {
+        // Before anything is resolved or sent: a target wholly inside a special-purpose range
+        // is a mistake worth stopping for; a block that overlaps one loses only that part.
+        for cut in targets::check_special(&specs)? {
+            eprintln!("relayguard: note: {cut}");
+        }
+        exclusions.extend(targets::special_exclusions());
+    }
     let mut set = TargetSet::build(&specs, &exclusions, |name| async move {
         tokio::net::lookup_host((name.as_str(), 25))
             .await

@@ -10,4 +10,4 @@ pub mod tls;
 pub use connection::{Connection, SessionError, Timing};
 pub use reply::{EnhancedCode, Reply};
 pub use session::{Failed, Greeting, OpenFailure, SessionConfig, SessionTarget, TlsMode};
-pub use tls::TlsSetup;
+pub use tls::{Handover, TlsSetup};

@@ -2,18 +2,27 @@
 //!
 //! An auditor must complete the handshake even when the certificate is bad (a self-signed
 //! certificate is a finding, not a reason to stop), yet still know whether it would validate.
-//! [`RecordingVerifier`] does both: it asks the platform verifier for its verdict, records it,
-//! and lets the handshake go on. Handshake signatures are still checked by the real verifier.
+//! [`RecordingVerifier`] does both: it asks a WebPKI verifier over the system trust store (what
+//! rustls-platform-verifier uses on Linux) for its verdict, records it, and lets the handshake go
+//! on. Handshake signatures are still checked by the real verifier. The platform verifier itself
+//! is not used: it logs every certificate it rejects at error level, and a bad certificate on a
+//! swept host is a finding, not a diagnostic for stderr.
+//!
+//! A handshake never outlives its deadline (the command timeout, or the host deadline when that
+//! comes first): a server that stalls after the ClientHello, or announces a large record and
+//! never sends it, costs one command timeout.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use relayguard_core::scan::{CertificateInfo, TlsInfo};
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -32,28 +41,47 @@ impl std::fmt::Debug for TlsSetup {
 }
 
 impl TlsSetup {
-    /// Uses the platform trust store plus `extra_roots` (e.g. a campus CA).
+    /// Uses the system trust store plus `extra_roots` (e.g. a campus CA).
+    ///
+    /// System certificates that cannot be parsed are skipped with a warning; a bad extra root is
+    /// an error, and so is ending up with no trusted root at all.
     pub fn new(extra_roots: Vec<CertificateDer<'static>>) -> Result<TlsSetup, rustls::Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = if extra_roots.is_empty() {
-            rustls_platform_verifier::Verifier::new(provider.clone())?
-        } else {
-            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())?
-        };
-        Ok(TlsSetup {
-            provider,
-            verifier: Arc::new(verifier),
-        })
+        let mut roots = RootCertStore::empty();
+        for cert in extra_roots {
+            roots.add(cert)?;
+        }
+        let system = rustls_native_certs::load_native_certs();
+        let (_, ignored) = roots.add_parsable_certificates(system.certs);
+        if ignored > 0 {
+            tracing::warn!(
+                "{ignored} system CA certificates could not be parsed and are not trusted"
+            );
+        }
+        for error in system.errors {
+            tracing::warn!("reading the system CA certificates: {error}");
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(format!("no trusted CA certificates: {e}")))?;
+        Ok(TlsSetup { provider, verifier })
     }
 
-    /// Runs a TLS handshake over `tcp`, checking the certificate against `name`.
+    /// Runs a TLS handshake over the handed-over stream, checking the certificate against `name`;
+    /// gives up at the handover's deadline.
     ///
     /// Always returns what was learned; the stream only when the handshake completed.
     pub async fn handshake(
         &self,
-        tcp: TcpStream,
+        handover: Handover,
         name: &str,
     ) -> (Option<TlsStream<TcpStream>>, TlsInfo) {
+        let Handover {
+            tcp,
+            deadline,
+            late,
+        } = handover;
         let recorder = Arc::new(RecordingVerifier {
             inner: self.verifier.clone(),
             outcome: Mutex::new(None),
@@ -90,7 +118,13 @@ impl TlsSetup {
             },
         };
         let connector = TlsConnector::from(Arc::new(config));
-        let result = connector.connect(server_name, tcp).await;
+        let result = match timeout_at(deadline, connector.connect(server_name, tcp)).await {
+            Ok(result) => result,
+            Err(_) => {
+                info.error = Some(format!("TLS handshake cut off: {late}"));
+                return (None, info);
+            }
+        };
         let outcome = recorder.outcome.lock().map(|o| o.clone()).unwrap_or(None);
         match result {
             Ok(stream) => {
@@ -117,6 +151,28 @@ impl TlsSetup {
                 info.error = Some(e.to_string());
                 (None, info)
             }
+        }
+    }
+}
+
+/// A plain TCP stream handed over for a TLS handshake, with the instant the handshake must be
+/// over by. Taken out of a [`Connection`](super::Connection), it carries the connection's
+/// command timeout (or its host deadline, when that comes first), so no caller can forget it.
+#[derive(Debug)]
+pub struct Handover {
+    tcp: TcpStream,
+    deadline: Instant,
+    late: String,
+}
+
+impl Handover {
+    /// Hands `tcp` over for a handshake that must end by `deadline`; `late` says which limit
+    /// that is (e.g. "no reply within 10s"), for the error.
+    pub fn new(tcp: TcpStream, deadline: Instant, late: impl Into<String>) -> Handover {
+        Handover {
+            tcp,
+            deadline,
+            late: late.into(),
         }
     }
 }
@@ -244,4 +300,55 @@ pub fn load_pem_certificates(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server that reads the ClientHello, sends `answer`, then stays silent with the
+    /// connection open.
+    async fn stalling_server(answer: &'static [u8]) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 4096];
+            let _ = s.read(&mut hello).await;
+            let _ = s.write_all(answer).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        addr
+    }
+
+    async fn handshake_with(addr: std::net::SocketAddr) -> (Duration, TlsInfo) {
+        let setup = TlsSetup::new(Vec::new()).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        let handover = Handover::new(tcp, started + Duration::from_millis(400), "no reply");
+        let (stream, info) = setup.handshake(handover, "stall.campus.test").await;
+        assert!(stream.is_none());
+        (started.elapsed(), info)
+    }
+
+    #[tokio::test]
+    async fn a_server_silent_after_the_client_hello_is_cut_off_at_the_deadline() {
+        let (took, info) = handshake_with(stalling_server(b"").await).await;
+        assert!(took < Duration::from_millis(1400), "took {took:?}");
+        assert!(!info.established);
+        let error = info.error.unwrap();
+        assert!(error.contains("cut off"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_record_header_announcing_16_kib_then_silence_is_cut_off_at_the_deadline() {
+        // A handshake record (type 22, TLS 1.2) of 16384 bytes, of which none follow.
+        let (took, info) = handshake_with(stalling_server(b"\x16\x03\x03\x40\x00").await).await;
+        assert!(took < Duration::from_millis(1400), "took {took:?}");
+        let error = info.error.unwrap();
+        assert!(error.contains("cut off"), "{error}");
+    }
 }
