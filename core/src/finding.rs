@@ -34,6 +34,30 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// The rank stored beside the name in the registry, so that "this severity or worse" is a
+    /// numeric comparison in SQL: 0 for info up to 4 for critical. Stable: stored rows rely on it.
+    pub fn rank(self) -> i64 {
+        match self {
+            Severity::Info => 0,
+            Severity::Low => 1,
+            Severity::Medium => 2,
+            Severity::High => 3,
+            Severity::Critical => 4,
+        }
+    }
+
+    /// The severity of a stored [`rank`](Severity::rank), if it is one.
+    pub fn from_rank(rank: i64) -> Option<Severity> {
+        match rank {
+            0 => Some(Severity::Info),
+            1 => Some(Severity::Low),
+            2 => Some(Severity::Medium),
+            3 => Some(Severity::High),
+            4 => Some(Severity::Critical),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Severity {
@@ -89,11 +113,17 @@ pub enum FindingKind {
     MxIpv6Unreachable,
     /// A registration's host name and address disagree in DNS.
     RegistrationDnsMismatch,
+    /// (registry) A registered mail server did not answer SMTP in the last sweeps that covered it.
+    RegistrationStale,
+    /// (registry) A registration's periodic review is overdue.
+    RegistrationExpired,
+    /// (registry) The agent of a host registered as non-mail reports an MTA enabled or running.
+    MtaEnabledOnNonMailHost,
 }
 
 impl FindingKind {
     /// Every kind, in documentation order.
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 23] = [
         FindingKind::OpenRelay,
         FindingKind::BackscatterSource,
         FindingKind::VrfyEnabled,
@@ -114,6 +144,9 @@ impl FindingKind {
         FindingKind::MxNotAnswering,
         FindingKind::MxIpv6Unreachable,
         FindingKind::RegistrationDnsMismatch,
+        FindingKind::RegistrationStale,
+        FindingKind::RegistrationExpired,
+        FindingKind::MtaEnabledOnNonMailHost,
     ];
 
     /// The stable kebab-case identifier, e.g. `open-relay`.
@@ -139,6 +172,9 @@ impl FindingKind {
             FindingKind::MxNotAnswering => "mx-not-answering",
             FindingKind::MxIpv6Unreachable => "mx-ipv6-unreachable",
             FindingKind::RegistrationDnsMismatch => "registration-dns-mismatch",
+            FindingKind::RegistrationStale => "registration-stale",
+            FindingKind::RegistrationExpired => "registration-expired",
+            FindingKind::MtaEnabledOnNonMailHost => "mta-enabled-on-non-mail-host",
         }
     }
 
@@ -154,7 +190,8 @@ impl FindingKind {
             | FindingKind::NonMailHostListening
             | FindingKind::MxUnregistered
             | FindingKind::MxNotAnswering
-            | FindingKind::MxIpv6Unreachable => Severity::Medium,
+            | FindingKind::MxIpv6Unreachable
+            | FindingKind::MtaEnabledOnNonMailHost => Severity::Medium,
             FindingKind::NoPtr
             | FindingKind::PtrNotConfirmed
             | FindingKind::GenericPtr
@@ -163,7 +200,9 @@ impl FindingKind {
             | FindingKind::ExpnEnabled
             | FindingKind::NoStarttls
             | FindingKind::TlsCertificateInvalid
-            | FindingKind::TlsHandshakeFailed => Severity::Low,
+            | FindingKind::TlsHandshakeFailed
+            | FindingKind::RegistrationStale
+            | FindingKind::RegistrationExpired => Severity::Low,
             FindingKind::NotSmtp => Severity::Info,
         }
     }
@@ -237,5 +276,24 @@ mod tests {
             FindingKind::OpenRelay.default_severity(),
             Severity::Critical
         );
+    }
+
+    #[test]
+    fn ranks_follow_the_order_and_round_trip() {
+        let all = [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ];
+        for pair in all.windows(2) {
+            assert!(pair[0].rank() < pair[1].rank());
+        }
+        for s in all {
+            assert_eq!(Severity::from_rank(s.rank()), Some(s));
+        }
+        assert_eq!(Severity::from_rank(5), None);
+        assert_eq!(Severity::from_rank(-1), None);
     }
 }

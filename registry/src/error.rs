@@ -34,5 +34,17 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<relayguard_core::registration::InvalidRole> for Error {
+    fn from(e: relayguard_core::registration::InvalidRole) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl From<relayguard_core::registration::InvalidHostStatus> for Error {
+    fn from(e: relayguard_core::registration::InvalidHostStatus) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
 /// Shorthand for results of registry operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -25,8 +25,17 @@ pub mod tls;
 pub mod token;
 
 pub use error::{Error, Result};
-pub use reconcile::record_sweep;
-pub use store::{Store, SweepMeta};
+pub use relayguard_core::SweepMeta;
+pub use store::Store;
+
+/// Records a sweep in `store` and reconciles it into findings ([`Store::record_sweep`]).
+pub async fn record_sweep(
+    store: &Store,
+    meta: &SweepMeta,
+    results: &[relayguard_core::scan::HostResult],
+) -> Result<store::SweepRow> {
+    store.record_sweep(meta, results).await
+}
 
 /// The default database URL: `sqlite://` + a file in the user's data directory
 /// (`$XDG_DATA_HOME/relayguard/registry.db`, else `~/.local/share/relayguard/registry.db`).

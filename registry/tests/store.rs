@@ -34,6 +34,7 @@ both!(
     findings_filters,
     agent_tokens_and_idempotent_reports,
     reopen_after_resolution,
+    severity_overrides_apply_in_the_registry,
 );
 
 fn input(addr: &str, role: &str, email: &str) -> HostInput {
@@ -521,4 +522,55 @@ async fn reopen_after_resolution(kind: Kind) {
     assert!(f[0].resolved_at.is_none());
     assert!(f[0].first_seen <= f[0].last_seen);
     assert_eq!(f[0].last_sweep, Some(sw.id));
+}
+
+/// `rules/severities.yaml` overrides reach the kinds the registry derives itself, through the
+/// rules the store was given (the CLI's `--rules DIR`), and the severity filter follows them.
+async fn severity_overrides_apply_in_the_registry(kind: Kind) {
+    let t = common::open(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("severities.yaml"),
+        "severities:\n  unregistered-mta: critical\n  non-mail-host-listening: high\n  mta-enabled-on-non-mail-host: critical\n",
+    )
+    .unwrap();
+    let rules = relayguard_core::rules::RuleSet::load(Some(dir.path())).unwrap();
+    let s = &t.store.clone().with_rules(std::sync::Arc::new(rules));
+    add(s, "10.0.0.7", "non-mail").await;
+    record_sweep(
+        s,
+        &meta(&["10.0.0.0/24"]),
+        &[listener("10.0.0.5"), listener("10.0.0.7")],
+    )
+    .await
+    .unwrap();
+    s.add_agent_report("10.0.0.7", "r1", &report(true), "{}")
+        .await
+        .unwrap();
+    let severities = |rows: Vec<relayguard_registry::store::FindingRow>| {
+        let mut v: Vec<(String, Severity)> =
+            rows.into_iter().map(|f| (f.kind, f.severity)).collect();
+        v.sort();
+        v
+    };
+    let all = s.list_findings(&FindingFilter::default()).await.unwrap();
+    assert_eq!(
+        severities(all),
+        [
+            (
+                "mta-enabled-on-non-mail-host".to_string(),
+                Severity::Critical
+            ),
+            ("non-mail-host-listening".to_string(), Severity::High),
+            ("unregistered-mta".to_string(), Severity::Critical),
+        ]
+    );
+    let critical = s
+        .list_findings(&FindingFilter {
+            min_severity: Some(Severity::Critical),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(critical.len(), 2);
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
+use relayguard_core::SweepMeta;
 use relayguard_core::scan::HostResult;
-use relayguard_registry::{Store, SweepMeta, record_sweep};
+use relayguard_registry::{Store, record_sweep};
 use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
 use tokio::sync::mpsc;
 

@@ -6,7 +6,7 @@
 //! handler answer 500: only a failing database does.
 
 mod admin;
-pub use admin::{SweepUpload, filter_from_query};
+pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
 

@@ -10,7 +10,6 @@ use super::Lang;
 use super::remediation::Remediation;
 use super::sent::LastNotice;
 use crate::model::{Host, Network, Role};
-use crate::reconcile::MTA_ENABLED_ON_NON_MAIL_HOST;
 use crate::store::{FindingRow, FindingSource, FindingStatus, most_specific};
 
 /// Why an address receives a digest.
@@ -379,7 +378,7 @@ fn no_mta_wanted(section: &HostSection) -> bool {
                 && [
                     FindingKind::UnregisteredMta.id(),
                     FindingKind::NonMailHostListening.id(),
-                    MTA_ENABLED_ON_NON_MAIL_HOST,
+                    FindingKind::MtaEnabledOnNonMailHost.id(),
                 ]
                 .contains(&i.finding.kind.as_str())
         })
