@@ -5,13 +5,13 @@
 //! findings with a lifecycle, host-agent reports, exports for the firewall, an HTTP API and
 //! server-rendered pages. The store is SQLite by default and PostgreSQL at scale, same behaviour.
 //!
-//! The CLI mounts [`cli`]; the scanner's results come in through [`record_sweep`].
+//! Its command line lives in the `relayguard` package (`src/registry_cmd/`), which hands it
+//! typed options; the scanner's results come in through [`record_sweep`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod cli;
 pub mod csv_io;
 pub mod error;
 pub mod export;

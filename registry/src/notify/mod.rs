@@ -15,16 +15,15 @@ pub mod sent;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::ValueEnum;
 use lettre::message::Mailbox;
 
+use crate::error::{Error, Result};
 use crate::store::{FindingFilter, FindingStatus, Store};
 use digest::{Contact, Digest, Via};
 use remediation::Remediation;
 
 /// Language of the digests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Lang {
     /// English.
     #[default]
@@ -79,6 +78,8 @@ pub struct DigestOutcome {
 pub struct NotifyOutcome {
     /// Every digest, in recipient order.
     pub digests: Vec<DigestOutcome>,
+    /// Whether the messages were written to files rather than sent.
+    pub dry_run: bool,
 }
 
 impl NotifyOutcome {
@@ -86,10 +87,33 @@ impl NotifyOutcome {
     pub fn failures(&self) -> usize {
         self.digests.iter().filter(|d| d.result.is_err()).count()
     }
+
+    /// One line per digest for the operator (`sent ADMIN: …`, `wrote ADMIN: …` or
+    /// `FAILED ADMIN: why`), or `nothing new to notify`.
+    pub fn lines(&self) -> Vec<String> {
+        if self.digests.is_empty() {
+            return vec!["nothing new to notify".into()];
+        }
+        self.digests
+            .iter()
+            .map(|d| {
+                let (news, resolved, open) = d.counts;
+                match &d.result {
+                    Ok(r) => format!(
+                        "{} {}: {news} new/changed, {resolved} resolved, {open} open ({})",
+                        if self.dry_run { "wrote" } else { "sent" },
+                        d.admin,
+                        mail::one_line(r)
+                    ),
+                    Err(e) => format!("FAILED {}: {}", d.admin, mail::one_line(e)),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Parses `--from`: `Name <addr>` or `addr`, validated like registry addresses.
-fn parse_from(from: &str) -> crate::error::Result<Mailbox> {
+fn parse_from(from: &str) -> Result<Mailbox> {
     let from = from.trim();
     match from.rsplit_once('<') {
         Some((name, rest)) => {
@@ -105,14 +129,14 @@ fn parse_from(from: &str) -> crate::error::Result<Mailbox> {
 /// Plans, renders and delivers the digests. A delivery failure for one recipient does not stop
 /// the others; it is reported in the outcome and nothing is recorded for it, so the next run
 /// tries again.
-pub async fn notify(store: &Store, opts: &NotifyOptions) -> anyhow::Result<NotifyOutcome> {
+pub async fn notify(store: &Store, opts: &NotifyOptions) -> Result<NotifyOutcome> {
     let remediation = Remediation::embedded()?;
     let from = parse_from(&opts.from)?;
     let fallback = opts
         .fallback
         .as_deref()
-        .map(|f| -> anyhow::Result<Contact> {
-            let mb = parse_from(f).context("--fallback")?;
+        .map(|f| -> Result<Contact> {
+            let mb = parse_from(f).map_err(|e| Error::Invalid(format!("--fallback: {e}")))?;
             Ok(Contact {
                 email: mb.email.to_string(),
                 name: mb.name.unwrap_or_default(),
@@ -145,7 +169,10 @@ pub async fn notify(store: &Store, opts: &NotifyOptions) -> anyhow::Result<Notif
         Delivery::Smtp(o) => Some(mail::smtp_transport(o)?),
         Delivery::DryRun(_) => None,
     };
-    let mut outcome = NotifyOutcome::default();
+    let mut outcome = NotifyOutcome {
+        digests: Vec::new(),
+        dry_run: matches!(opts.delivery, Delivery::DryRun(_)),
+    };
     for (index, d) in digests.iter().enumerate() {
         outcome.digests.push(
             deliver(
@@ -171,7 +198,7 @@ async fn deliver(
     transport: Option<&lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     index: usize,
     d: &Digest,
-) -> anyhow::Result<DigestOutcome> {
+) -> Result<DigestOutcome> {
     let subject = digest::subject(d, opts.lang);
     let message_id = mail::new_message_id(from, opts.now)?;
     let mut out = DigestOutcome {
@@ -207,19 +234,20 @@ async fn deliver(
                     .items()
                     .map(|i| (i.finding.id, i.finding.status, i.finding.severity))
                     .collect();
-                sent::record(store, &d.contact.email, &message_id, opts.now, &items)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "sent {message_id} to {} but could not record it (it may be sent again)",
-                            d.contact.email
-                        )
-                    })?;
+                if let Err(e) =
+                    sent::record(store, &d.contact.email, &message_id, opts.now, &items).await
+                {
+                    tracing::error!(
+                        admin = %d.contact.email,
+                        "sent {message_id} but could not record it (it may be sent again): {e}"
+                    );
+                    return Err(e);
+                }
                 out.result = Ok(reply);
             }
             Err(e) => {
-                tracing::warn!(admin = %d.contact.email, "delivery failed: {e:#}");
-                out.result = Err(format!("{e:#}"));
+                tracing::warn!(admin = %d.contact.email, "delivery failed: {e}");
+                out.result = Err(e.to_string());
             }
         },
         (Delivery::Smtp(_), None) => unreachable!("an SMTP delivery always has a transport"),
@@ -233,7 +261,7 @@ async fn latest_mta(
     store: &Store,
     address: &str,
     items: &[digest::Item],
-) -> crate::error::Result<Option<String>> {
+) -> Result<Option<String>> {
     let observations = store.observations_for(address, 50).await?;
     let mta_of = |v: &serde_json::Value| {
         v.get("smtp")
@@ -252,77 +280,4 @@ async fn latest_mta(
         }
     });
     Ok(on_port.or_else(|| observations.iter().find_map(|(_, v)| mta_of(v))))
-}
-
-/// The `notify` subcommand: turns the arguments into options, runs, prints one line per digest.
-pub async fn run_cli(
-    store: &Store,
-    a: crate::cli::NotifyArgs,
-    out: &mut (dyn std::io::Write + Send),
-) -> anyhow::Result<()> {
-    let delivery = if a.dry_run {
-        Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("notify-out")))
-    } else {
-        let url = a
-            .smtp
-            .context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
-        let password = match &a.smtp_password_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let ca_pem = match &a.smtp_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        };
-        Delivery::Smtp(mail::SmtpOptions {
-            url,
-            starttls: a.starttls,
-            user: a.smtp_user,
-            password,
-            ca_pem,
-        })
-    };
-    let from = match (a.from, a.dry_run) {
-        (Some(f), _) => f,
-        (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
-        (None, false) => anyhow::bail!("give --from ADDR: the sender of the notices"),
-    };
-    let opts = NotifyOptions {
-        delivery,
-        from,
-        lang: a.lang,
-        fallback: a.fallback,
-        reminder_days: a.reminder_days,
-        now: crate::model::now_unix(),
-    };
-    let outcome = notify(store, &opts).await?;
-    if outcome.digests.is_empty() {
-        writeln!(out, "nothing new to notify")?;
-    }
-    for d in &outcome.digests {
-        let (news, resolved, open) = d.counts;
-        match &d.result {
-            Ok(r) => writeln!(
-                out,
-                "{} {}: {news} new/changed, {resolved} resolved, {open} open ({})",
-                if a.dry_run { "wrote" } else { "sent" },
-                d.admin,
-                mail::one_line(r)
-            )?,
-            Err(e) => writeln!(out, "FAILED {}: {}", d.admin, mail::one_line(e))?,
-        }
-    }
-    if outcome.failures() > 0 {
-        anyhow::bail!(
-            "{} of {} notices could not be delivered (they will be retried on the next run)",
-            outcome.failures(),
-            outcome.digests.len()
-        );
-    }
-    Ok(())
 }
