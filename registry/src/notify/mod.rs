@@ -1,26 +1,32 @@
 //! `relayguard notify`: one e-mail digest per responsible address, with the evidence and the fix
 //! for the host's MTA, never twice for the same news.
 //!
-//! * [`digest`] groups findings by contact (registered admin, else network owner, else the
-//!   `--fallback` security team), decides what is news against [`sent`], and renders the text
-//!   and HTML parts in English or Japanese.
+//! * [`routing`] groups findings by contact (registered admin, else network owner, else the
+//!   fallback security team) and decides what is news against [`sent`].
+//! * [`evidence`] picks the lines of evidence worth quoting from core's typed evidence.
+//! * [`render`] writes the text and HTML (maud) parts, with the words of [`labels`] in English
+//!   or Japanese.
 //! * [`remediation`] holds the fix per MTA from `rules/remediation.yaml`.
 //! * [`mail`] builds MIME messages with lettre and delivers them over SMTP or into .eml files.
 //! * [`sent`] records each notice and the findings (with their status and severity) it carried.
 
-pub mod digest;
+pub mod evidence;
+pub mod labels;
 pub mod mail;
 pub mod remediation;
+pub mod render;
+pub mod routing;
 pub mod sent;
 
 use std::path::PathBuf;
 
 use lettre::message::Mailbox;
+use relayguard_core::scan::HostResult;
 
 use crate::error::{Error, Result};
 use crate::store::{FindingFilter, FindingStatus, Store};
-use digest::{Contact, Digest, Via};
 use remediation::Remediation;
+use routing::{Contact, Digest, Via};
 
 /// Language of the digests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -150,7 +156,7 @@ pub async fn notify(store: &Store, opts: &NotifyOptions) -> Result<NotifyOutcome
     let nets = store.list_networks().await?;
     let last = sent::last_notices(store).await?;
     let reminder = (opts.reminder_days > 0).then(|| i64::from(opts.reminder_days) * 86_400);
-    let mut digests = digest::plan(
+    let mut digests = routing::plan(
         &findings,
         &hosts,
         &nets,
@@ -199,7 +205,7 @@ async fn deliver(
     index: usize,
     d: &Digest,
 ) -> Result<DigestOutcome> {
-    let subject = digest::subject(d, opts.lang);
+    let subject = labels::subject(d, opts.lang);
     let message_id = mail::new_message_id(from, opts.now)?;
     let mut out = DigestOutcome {
         admin: d.contact.email.clone(),
@@ -220,8 +226,8 @@ async fn deliver(
         &to,
         &subject,
         &message_id,
-        digest::render_text(d, opts.lang, remediation),
-        digest::render_html(d, opts.lang, remediation),
+        render::render_text(d, opts.lang, remediation),
+        render::render_html(d, opts.lang, remediation),
     )?;
     match (&opts.delivery, transport) {
         (Delivery::DryRun(dir), _) => {
@@ -260,24 +266,27 @@ async fn deliver(
 async fn latest_mta(
     store: &Store,
     address: &str,
-    items: &[digest::Item],
+    items: &[routing::Item],
 ) -> Result<Option<String>> {
-    let observations = store.observations_for(address, 50).await?;
-    let mta_of = |v: &serde_json::Value| {
-        v.get("smtp")
-            .and_then(|s| s.get("mta"))
-            .and_then(|m| m.as_str())
+    // Stored observations are core's HostResult as JSON; one that does not read back (written
+    // by another version) is skipped rather than guessed at.
+    let observations: Vec<HostResult> = store
+        .observations_for(address, 50)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .collect();
+    let mta_of = |r: &HostResult| {
+        r.smtp
+            .as_ref()
+            .map(|s| s.mta.as_str())
             .filter(|m| !m.trim().is_empty())
             .map(|m| mail::one_line(m).chars().take(64).collect::<String>())
     };
     let ports: Vec<i64> = items.iter().map(|i| i.finding.port).collect();
-    let on_port = observations.iter().find_map(|(_, v)| {
-        let port = v.get("port").and_then(|p| p.as_i64())?;
-        if ports.contains(&port) {
-            mta_of(v)
-        } else {
-            None
-        }
-    });
-    Ok(on_port.or_else(|| observations.iter().find_map(|(_, v)| mta_of(v))))
+    let on_port = observations
+        .iter()
+        .filter(|r| ports.contains(&i64::from(r.port)))
+        .find_map(mta_of);
+    Ok(on_port.or_else(|| observations.iter().find_map(mta_of)))
 }
