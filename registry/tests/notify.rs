@@ -514,15 +514,19 @@ async fn full_flow(kind: common::Kind) {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(sink.messages().len(), 4);
 
-    // Alice fixes the relay: a sweep of 10.1.0.10 sees Postfix without findings. The next run
-    // (in Japanese) tells only her, that it is resolved, with the still-open non-mail host.
-    record_sweep(
-        &ts.store,
-        &meta(&["10.1.0.10"]),
-        &[result("10.1.0.10", "postfix", json!([]))],
-    )
-    .await
+    // Alice fixes the relay: a sweep of 10.1.0.10 sees Postfix refuse the relay test and raise
+    // no findings. The next run (in Japanese) tells only her, that it is resolved, with the
+    // still-open non-mail host.
+    let mut fixed = result("10.1.0.10", "postfix", json!([]));
+    fixed.tests = serde_json::from_value(json!([{
+        "id": "plain-external", "kind": "relay", "argument": "<victim@external.example>",
+        "verdict": "refused", "reply": "554 5.7.1 <victim@external.example>: Relay access denied",
+        "session": 1
+    }]))
     .unwrap();
+    record_sweep(&ts.store, &meta(&["10.1.0.10"]), &[fixed])
+        .await
+        .unwrap();
     let out = run(
         &ts.url,
         NotifyArgs {

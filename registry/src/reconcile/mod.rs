@@ -7,6 +7,11 @@
 //!
 //! Keys are (address, port, kind). A sweep-sourced finding is resolved only by a later sweep that
 //! *covered* its address and port and no longer saw it: a sweep of another block says nothing.
+//! A finding derived from tests (`open-relay`, `backscatter-source`, `vrfy-enabled`,
+//! `expn-enabled`) is resolved only by a sweep that judged the same thing: every test of that
+//! kind got a definite answer (refused or auth-required), or the port no longer answers. A sweep
+//! that could not judge (greylisting, a deadline, a session that never got that far) leaves the
+//! finding open, its last-seen untouched, and says why in its notes ([`Changes::held`]).
 //! The kinds the registry derives itself (`unregistered-mta`, `non-mail-host-listening`,
 //! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`) take their
 //! severity from the registry's rules ([`Snapshot::rules`]), so `rules/severities.yaml` overrides
@@ -19,8 +24,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use relayguard_core::agent_report::{AgentReport, FactKind};
+use relayguard_core::escape_controls;
 use relayguard_core::rules::RuleSet;
-use relayguard_core::scan::{HostResult, PortState};
+use relayguard_core::scan::{HostResult, PortState, TestKind, Verdict};
 use relayguard_core::{FindingKind, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -136,6 +142,26 @@ pub enum Counter {
     },
 }
 
+/// An open finding a sweep covered, did not see again, and still leaves open because it could
+/// not judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Which finding.
+    pub key: FindingKey,
+    /// Why the sweep could not judge it, for the sweep's notes.
+    pub reason: String,
+}
+
+impl Held {
+    /// The note recorded with the sweep.
+    pub fn note(&self) -> String {
+        format!(
+            "{} on {} port {} stays open: {}",
+            self.key.kind, self.key.address, self.key.port, self.reason
+        )
+    }
+}
+
 /// What reconciliation decided; [`crate::Store::apply`] makes it so.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
@@ -145,6 +171,8 @@ pub struct Changes {
     pub resolve: Vec<FindingKey>,
     /// Missed-sweep counters to update.
     pub counters: Vec<Counter>,
+    /// Findings left open (untouched) because the sweep could not judge them.
+    pub held: Vec<Held>,
 }
 
 impl Changes {
@@ -172,6 +200,7 @@ impl Changes {
             self.resolve(k);
         }
         self.counters.extend(other.counters);
+        self.held.extend(other.held);
     }
 }
 
@@ -246,8 +275,12 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
     }
 
     // Anything open from earlier sweeps, on an address and port this sweep covered, that this
-    // sweep did not see again, is gone.
+    // sweep did not see again, is gone, provided the sweep judged it.
     let seen: HashSet<FindingKey> = changes.open.iter().map(|f| f.key.clone()).collect();
+    let by_port: HashMap<(IpAddr, u16), &HostResult> = results
+        .iter()
+        .map(|r| ((canonical_ip(r.address), r.port), r))
+        .collect();
     for o in snapshot
         .open
         .iter()
@@ -258,7 +291,13 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
             continue;
         };
         if coverage.covers(ip, port) && !seen.contains(&o.key) {
-            changes.resolve(o.key.clone());
+            match unjudged(o.key.kind, by_port.get(&(ip, port)).copied()) {
+                None => changes.resolve(o.key.clone()),
+                Some(reason) => changes.held.push(Held {
+                    key: o.key.clone(),
+                    reason,
+                }),
+            }
         }
     }
 
@@ -307,6 +346,59 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
 
     changes.extend(registrations(snapshot));
     changes
+}
+
+/// The test behind a finding kind, for the kinds a test decides.
+fn test_of(kind: FindingKind) -> Option<(TestKind, &'static str)> {
+    Some(match kind {
+        FindingKind::OpenRelay => (TestKind::Relay, "relay"),
+        FindingKind::BackscatterSource => (TestKind::Backscatter, "unknown-recipient"),
+        FindingKind::VrfyEnabled => (TestKind::Vrfy, "VRFY"),
+        FindingKind::ExpnEnabled => (TestKind::Expn, "EXPN"),
+        _ => return None,
+    })
+}
+
+/// Why this sweep's `result` for a port cannot tell that a finding of `kind` there is gone, or
+/// `None` when it can: the kind is not decided by a test, the port no longer answers (no result
+/// at all means discovery found it closed or silent), or every test of that kind got a definite
+/// answer. An accepted or inconclusive answer, or no test at all, judges nothing.
+fn unjudged(kind: FindingKind, result: Option<&HostResult>) -> Option<String> {
+    const MAX_CHARS: usize = 200;
+    let (test, name) = test_of(kind)?;
+    let r = result?;
+    if r.state != PortState::Open {
+        return None;
+    }
+    let clip = |s: &str| -> String {
+        let s = escape_controls(s);
+        if s.chars().count() > MAX_CHARS {
+            s.chars().take(MAX_CHARS).collect::<String>() + "…"
+        } else {
+            s
+        }
+    };
+    let tests: Vec<_> = r.tests.iter().filter(|t| t.kind == test).collect();
+    if tests.is_empty() {
+        return Some(match &r.error {
+            Some(e) => format!("no {name} test ran ({})", clip(e)),
+            None => format!("no {name} test ran"),
+        });
+    }
+    let undecided: Vec<_> = tests
+        .iter()
+        .filter(|t| !matches!(t.verdict, Verdict::Refused | Verdict::AuthRequired))
+        .collect();
+    let first = undecided.first()?;
+    let why = first.note.as_deref().unwrap_or(&first.reply);
+    Some(format!(
+        "{} of {} {name} tests got no definite answer (first: {} {}: {})",
+        undecided.len(),
+        tests.len(),
+        clip(&first.id),
+        first.verdict.as_str(),
+        clip(why)
+    ))
 }
 
 /// Brings the registry-level findings in line with the registrations as of

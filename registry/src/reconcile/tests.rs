@@ -346,3 +346,189 @@ fn agent_reports_open_only_on_non_mail_hosts_and_resolve_when_clean() {
         [key("10.0.0.1", 0, FindingKind::MtaEnabledOnNonMailHost)]
     );
 }
+
+fn test(
+    id: &str,
+    kind: TestKind,
+    verdict: Verdict,
+    reply: &str,
+) -> relayguard_core::scan::TestResult {
+    relayguard_core::scan::TestResult {
+        id: id.into(),
+        kind,
+        mail_from: None,
+        argument: "<x@example.com>".into(),
+        verdict,
+        reply: reply.into(),
+        note: None,
+        session: 1,
+    }
+}
+
+const GREYLISTED: &str = "451 4.7.1 Greylisted, try again later";
+
+/// An open relay and backscatter source on record, and a sweep that covers it again.
+fn relay_on_record() -> Snapshot {
+    snapshot(
+        vec![host("192.0.2.1", Role::MailDirect)],
+        &[
+            (
+                "192.0.2.1",
+                25,
+                FindingKind::OpenRelay,
+                FindingSource::Sweep,
+            ),
+            (
+                "192.0.2.1",
+                25,
+                FindingKind::BackscatterSource,
+                FindingSource::Sweep,
+            ),
+            (
+                "192.0.2.1",
+                25,
+                FindingKind::NoStarttls,
+                FindingSource::Sweep,
+            ),
+        ],
+    )
+}
+
+fn swept(tests: Vec<relayguard_core::scan::TestResult>) -> HostResult {
+    let mut r = listener("192.0.2.1");
+    r.tests = tests;
+    r
+}
+
+#[test]
+fn a_greylisting_sweep_resolves_nothing_it_could_not_judge_and_says_why() {
+    let s = relay_on_record();
+    let results = [swept(vec![
+        test("v1", TestKind::Relay, Verdict::Inconclusive, GREYLISTED),
+        test("v2", TestKind::Relay, Verdict::Inconclusive, GREYLISTED),
+        test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Inconclusive,
+            GREYLISTED,
+        ),
+    ])];
+    let c = reconcile(&s, &results, &coverage(&["192.0.2.0/24"], &results));
+    // Findings not decided by a test follow the old rule: covered and not seen, so gone.
+    assert_eq!(c.resolve, [key("192.0.2.1", 25, FindingKind::NoStarttls)]);
+    // Neither refreshed (last-seen stays) nor resolved.
+    assert!(c.open.is_empty(), "{:?}", c.open);
+    let notes: Vec<String> = c.held.iter().map(Held::note).collect();
+    assert_eq!(
+        notes,
+        [
+            "open-relay on 192.0.2.1 port 25 stays open: 2 of 2 relay tests got no definite answer \
+             (first: v1 inconclusive: 451 4.7.1 Greylisted, try again later)",
+            "backscatter-source on 192.0.2.1 port 25 stays open: 1 of 1 unknown-recipient tests got \
+             no definite answer (first: backscatter inconclusive: 451 4.7.1 Greylisted, try again later)",
+        ]
+    );
+}
+
+#[test]
+fn definite_answers_resolve_each_kind_on_its_own() {
+    let s = relay_on_record();
+    // Every relay vector refused or asking for AUTH: the relay is judged closed. The unknown
+    // recipient was greylisted: backscatter is not judged.
+    let results = [swept(vec![
+        test(
+            "v1",
+            TestKind::Relay,
+            Verdict::Refused,
+            "554 5.7.1 Relay access denied",
+        ),
+        test(
+            "v2",
+            TestKind::Relay,
+            Verdict::AuthRequired,
+            "530 5.7.0 Authentication required",
+        ),
+        test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Inconclusive,
+            GREYLISTED,
+        ),
+    ])];
+    let c = reconcile(&s, &results, &coverage(&["192.0.2.1"], &results));
+    assert_eq!(
+        BTreeSet::from_iter(c.resolve.clone()),
+        BTreeSet::from([
+            key("192.0.2.1", 25, FindingKind::OpenRelay),
+            key("192.0.2.1", 25, FindingKind::NoStarttls),
+        ])
+    );
+    assert_eq!(c.held.len(), 1);
+    assert_eq!(c.held[0].key.kind, FindingKind::BackscatterSource);
+
+    // One vector still undecided keeps the relay open, whatever the others said.
+    let results = [swept(vec![
+        test(
+            "v1",
+            TestKind::Relay,
+            Verdict::Refused,
+            "554 5.7.1 Relay access denied",
+        ),
+        test(
+            "v2",
+            TestKind::Relay,
+            Verdict::Inconclusive,
+            "421 4.3.2 Try later",
+        ),
+        test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Refused,
+            "550 5.1.1 User unknown",
+        ),
+    ])];
+    let c = reconcile(&s, &results, &coverage(&["192.0.2.1"], &results));
+    assert!(
+        c.resolve
+            .contains(&key("192.0.2.1", 25, FindingKind::BackscatterSource))
+    );
+    assert_eq!(c.held.len(), 1);
+    assert_eq!(c.held[0].key.kind, FindingKind::OpenRelay);
+    assert!(
+        c.held[0].reason.starts_with("1 of 2 relay tests"),
+        "{}",
+        c.held[0].reason
+    );
+}
+
+#[test]
+fn a_port_that_no_longer_answers_resolves_everything() {
+    let s = relay_on_record();
+    let closed = [HostResult::unreachable(
+        "192.0.2.1".parse().unwrap(),
+        25,
+        PortState::Closed,
+    )];
+    for results in [&closed[..], &[]] {
+        let c = reconcile(&s, results, &coverage(&["192.0.2.0/24"], results));
+        assert_eq!(c.resolve.len(), 3, "{:?}", c.resolve);
+        assert!(c.held.is_empty());
+    }
+}
+
+#[test]
+fn a_session_that_ran_no_test_judges_nothing() {
+    let s = relay_on_record();
+    let mut r = HostResult::unreachable("192.0.2.1".parse().unwrap(), 25, PortState::Open);
+    r.error = Some("host deadline\r\nreached".into());
+    let results = [r];
+    let c = reconcile(&s, &results, &coverage(&["192.0.2.1"], &results));
+    assert_eq!(c.resolve, [key("192.0.2.1", 25, FindingKind::NoStarttls)]);
+    assert_eq!(
+        c.held.iter().map(|h| h.reason.as_str()).collect::<Vec<_>>(),
+        [
+            "no relay test ran (host deadline\\r\\nreached)",
+            "no unknown-recipient test ran (host deadline\\r\\nreached)"
+        ]
+    );
+}

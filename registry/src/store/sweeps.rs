@@ -10,7 +10,7 @@ use super::apply::{apply_in, load_snapshot};
 use super::{Store, get_i64, get_str};
 use crate::error::Result;
 use crate::model::{canonical_ip, now_unix, today, validate_sweep_meta};
-use crate::reconcile::{Coverage, reconcile};
+use crate::reconcile::{Coverage, Held, reconcile};
 
 /// A recorded sweep with its counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,9 @@ pub struct SweepRow {
     pub findings_opened: i64,
     /// Findings resolved by this sweep.
     pub findings_resolved: i64,
+    /// Why findings the sweep covered but could not judge stay open, one line each.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 fn sweep_from_row(r: &AnyRow) -> Result<SweepRow> {
@@ -55,11 +58,12 @@ fn sweep_from_row(r: &AnyRow) -> Result<SweepRow> {
         smtp_listeners: get_i64(r, "smtp_listeners")?,
         findings_opened: get_i64(r, "findings_opened")?,
         findings_resolved: get_i64(r, "findings_resolved")?,
+        notes: serde_json::from_str(&get_str(r, "notes")?).unwrap_or_default(),
     })
 }
 
 const SWEEP_COLUMNS: &str = "id, vantage, targets, ports, started_at, finished_at, recorded_at, results, \
-    open_ports, smtp_listeners, findings_opened, findings_resolved";
+    open_ports, smtp_listeners, findings_opened, findings_resolved, notes";
 
 impl Store {
     /// Records a sweep and its results, and reconciles them into findings, in one transaction:
@@ -111,13 +115,18 @@ impl Store {
             .count() as i64;
         let smtp = results.iter().filter(|r| r.smtp.is_some()).count() as i64;
         sqlx::query(
-            "UPDATE sweeps SET results = $1, open_ports = $2, smtp_listeners = $3, findings_opened = $4, findings_resolved = $5 WHERE id = $6",
+            "UPDATE sweeps SET results = $1, open_ports = $2, smtp_listeners = $3, findings_opened = $4, findings_resolved = $5, \
+             notes = $6 WHERE id = $7",
         )
         .bind(results.len() as i64)
         .bind(open_ports)
         .bind(smtp)
         .bind(applied.opened)
         .bind(applied.resolved)
+        .bind(
+            serde_json::to_string(&changes.held.iter().map(Held::note).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into()),
+        )
         .bind(id)
         .execute(&mut *tx)
         .await?;
