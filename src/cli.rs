@@ -14,7 +14,12 @@ pub struct Cli {
     pub log: String,
     /// The registry database (sweeps are recorded there).
     #[command(flatten)]
-    pub database: relayguard_registry::cli::DatabaseArgs,
+    pub database: crate::registry_cmd::DatabaseArgs,
+    /// Directory with rule files overriding the built-in ones (relay-vectors.yaml,
+    /// fingerprints.yaml, severities.yaml). The registry commands take the severities of the
+    /// findings they derive from it too.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -27,7 +32,7 @@ pub enum Command {
     Sweep(Box<SweepArgs>),
     /// The registry: registrations, networks, findings, the HTTP server, agent enrollment.
     #[command(flatten)]
-    Registry(Box<relayguard_registry::cli::RegistryCommand>),
+    Registry(Box<crate::registry_cmd::RegistryCommand>),
 }
 
 /// Output formats.
@@ -160,9 +165,8 @@ pub struct SweepArgs {
     /// Skip the DNS checks (PTR, forward-confirmed reverse DNS, generic PTR, blocklists).
     #[arg(long)]
     pub no_dns: bool,
-    /// Directory with rule files overriding the built-in ones (relay-vectors.yaml,
-    /// fingerprints.yaml, severities.yaml).
-    #[arg(long, value_name = "DIR")]
+    /// `--rules DIR`, a global flag of [`Cli`] copied here so the sweep sees it beside its own.
+    #[arg(skip)]
     pub rules: Option<PathBuf>,
 
     /// Output format.

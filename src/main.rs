@@ -2,6 +2,7 @@
 
 mod cli;
 mod output;
+mod registry_cmd;
 mod sweep_cmd;
 mod upload;
 
@@ -34,8 +35,11 @@ fn main() -> ExitCode {
     let database = cli.database.url();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Sweep(args) => sweep_cmd::run(*args, &database).await,
-            Command::Registry(cmd) => relayguard_registry::cli::run(&database, *cmd)
+            Command::Sweep(mut args) => {
+                args.rules = cli.rules;
+                sweep_cmd::run(*args, &database).await
+            }
+            Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
                 .await
                 .map(|()| 0),
         }

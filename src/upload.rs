@@ -3,19 +3,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use anyhow::{Context, bail};
 use relayguard_core::scan::HostResult;
-use relayguard_registry::SweepMeta;
-use serde::Serialize;
+use relayguard_core::{SweepMeta, SweepUpload};
 
 /// How often a failed upload (no answer, or a 5xx) is tried again.
 const ATTEMPTS: u32 = 4;
-
-#[derive(Serialize)]
-struct SweepUpload<'a> {
-    meta: &'a SweepMeta,
-    results: &'a [HostResult],
-}
 
 /// Posts the sweep to `registry`'s `/api/v1/sweeps` with an admin bearer token.
 ///
@@ -40,7 +35,10 @@ pub async fn post_sweep(
     }
     let client = builder.build().context("setting up the HTTPS client")?;
     let url = format!("{}/api/v1/sweeps", registry.trim_end_matches('/'));
-    let body = serde_json::to_vec(&SweepUpload { meta, results })?;
+    let body = serde_json::to_vec(&SweepUpload {
+        meta: Cow::Borrowed(meta),
+        results: Cow::Borrowed(results),
+    })?;
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         let sent = client

@@ -1,4 +1,4 @@
-//! Proves the real-Postfix harness in `tests/support/postfix.rs`: every personality answers
+//! Proves the real-Postfix harness in `relayguard_testkit::postfix`: every personality answers
 //! the RCPT/VRFY probes exactly as documented, instances run side by side, and dropping an
 //! instance leaves no master process and no loopback alias behind.
 

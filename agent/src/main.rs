@@ -192,8 +192,8 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             let role = match (role, registry.client()?) {
                 (Some(RoleArg::NonMail), _) => Role::NonMail,
                 (Some(RoleArg::Mail), _) => Role::Mail,
-                (None, Some(client)) => match client.role()?.as_str() {
-                    "non-mail" => Role::NonMail,
+                (None, Some(client)) => match client.role()?.role {
+                    relayguard_core::Role::NonMail => Role::NonMail,
                     _ => Role::Mail,
                 },
                 (None, None) => {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use relayguard_core::RoleResponse;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 
@@ -89,8 +90,9 @@ impl RegistryClient {
         unreachable!("the loop returns on its last attempt")
     }
 
-    /// The host's role in the registry (`non-mail`, `mail-direct`, …).
-    pub fn role(&self) -> Result<String> {
+    /// The host's registration as the registry gives it: its role (`non-mail`, `mail-direct`,
+    /// …) and whether the registration is in force.
+    pub fn role(&self) -> Result<RoleResponse> {
         let response = self.send("fetching the role", || self.http.get(self.url("role")))?;
         let status = response.status();
         let body = response.text().unwrap_or_default();
@@ -100,9 +102,8 @@ impl RegistryClient {
                 body.trim()
             )));
         }
-        let value: serde_json::Value = serde_json::from_str(&body)?;
-        value["role"].as_str().map(str::to_string).ok_or_else(|| {
-            AgentError::Registry(format!("no role in the registry's answer: {body}"))
+        serde_json::from_str(&body).map_err(|e| {
+            AgentError::Registry(format!("unexpected answer from the registry ({e}): {body}"))
         })
     }
 

@@ -34,6 +34,30 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// The rank stored beside the name in the registry, so that "this severity or worse" is a
+    /// numeric comparison in SQL: 0 for info up to 4 for critical. Stable: stored rows rely on it.
+    pub fn rank(self) -> i64 {
+        match self {
+            Severity::Info => 0,
+            Severity::Low => 1,
+            Severity::Medium => 2,
+            Severity::High => 3,
+            Severity::Critical => 4,
+        }
+    }
+
+    /// The severity of a stored [`rank`](Severity::rank), if it is one.
+    pub fn from_rank(rank: i64) -> Option<Severity> {
+        match rank {
+            0 => Some(Severity::Info),
+            1 => Some(Severity::Low),
+            2 => Some(Severity::Medium),
+            3 => Some(Severity::High),
+            4 => Some(Severity::Critical),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Severity {
@@ -256,5 +280,24 @@ mod tests {
             FindingKind::OpenRelay.default_severity(),
             Severity::Critical
         );
+    }
+
+    #[test]
+    fn ranks_follow_the_order_and_round_trip() {
+        let all = [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ];
+        for pair in all.windows(2) {
+            assert!(pair[0].rank() < pair[1].rank());
+        }
+        for s in all {
+            assert_eq!(Severity::from_rank(s.rank()), Some(s));
+        }
+        assert_eq!(Severity::from_rank(5), None);
+        assert_eq!(Severity::from_rank(-1), None);
     }
 }

@@ -19,6 +19,44 @@ pub enum Error {
     /// The database failed (connection, I/O, a bug in our SQL).
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A file or socket operation failed (reading a token file or a certificate, writing an
+    /// .eml file, binding the listening port).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. `reading /etc/relayguard/tokens`.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A message could not be handed to the SMTP server (the text carries the whole cause).
+    #[error("SMTP delivery failed: {0}")]
+    Delivery(String),
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The message of `e` followed by those of its sources, `: `-separated (what `{:#}` shows for
+/// an error chain), so nothing of a library's explanation is lost when it becomes text.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl From<sqlx::Error> for Error {
@@ -31,6 +69,18 @@ impl From<sqlx::Error> for Error {
             return Error::Conflict(format!("duplicate key: {}", db.message()));
         }
         Error::Database(e)
+    }
+}
+
+impl From<relayguard_core::registration::InvalidRole> for Error {
+    fn from(e: relayguard_core::registration::InvalidRole) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl From<relayguard_core::registration::InvalidHostStatus> for Error {
+    fn from(e: relayguard_core::registration::InvalidHostStatus) -> Self {
+        Error::Invalid(e.to_string())
     }
 }
 

@@ -5,13 +5,13 @@
 //! findings with a lifecycle, host-agent reports, exports for the firewall, an HTTP API and
 //! server-rendered pages. The store is SQLite by default and PostgreSQL at scale, same behaviour.
 //!
-//! The CLI mounts [`cli`]; the scanner's results come in through [`record_sweep`].
+//! Its command line lives in the `relayguard` package (`src/registry_cmd/`), which hands it
+//! typed options; the scanner's results come in through [`record_sweep`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod cli;
 pub mod csv_io;
 pub mod error;
 pub mod export;
@@ -25,8 +25,17 @@ pub mod tls;
 pub mod token;
 
 pub use error::{Error, Result};
-pub use reconcile::record_sweep;
-pub use store::{Store, SweepMeta};
+pub use relayguard_core::SweepMeta;
+pub use store::Store;
+
+/// Records a sweep in `store` and reconciles it into findings ([`Store::record_sweep`]).
+pub async fn record_sweep(
+    store: &Store,
+    meta: &SweepMeta,
+    results: &[relayguard_core::scan::HostResult],
+) -> Result<store::SweepRow> {
+    store.record_sweep(meta, results).await
+}
 
 /// The default database URL: `sqlite://` + a file in the user's data directory
 /// (`$XDG_DATA_HOME/relayguard/registry.db`, else `~/.local/share/relayguard/registry.db`).

@@ -3,9 +3,7 @@
 //! Everything coming from a CSV file, a CLI flag or an HTTP body goes through the `parse_*`
 //! functions here, so the store only ever sees canonical values.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -13,111 +11,8 @@ use time::{Date, Month, OffsetDateTime};
 
 use crate::error::{Error, Result};
 
-/// What a registered host is allowed to do with mail (seed 000's registration classes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// A mail server the campus firewall lets through on port 25.
-    MailDirect,
-    /// A mail server that receives through the campus gateway (MX rewrite).
-    MailViaGateway,
-    /// A mail server used only inside the campus network.
-    InternalOnly,
-    /// Not a mail server: it must not answer SMTP at all.
-    NonMail,
-}
-
-impl Role {
-    /// Every role, in documentation order.
-    pub const ALL: [Role; 4] = [
-        Role::MailDirect,
-        Role::MailViaGateway,
-        Role::InternalOnly,
-        Role::NonMail,
-    ];
-
-    /// The kebab-case name stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::MailDirect => "mail-direct",
-            Role::MailViaGateway => "mail-via-gateway",
-            Role::InternalOnly => "internal-only",
-            Role::NonMail => "non-mail",
-        }
-    }
-
-    /// Whether the role allows the host to run an SMTP listener.
-    pub fn is_mail(self) -> bool {
-        !matches!(self, Role::NonMail)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
-            Error::Invalid(format!(
-                "invalid role {s:?} (expected one of: mail-direct, mail-via-gateway, internal-only, non-mail)"
-            ))
-        })
-    }
-}
-
-/// Whether a registration is in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HostStatus {
-    /// In force: the role counts for reconciliation and exports.
-    Active,
-    /// Temporarily withdrawn (e.g. after abuse): treated as unregistered until reactivated.
-    Suspended,
-    /// The host is gone; the record is kept for history.
-    Retired,
-}
-
-impl HostStatus {
-    /// Every status.
-    pub const ALL: [HostStatus; 3] = [
-        HostStatus::Active,
-        HostStatus::Suspended,
-        HostStatus::Retired,
-    ];
-
-    /// The kebab-case name stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostStatus::Active => "active",
-            HostStatus::Suspended => "suspended",
-            HostStatus::Retired => "retired",
-        }
-    }
-}
-
-impl fmt::Display for HostStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HostStatus {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        HostStatus::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s.trim())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "invalid status {s:?} (expected one of: active, suspended, retired)"
-                ))
-            })
-    }
-}
+use relayguard_core::SweepMeta;
+pub use relayguard_core::registration::{HostStatus, Role};
 
 /// Review interval when none is given (seed 000 asked for a periodic re-confirmation).
 pub const DEFAULT_REVIEW_MONTHS: i64 = 6;
@@ -400,6 +295,25 @@ pub fn parse_text(what: &str, s: &str, required: bool) -> Result<String> {
     Ok(t.to_string())
 }
 
+/// Checks the description of a sweep a remote client sent.
+pub fn validate_sweep_meta(meta: &SweepMeta) -> Result<()> {
+    parse_text("vantage", &meta.vantage, true)?;
+    if meta.finished_at < meta.started_at {
+        return Err(Error::Invalid(
+            "sweep finished_at is before started_at".into(),
+        ));
+    }
+    if meta.targets.len() > 100_000 || meta.targets.iter().any(|t| t.len() > 255) {
+        return Err(Error::Invalid(
+            "too many sweep targets, or a target longer than 255 characters".into(),
+        ));
+    }
+    if meta.ports.contains(&0) {
+        return Err(Error::Invalid("port 0 is not a valid sweep port".into()));
+    }
+    Ok(())
+}
+
 fn parse_review_months(m: i64) -> Result<i64> {
     if (1..=120).contains(&m) {
         Ok(m)
@@ -476,6 +390,7 @@ mod tests {
         assert!(
             "mail"
                 .parse::<Role>()
+                .map_err(Error::from)
                 .unwrap_err()
                 .to_string()
                 .contains("mail-direct")

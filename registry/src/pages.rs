@@ -209,13 +209,14 @@ async fn sweeps(_: PageAdmin, State(s): State<AppState>) -> Result<Response, Api
         html! {
             table {
                 tr { th { "#" } th { "Vantage" } th { "Targets" } th { "Ports" } th { "Started" } th { "Finished" }
-                     th { "Results" } th { "Open" } th { "SMTP" } th { "Opened" } th { "Resolved" } }
+                     th { "Results" } th { "Open" } th { "SMTP" } th { "Opened" } th { "Resolved" } th { "Notes" } }
                 @for w in &rows {
                     tr {
                         td { (w.id) } td { (w.vantage) } td { (w.targets.join(" ")) }
                         td { (w.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")) }
                         td { (ts(w.started_at)) } td { (ts(w.finished_at)) } td { (w.results) } td { (w.open_ports) }
                         td { (w.smtp_listeners) } td { (w.findings_opened) } td { (w.findings_resolved) }
+                        td { @for n in &w.notes { (n) br; } }
                     }
                 }
             }

@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use crate::api::{AppState, router};
+use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// Environment variable with admin tokens (comma- or newline-separated).
@@ -27,11 +26,11 @@ pub struct ServeConfig {
 
 /// Reads admin tokens from a file (one per line, `#` comments) and/or [`ADMIN_TOKENS_ENV`].
 /// Tokens shorter than 16 characters are refused: they would be guessable.
-pub fn load_admin_tokens(file: Option<&std::path::Path>) -> anyhow::Result<Vec<String>> {
+pub fn load_admin_tokens(file: Option<&std::path::Path>) -> Result<Vec<String>> {
     let mut text = String::new();
     if let Some(f) = file {
         text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading admin token file {}", f.display()))?;
+            .map_err(|e| Error::io(format!("reading admin token file {}", f.display()), e))?;
     }
     if let Ok(v) = std::env::var(ADMIN_TOKENS_ENV) {
         text.push('\n');
@@ -44,17 +43,17 @@ pub fn load_admin_tokens(file: Option<&std::path::Path>) -> anyhow::Result<Vec<S
         .map(str::to_string)
         .collect();
     if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
-        anyhow::bail!(
+        return Err(Error::Invalid(format!(
             "admin token {}… is shorter than 16 characters",
             short.chars().take(2).collect::<String>()
-        );
+        )));
     }
     Ok(tokens)
 }
 
 /// Serves the API and pages until Ctrl-C / SIGTERM. Prints `listening on ADDR` to stdout once
 /// bound (tests and scripts wait for that line; port 0 picks a free port).
-pub async fn serve(store: Store, config: ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(store: Store, config: ServeConfig) -> Result<()> {
     if config.admin_tokens.is_empty() {
         tracing::warn!(
             "no admin tokens configured: only agent endpoints are usable (set {ADMIN_TOKENS_ENV})"
@@ -66,23 +65,33 @@ pub async fn serve(store: Store, config: ServeConfig) -> anyhow::Result<()> {
     });
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let local = tcp.local_addr()?;
+        .map_err(|e| Error::io(format!("binding {}", config.listen), e))?;
+    let local = tcp
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    let serving = |e| Error::io("serving", e);
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = crate::tls::server_config(cert, key)?;
             println!("listening on https://{local}");
-            axum::serve(crate::tls::TlsListener::new(tcp, tls)?, app)
+            let listener = crate::tls::TlsListener::new(tcp, tls).map_err(serving)?;
+            axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown())
-                .await?;
+                .await
+                .map_err(serving)?;
         }
         (None, None) => {
             println!("listening on http://{local}");
             axum::serve(tcp, app)
                 .with_graceful_shutdown(shutdown())
-                .await?;
+                .await
+                .map_err(serving)?;
         }
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        _ => {
+            return Err(Error::Invalid(
+                "--tls-cert and --tls-key go together".into(),
+            ));
+        }
     }
     Ok(())
 }

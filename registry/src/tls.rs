@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::{Error, Result, chain};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,24 +20,33 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds a server configuration from PEM files (certificate chain, private key).
-pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let invalid =
+        |what: String, e: &dyn std::error::Error| Error::Invalid(format!("{what}: {}", chain(e)));
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading certificate {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing certificate {}", cert.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "no certificate found in {}",
-        cert.display()
-    );
+        .map_err(|e| invalid(format!("reading certificate {}", cert.display()), &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| invalid(format!("parsing certificate {}", cert.display()), &e))?;
+    if certs.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no certificate found in {}",
+            cert.display()
+        )));
+    }
     let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading private key {}", key.display()))?;
+        .map_err(|e| invalid(format!("reading private key {}", key.display()), &e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("setting up TLS".into(), &e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .context("certificate and key do not match or are unsupported")?;
+        .map_err(|e| {
+            invalid(
+                "certificate and key do not match or are unsupported".into(),
+                &e,
+            )
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -9,7 +9,7 @@ use relayguard_core::agent_report::{
     AgentReport, CheckResult, FactKind, Finding as Fact, HostIdentity, LiveFacts, Mechanism, Mta,
     SCHEMA_VERSION,
 };
-use relayguard_core::scan::{HostResult, PortState, SmtpInfo};
+use relayguard_core::scan::{HostResult, PortState, SmtpInfo, TestKind, TestResult, Verdict};
 use relayguard_core::{Evidence, Finding, FindingKind, Severity};
 use relayguard_registry::model::{HostInput, HostUpdate, Network, format_date, today};
 use relayguard_registry::store::{FindingFilter, FindingStatus, ReportOutcome};
@@ -34,6 +34,8 @@ both!(
     findings_filters,
     agent_tokens_and_idempotent_reports,
     reopen_after_resolution,
+    severity_overrides_apply_in_the_registry,
+    a_sweep_that_could_not_judge_leaves_the_relay_open,
 );
 
 fn input(addr: &str, role: &str, email: &str) -> HostInput {
@@ -521,4 +523,168 @@ async fn reopen_after_resolution(kind: Kind) {
     assert!(f[0].resolved_at.is_none());
     assert!(f[0].first_seen <= f[0].last_seen);
     assert_eq!(f[0].last_sweep, Some(sw.id));
+}
+
+/// `rules/severities.yaml` overrides reach the kinds the registry derives itself, through the
+/// rules the store was given (the CLI's `--rules DIR`), and the severity filter follows them.
+async fn severity_overrides_apply_in_the_registry(kind: Kind) {
+    let t = common::open(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("severities.yaml"),
+        "severities:\n  unregistered-mta: critical\n  non-mail-host-listening: high\n  mta-enabled-on-non-mail-host: critical\n",
+    )
+    .unwrap();
+    let rules = relayguard_core::rules::RuleSet::load(Some(dir.path())).unwrap();
+    let s = &t.store.clone().with_rules(std::sync::Arc::new(rules));
+    add(s, "10.0.0.7", "non-mail").await;
+    record_sweep(
+        s,
+        &meta(&["10.0.0.0/24"]),
+        &[listener("10.0.0.5"), listener("10.0.0.7")],
+    )
+    .await
+    .unwrap();
+    s.add_agent_report("10.0.0.7", "r1", &report(true), "{}")
+        .await
+        .unwrap();
+    let severities = |rows: Vec<relayguard_registry::store::FindingRow>| {
+        let mut v: Vec<(String, Severity)> =
+            rows.into_iter().map(|f| (f.kind, f.severity)).collect();
+        v.sort();
+        v
+    };
+    let all = s.list_findings(&FindingFilter::default()).await.unwrap();
+    assert_eq!(
+        severities(all),
+        [
+            (
+                "mta-enabled-on-non-mail-host".to_string(),
+                Severity::Critical
+            ),
+            ("non-mail-host-listening".to_string(), Severity::High),
+            ("unregistered-mta".to_string(), Severity::Critical),
+        ]
+    );
+    let critical = s
+        .list_findings(&FindingFilter {
+            min_severity: Some(Severity::Critical),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(critical.len(), 2);
+}
+
+fn relay_test(id: &str, kind: TestKind, verdict: Verdict, reply: &str) -> TestResult {
+    TestResult {
+        id: id.into(),
+        kind,
+        mail_from: Some("<relayguard-probe@example.com>".into()),
+        argument: "<relayguard-test@example.com>".into(),
+        verdict,
+        reply: reply.into(),
+        note: None,
+        session: 1,
+    }
+}
+
+/// A recorded open relay swept again while the server greylists every RCPT: neither it nor
+/// the backscatter finding is resolved, their last-seen stays, and the sweep says why; a later
+/// sweep with definite refusals resolves them.
+async fn a_sweep_that_could_not_judge_leaves_the_relay_open(kind: Kind) {
+    let t = common::open(kind).await;
+    let s = &t.store;
+    add(s, "10.0.0.25", "mail-direct").await;
+    let finding = |kind, test: &str| Finding {
+        kind,
+        severity: kind.default_severity(),
+        summary: "s".into(),
+        evidence: Evidence {
+            tests: vec![test.into()],
+            transcript: vec![],
+        },
+    };
+    let mut relay = listener("10.0.0.25");
+    relay.findings = vec![
+        finding(FindingKind::OpenRelay, "v1"),
+        finding(FindingKind::BackscatterSource, "backscatter"),
+    ];
+    relay.tests = vec![
+        relay_test("v1", TestKind::Relay, Verdict::Accepted, "250 2.1.5 Ok"),
+        relay_test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Accepted,
+            "250 2.1.5 Ok",
+        ),
+    ];
+    let first = record_sweep(s, &meta(&["10.0.0.0/24"]), &[relay])
+        .await
+        .unwrap();
+    let before = s.list_findings(&FindingFilter::default()).await.unwrap();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let greylisted = "451 4.7.1 Greylisted, try again later";
+    let mut again = listener("10.0.0.25");
+    again.tests = vec![
+        relay_test("v1", TestKind::Relay, Verdict::Inconclusive, greylisted),
+        relay_test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Inconclusive,
+            greylisted,
+        ),
+    ];
+    let second = record_sweep(s, &meta(&["10.0.0.0/24"]), &[again])
+        .await
+        .unwrap();
+    assert_eq!(second.findings_resolved, 0);
+    assert_eq!(
+        open_keys(s).await,
+        [
+            key("10.0.0.25", 25, "backscatter-source"),
+            key("10.0.0.25", 25, "open-relay")
+        ]
+    );
+    let after = s.list_findings(&FindingFilter::default()).await.unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((a.last_seen, a.last_sweep), (b.last_seen, b.last_sweep));
+        assert_eq!(a.last_sweep, Some(first.id));
+    }
+    assert_eq!(second.notes.len(), 2, "{:?}", second.notes);
+    assert!(
+        second
+            .notes
+            .iter()
+            .all(|n| n.contains("stays open") && n.contains("Greylisted")),
+        "{:?}",
+        second.notes
+    );
+    assert_eq!(
+        s.get_sweep(second.id).await.unwrap().unwrap().notes,
+        second.notes
+    );
+
+    let mut refused = listener("10.0.0.25");
+    refused.tests = vec![
+        relay_test(
+            "v1",
+            TestKind::Relay,
+            Verdict::Refused,
+            "554 5.7.1 Relay access denied",
+        ),
+        relay_test(
+            "backscatter",
+            TestKind::Backscatter,
+            Verdict::Refused,
+            "550 5.1.1 User unknown",
+        ),
+    ];
+    let third = record_sweep(s, &meta(&["10.0.0.0/24"]), &[refused])
+        .await
+        .unwrap();
+    assert_eq!(third.findings_resolved, 2);
+    assert!(third.notes.is_empty());
+    assert!(open_keys(s).await.is_empty());
 }

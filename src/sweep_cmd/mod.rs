@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
+use relayguard_core::SweepMeta;
 use relayguard_core::scan::HostResult;
-use relayguard_registry::{Store, SweepMeta, record_sweep};
+use relayguard_registry::{Store, record_sweep};
 use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
 use tokio::sync::mpsc;
 
@@ -35,14 +36,16 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         out.flush()?;
         return Ok(0);
     }
-    // The local registry, opened before the sweep so a bad --database fails fast.
+    // The local registry, opened before the sweep so a bad --database fails fast. It derives
+    // its own findings with the sweep's rules, so --rules severities apply there too.
     let store = if args.no_store || args.discover_only || args.registry.is_some() {
         None
     } else {
         Some(
             Store::open(database)
                 .await
-                .with_context(|| format!("opening the registry database {database}"))?,
+                .with_context(|| format!("opening the registry database {database}"))?
+                .with_rules(Arc::new(prepared.rules.clone())),
         )
     };
     let dns = prepared.dns.clone();

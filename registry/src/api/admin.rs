@@ -7,15 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use relayguard_core::scan::HostResult;
-use serde::Deserialize;
+use relayguard_core::SweepUpload;
 use serde_json::json;
 
 use super::auth::Admin;
 use super::{ApiError, AppState, parse_json, typed};
 use crate::error::Error;
 use crate::model::{HostInput, HostUpdate, Network, parse_address, today};
-use crate::store::{FindingFilter, SweepMeta, parse_severity};
+use crate::store::{FindingFilter, parse_severity};
 use crate::{csv_io, export};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -118,20 +117,9 @@ pub(super) async fn remove_network(
     }
 }
 
-/// The body of `POST /api/v1/sweeps`: what `relayguard sweep --registry URL` sends.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepUpload {
-    /// The sweep's description.
-    pub meta: SweepMeta,
-    /// Every host result of the sweep.
-    #[serde(default)]
-    pub results: Vec<HostResult>,
-}
-
 pub(super) async fn post_sweep(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let upload: SweepUpload = parse_json(&body)?;
-    let row = crate::record_sweep(&s.store, &upload.meta, &upload.results).await?;
+    let upload: SweepUpload<'static> = parse_json(&body)?;
+    let row = s.store.record_sweep(&upload.meta, &upload.results).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use relayguard_core::RoleResponse;
 use relayguard_core::agent_report::parse_report;
 use serde_json::json;
 
@@ -36,8 +37,13 @@ pub(super) async fn role(
         Err(e) => return e.into_response(),
     };
     match s.store.get_host(&address).await {
-        Ok(Some(h)) => Json(json!({ "address": h.address, "hostname": h.hostname, "role": h.role, "status": h.status }))
-            .into_response(),
+        Ok(Some(h)) => Json(RoleResponse {
+            address: h.address,
+            hostname: h.hostname,
+            role: h.role,
+            status: h.status,
+        })
+        .into_response(),
         Ok(None) => ApiError(Error::NotFound(format!("host {address}"))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }

@@ -6,7 +6,7 @@
 //! handler answer 500: only a failing database does.
 
 mod admin;
-pub use admin::{SweepUpload, filter_from_query};
+pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
 
@@ -105,7 +105,9 @@ impl IntoResponse for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::Io { .. } | Error::Delivery(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Details go to the log, not to the client.

@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, chain};
 
 /// Longest display name kept in a header (longer ones are cut).
 const MAX_NAME_CHARS: usize = 200;
@@ -162,11 +161,11 @@ pub fn smtp_transport(opts: &SmtpOptions) -> Result<AsyncSmtpTransport<Tokio1Exe
 pub async fn send(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     message: Message,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let response = transport
         .send(message)
         .await
-        .context("SMTP delivery failed")?;
+        .map_err(|e| Error::Delivery(chain(&e)))?;
     Ok(format!(
         "{} {}",
         response.code(),
@@ -175,13 +174,9 @@ pub async fn send(
 }
 
 /// Writes `message` to `dir/NAME.eml` (created if needed) and returns the path.
-pub fn write_eml(
-    dir: &Path,
-    index: usize,
-    admin: &str,
-    message: &Message,
-) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+pub fn write_eml(dir: &Path, index: usize, admin: &str, message: &Message) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let safe: String = admin
         .chars()
         .map(|c| {
@@ -194,7 +189,7 @@ pub fn write_eml(
         .collect();
     let path = dir.join(format!("{index:03}-{safe}.eml"));
     std::fs::write(&path, message.formatted())
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(path)
 }
 

@@ -1,30 +1,35 @@
 //! `relayguard notify`: one e-mail digest per responsible address, with the evidence and the fix
 //! for the host's MTA, never twice for the same news.
 //!
-//! * [`digest`] groups findings by contact (registered admin, else network owner, else the
-//!   `--fallback` security team), decides what is news against [`sent`], and renders the text
-//!   and HTML parts in English or Japanese.
+//! * [`routing`] groups findings by contact (registered admin, else network owner, else the
+//!   fallback security team) and decides what is news against [`sent`].
+//! * [`evidence`] picks the lines of evidence worth quoting from core's typed evidence.
+//! * [`render`] writes the text and HTML (maud) parts, with the words of [`labels`] in English
+//!   or Japanese.
 //! * [`remediation`] holds the fix per MTA from `rules/remediation.yaml`.
 //! * [`mail`] builds MIME messages with lettre and delivers them over SMTP or into .eml files.
 //! * [`sent`] records each notice and the findings (with their status and severity) it carried.
 
-pub mod digest;
+pub mod evidence;
+pub mod labels;
 pub mod mail;
 pub mod remediation;
+pub mod render;
+pub mod routing;
 pub mod sent;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::ValueEnum;
 use lettre::message::Mailbox;
+use relayguard_core::scan::HostResult;
 
+use crate::error::{Error, Result};
 use crate::store::{FindingFilter, FindingStatus, Store};
-use digest::{Contact, Digest, Via};
 use remediation::Remediation;
+use routing::{Contact, Digest, Via};
 
 /// Language of the digests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Lang {
     /// English.
     #[default]
@@ -79,6 +84,8 @@ pub struct DigestOutcome {
 pub struct NotifyOutcome {
     /// Every digest, in recipient order.
     pub digests: Vec<DigestOutcome>,
+    /// Whether the messages were written to files rather than sent.
+    pub dry_run: bool,
 }
 
 impl NotifyOutcome {
@@ -86,10 +93,33 @@ impl NotifyOutcome {
     pub fn failures(&self) -> usize {
         self.digests.iter().filter(|d| d.result.is_err()).count()
     }
+
+    /// One line per digest for the operator (`sent ADMIN: …`, `wrote ADMIN: …` or
+    /// `FAILED ADMIN: why`), or `nothing new to notify`.
+    pub fn lines(&self) -> Vec<String> {
+        if self.digests.is_empty() {
+            return vec!["nothing new to notify".into()];
+        }
+        self.digests
+            .iter()
+            .map(|d| {
+                let (news, resolved, open) = d.counts;
+                match &d.result {
+                    Ok(r) => format!(
+                        "{} {}: {news} new/changed, {resolved} resolved, {open} open ({})",
+                        if self.dry_run { "wrote" } else { "sent" },
+                        d.admin,
+                        mail::one_line(r)
+                    ),
+                    Err(e) => format!("FAILED {}: {}", d.admin, mail::one_line(e)),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Parses `--from`: `Name <addr>` or `addr`, validated like registry addresses.
-fn parse_from(from: &str) -> crate::error::Result<Mailbox> {
+fn parse_from(from: &str) -> Result<Mailbox> {
     let from = from.trim();
     match from.rsplit_once('<') {
         Some((name, rest)) => {
@@ -105,14 +135,14 @@ fn parse_from(from: &str) -> crate::error::Result<Mailbox> {
 /// Plans, renders and delivers the digests. A delivery failure for one recipient does not stop
 /// the others; it is reported in the outcome and nothing is recorded for it, so the next run
 /// tries again.
-pub async fn notify(store: &Store, opts: &NotifyOptions) -> anyhow::Result<NotifyOutcome> {
+pub async fn notify(store: &Store, opts: &NotifyOptions) -> Result<NotifyOutcome> {
     let remediation = Remediation::embedded()?;
     let from = parse_from(&opts.from)?;
     let fallback = opts
         .fallback
         .as_deref()
-        .map(|f| -> anyhow::Result<Contact> {
-            let mb = parse_from(f).context("--fallback")?;
+        .map(|f| -> Result<Contact> {
+            let mb = parse_from(f).map_err(|e| Error::Invalid(format!("--fallback: {e}")))?;
             Ok(Contact {
                 email: mb.email.to_string(),
                 name: mb.name.unwrap_or_default(),
@@ -126,7 +156,7 @@ pub async fn notify(store: &Store, opts: &NotifyOptions) -> anyhow::Result<Notif
     let nets = store.list_networks().await?;
     let last = sent::last_notices(store).await?;
     let reminder = (opts.reminder_days > 0).then(|| i64::from(opts.reminder_days) * 86_400);
-    let mut digests = digest::plan(
+    let mut digests = routing::plan(
         &findings,
         &hosts,
         &nets,
@@ -145,7 +175,10 @@ pub async fn notify(store: &Store, opts: &NotifyOptions) -> anyhow::Result<Notif
         Delivery::Smtp(o) => Some(mail::smtp_transport(o)?),
         Delivery::DryRun(_) => None,
     };
-    let mut outcome = NotifyOutcome::default();
+    let mut outcome = NotifyOutcome {
+        digests: Vec::new(),
+        dry_run: matches!(opts.delivery, Delivery::DryRun(_)),
+    };
     for (index, d) in digests.iter().enumerate() {
         outcome.digests.push(
             deliver(
@@ -171,8 +204,8 @@ async fn deliver(
     transport: Option<&lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     index: usize,
     d: &Digest,
-) -> anyhow::Result<DigestOutcome> {
-    let subject = digest::subject(d, opts.lang);
+) -> Result<DigestOutcome> {
+    let subject = labels::subject(d, opts.lang);
     let message_id = mail::new_message_id(from, opts.now)?;
     let mut out = DigestOutcome {
         admin: d.contact.email.clone(),
@@ -193,8 +226,8 @@ async fn deliver(
         &to,
         &subject,
         &message_id,
-        digest::render_text(d, opts.lang, remediation),
-        digest::render_html(d, opts.lang, remediation),
+        render::render_text(d, opts.lang, remediation),
+        render::render_html(d, opts.lang, remediation),
     )?;
     match (&opts.delivery, transport) {
         (Delivery::DryRun(dir), _) => {
@@ -207,19 +240,20 @@ async fn deliver(
                     .items()
                     .map(|i| (i.finding.id, i.finding.status, i.finding.severity))
                     .collect();
-                sent::record(store, &d.contact.email, &message_id, opts.now, &items)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "sent {message_id} to {} but could not record it (it may be sent again)",
-                            d.contact.email
-                        )
-                    })?;
+                if let Err(e) =
+                    sent::record(store, &d.contact.email, &message_id, opts.now, &items).await
+                {
+                    tracing::error!(
+                        admin = %d.contact.email,
+                        "sent {message_id} but could not record it (it may be sent again): {e}"
+                    );
+                    return Err(e);
+                }
                 out.result = Ok(reply);
             }
             Err(e) => {
-                tracing::warn!(admin = %d.contact.email, "delivery failed: {e:#}");
-                out.result = Err(format!("{e:#}"));
+                tracing::warn!(admin = %d.contact.email, "delivery failed: {e}");
+                out.result = Err(e.to_string());
             }
         },
         (Delivery::Smtp(_), None) => unreachable!("an SMTP delivery always has a transport"),
@@ -232,97 +266,27 @@ async fn deliver(
 async fn latest_mta(
     store: &Store,
     address: &str,
-    items: &[digest::Item],
-) -> crate::error::Result<Option<String>> {
-    let observations = store.observations_for(address, 50).await?;
-    let mta_of = |v: &serde_json::Value| {
-        v.get("smtp")
-            .and_then(|s| s.get("mta"))
-            .and_then(|m| m.as_str())
+    items: &[routing::Item],
+) -> Result<Option<String>> {
+    // Stored observations are core's HostResult as JSON; one that does not read back (written
+    // by another version) is skipped rather than guessed at.
+    let observations: Vec<HostResult> = store
+        .observations_for(address, 50)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .collect();
+    let mta_of = |r: &HostResult| {
+        r.smtp
+            .as_ref()
+            .map(|s| s.mta.as_str())
             .filter(|m| !m.trim().is_empty())
             .map(|m| mail::one_line(m).chars().take(64).collect::<String>())
     };
     let ports: Vec<i64> = items.iter().map(|i| i.finding.port).collect();
-    let on_port = observations.iter().find_map(|(_, v)| {
-        let port = v.get("port").and_then(|p| p.as_i64())?;
-        if ports.contains(&port) {
-            mta_of(v)
-        } else {
-            None
-        }
-    });
-    Ok(on_port.or_else(|| observations.iter().find_map(|(_, v)| mta_of(v))))
-}
-
-/// The `notify` subcommand: turns the arguments into options, runs, prints one line per digest.
-pub async fn run_cli(
-    store: &Store,
-    a: crate::cli::NotifyArgs,
-    out: &mut (dyn std::io::Write + Send),
-) -> anyhow::Result<()> {
-    let delivery = if a.dry_run {
-        Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("notify-out")))
-    } else {
-        let url = a
-            .smtp
-            .context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
-        let password = match &a.smtp_password_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let ca_pem = match &a.smtp_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        };
-        Delivery::Smtp(mail::SmtpOptions {
-            url,
-            starttls: a.starttls,
-            user: a.smtp_user,
-            password,
-            ca_pem,
-        })
-    };
-    let from = match (a.from, a.dry_run) {
-        (Some(f), _) => f,
-        (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
-        (None, false) => anyhow::bail!("give --from ADDR: the sender of the notices"),
-    };
-    let opts = NotifyOptions {
-        delivery,
-        from,
-        lang: a.lang,
-        fallback: a.fallback,
-        reminder_days: a.reminder_days,
-        now: crate::model::now_unix(),
-    };
-    let outcome = notify(store, &opts).await?;
-    if outcome.digests.is_empty() {
-        writeln!(out, "nothing new to notify")?;
-    }
-    for d in &outcome.digests {
-        let (news, resolved, open) = d.counts;
-        match &d.result {
-            Ok(r) => writeln!(
-                out,
-                "{} {}: {news} new/changed, {resolved} resolved, {open} open ({})",
-                if a.dry_run { "wrote" } else { "sent" },
-                d.admin,
-                mail::one_line(r)
-            )?,
-            Err(e) => writeln!(out, "FAILED {}: {}", d.admin, mail::one_line(e))?,
-        }
-    }
-    if outcome.failures() > 0 {
-        anyhow::bail!(
-            "{} of {} notices could not be delivered (they will be retried on the next run)",
-            outcome.failures(),
-            outcome.digests.len()
-        );
-    }
-    Ok(())
+    let on_port = observations
+        .iter()
+        .filter(|r| ports.contains(&i64::from(r.port)))
+        .find_map(mta_of);
+    Ok(on_port.or_else(|| observations.iter().find_map(mta_of)))
 }

@@ -1,11 +1,13 @@
 //! Agent enrollment tokens (stored hashed) and agent reports in the store.
 
-use relayguard_core::agent_report::{AgentReport, FactKind};
+use relayguard_core::agent_report::AgentReport;
 use serde::{Deserialize, Serialize};
 
+use super::apply::{apply_in, load_snapshot};
 use super::{Store, get_i64, get_str};
 use crate::error::{Error, Result};
-use crate::model::{now_unix, parse_address};
+use crate::model::{now_unix, parse_address, today};
+use crate::reconcile::{agent_report, report_flags};
 use crate::token;
 
 /// One stored agent report (summary columns plus the full body).
@@ -40,21 +42,6 @@ pub enum ReportOutcome {
     Stored,
     /// The same report id with the same body was already stored: nothing changed.
     Duplicate,
-}
-
-/// Whether the report says a listening MTA is enabled at boot, and whether one is live.
-pub fn report_flags(r: &AgentReport) -> (bool, bool) {
-    let enabled = r
-        .check
-        .findings
-        .iter()
-        .any(|f| f.mta.listens() && f.fact == FactKind::EnabledAtBoot);
-    let live = r
-        .check
-        .findings
-        .iter()
-        .any(|f| f.mta.listens() && matches!(f.fact, FactKind::Running | FactKind::Listening));
-    (enabled, live)
 }
 
 impl Store {
@@ -142,7 +129,8 @@ impl Store {
         .bind(body.to_string())
         .execute(&mut *tx)
         .await?;
-        crate::reconcile::apply_agent_report(&mut tx, &address, report, now).await?;
+        let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), None).await?;
+        apply_in(&mut tx, &agent_report(&snapshot, &address, report), now).await?;
         tx.commit().await?;
         Ok(ReportOutcome::Stored)
     }

@@ -7,8 +7,10 @@ use relayguard_core::Severity;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
-use super::{Store, get_i64, get_opt_i64, get_str};
+use super::{Store, Tx, get_i64, get_opt_i64, get_str};
 use crate::error::{Error, Result};
+pub use crate::reconcile::FindingSource;
+use crate::reconcile::{FindingKey, NewFinding};
 
 /// Whether a finding still holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,29 +45,6 @@ impl FromStr for FindingStatus {
     }
 }
 
-/// What produced a finding, which decides what may resolve it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FindingSource {
-    /// A sweep observation: resolved by a later sweep that covers the address and port.
-    Sweep,
-    /// The registration itself (stale, expired): resolved by registry checks.
-    Registry,
-    /// A host agent's report: resolved by a later report.
-    Agent,
-}
-
-impl FindingSource {
-    /// The lower-case name stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingSource::Sweep => "sweep",
-            FindingSource::Registry => "registry",
-            FindingSource::Agent => "agent",
-        }
-    }
-}
-
 impl fmt::Display for FindingStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -90,7 +69,7 @@ pub struct FindingRow {
     pub address: String,
     /// Port (0 for findings about the host or registration rather than a listener).
     pub port: i64,
-    /// Kind id (core's kinds plus the registry's, see [`crate::reconcile`]).
+    /// Kind id (a [`relayguard_core::FindingKind`] id).
     pub kind: String,
     /// What produced it.
     pub source: FindingSource,
@@ -130,17 +109,22 @@ pub struct FindingFilter {
 pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
     first_seen, last_seen, resolved_at, last_sweep";
 
+/// The source stored as `name` (rows older than the source column's values read as sweeps).
+pub(crate) fn source_from_str(name: &str) -> FindingSource {
+    match name {
+        "registry" => FindingSource::Registry,
+        "agent" => FindingSource::Agent,
+        _ => FindingSource::Sweep,
+    }
+}
+
 pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
     Ok(FindingRow {
         id: get_i64(r, "id")?,
         address: get_str(r, "address")?,
         port: get_i64(r, "port")?,
         kind: get_str(r, "kind")?,
-        source: match get_str(r, "source")?.as_str() {
-            "registry" => FindingSource::Registry,
-            "agent" => FindingSource::Agent,
-            _ => FindingSource::Sweep,
-        },
+        source: source_from_str(&get_str(r, "source")?),
         severity: parse_severity(&get_str(r, "severity")?)?,
         summary: get_str(r, "summary")?,
         evidence: serde_json::from_str(&get_str(r, "evidence")?).unwrap_or_default(),
@@ -153,34 +137,15 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
     })
 }
 
-/// Everything needed to open (or refresh) one finding.
-#[derive(Debug, Clone)]
-pub(crate) struct NewFinding {
-    pub address: String,
-    pub port: i64,
-    pub kind: String,
-    pub source: FindingSource,
-    pub severity: Severity,
-    pub summary: String,
-    pub evidence: serde_json::Value,
-}
-
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
-
 /// Opens the finding, or refreshes it (reopening a resolved one). Returns true when it was not
 /// open before, i.e. it counts as newly opened.
-pub(crate) async fn upsert_open(
-    tx: &mut Tx,
-    f: &NewFinding,
-    now: i64,
-    sweep: Option<i64>,
-) -> Result<bool> {
+pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result<bool> {
     let prior = sqlx::query(
         "SELECT id, status FROM findings WHERE address = $1 AND port = $2 AND kind = $3",
     )
-    .bind(f.address.clone())
-    .bind(f.port)
-    .bind(f.kind.clone())
+    .bind(f.key.address.clone())
+    .bind(f.key.port)
+    .bind(f.key.kind.id())
     .fetch_optional(&mut **tx)
     .await?;
     let evidence = f.evidence.to_string();
@@ -190,16 +155,16 @@ pub(crate) async fn upsert_open(
                 "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
                  first_seen, last_seen, resolved_at, last_sweep) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10)",
             )
-            .bind(f.address.clone())
-            .bind(f.port)
-            .bind(f.kind.clone())
+            .bind(f.key.address.clone())
+            .bind(f.key.port)
+            .bind(f.key.kind.id())
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
-            .bind(f.severity as i64)
+            .bind(f.severity.rank())
             .bind(f.summary.clone())
             .bind(evidence)
             .bind(now)
-            .bind(sweep)
+            .bind(f.sweep)
             .execute(&mut **tx)
             .await?;
             Ok(true)
@@ -213,11 +178,11 @@ pub(crate) async fn upsert_open(
             )
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
-            .bind(f.severity as i64)
+            .bind(f.severity.rank())
             .bind(f.summary.clone())
             .bind(evidence)
             .bind(now)
-            .bind(sweep)
+            .bind(f.sweep)
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -227,58 +192,19 @@ pub(crate) async fn upsert_open(
 }
 
 /// Resolves the open finding with this key, if there is one. Returns whether one was resolved.
-pub(crate) async fn resolve_key(
-    tx: &mut Tx,
-    address: &str,
-    port: i64,
-    kind: &str,
-    now: i64,
-) -> Result<bool> {
+pub(crate) async fn resolve_key(tx: &mut Tx, key: &FindingKey, now: i64) -> Result<bool> {
     Ok(sqlx::query(
         "UPDATE findings SET status = 'resolved', resolved_at = $1 \
          WHERE address = $2 AND port = $3 AND kind = $4 AND status = 'open'",
     )
     .bind(now)
-    .bind(address.to_string())
-    .bind(port)
-    .bind(kind.to_string())
+    .bind(key.address.clone())
+    .bind(key.port)
+    .bind(key.kind.id())
     .execute(&mut **tx)
     .await?
     .rows_affected()
         > 0)
-}
-
-/// Open findings from one source, as (id, address, port, kind).
-pub(crate) async fn open_from_source(
-    tx: &mut Tx,
-    source: FindingSource,
-) -> Result<Vec<(i64, String, i64, String)>> {
-    let rows = sqlx::query(
-        "SELECT id, address, port, kind FROM findings WHERE status = 'open' AND source = $1",
-    )
-    .bind(source.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                get_i64(r, "id")?,
-                get_str(r, "address")?,
-                get_i64(r, "port")?,
-                get_str(r, "kind")?,
-            ))
-        })
-        .collect()
-}
-
-/// Resolves one finding by row number.
-pub(crate) async fn resolve_id(tx: &mut Tx, id: i64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE findings SET status = 'resolved', resolved_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 impl Store {
@@ -299,7 +225,7 @@ impl Store {
         }
         sql.push_str(" ORDER BY severity_rank DESC, address, port, kind");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(filter.min_severity.map(|s| s as i64).unwrap_or(0));
+            .bind(filter.min_severity.map(Severity::rank).unwrap_or(0));
         if let Some(s) = filter.status {
             q = q.bind(s.as_str());
         }

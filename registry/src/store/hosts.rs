@@ -2,7 +2,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Store, get_i64, get_str};
+use super::{Store, Tx, get_i64, get_str};
 use crate::error::{Error, Result};
 use crate::model::{Host, HostUpdate, now_unix, parse_address, today};
 
@@ -87,7 +87,7 @@ impl Store {
         .await?;
         // A review or a role change may settle registry-derived findings at once, rather than
         // waiting for the next sweep.
-        crate::reconcile::refresh_registration_findings(&mut tx, now_unix(), today()).await?;
+        self.refresh_registrations_in(&mut tx).await?;
         tx.commit().await?;
         Ok(new)
     }
@@ -116,7 +116,7 @@ impl Store {
     }
 }
 
-async fn insert_host(tx: &mut sqlx::Transaction<'static, sqlx::Any>, host: &Host) -> Result<()> {
+async fn insert_host(tx: &mut Tx, host: &Host) -> Result<()> {
     let exists = sqlx::query("SELECT 1 FROM hosts WHERE address = $1")
         .bind(host.address.clone())
         .fetch_optional(&mut **tx)
@@ -146,9 +146,7 @@ async fn insert_host(tx: &mut sqlx::Transaction<'static, sqlx::Any>, host: &Host
 }
 
 /// Every registration, read inside a transaction (reconciliation needs a consistent view).
-pub(crate) async fn get_host_rows(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-) -> Result<Vec<Host>> {
+pub(crate) async fn get_host_rows(tx: &mut Tx) -> Result<Vec<Host>> {
     let sql = format!("SELECT {COLUMNS} FROM hosts ORDER BY address");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut **tx)

@@ -12,6 +12,10 @@ use crate::error::Result;
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_notices.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_sweep_notes.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
 const POSTGRES: &[(i64, &str)] = &[
@@ -19,6 +23,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/postgres/0002_notices.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_sweep_notes.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@
 //! accepts them too), `ON CONFLICT`, `RETURNING`, and only 64-bit integers and text columns.
 
 mod agents;
+mod apply;
 pub(crate) mod findings;
 mod hosts;
 mod migrate;
@@ -12,19 +13,24 @@ pub(crate) mod networks;
 pub(crate) mod sweeps;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use relayguard_core::rules::RuleSet;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub(crate) use agents::report_flags as agents_flags;
-pub use agents::{AgentReportRow, ReportOutcome, report_flags};
+pub use crate::reconcile::{Coverage, report_flags};
+pub use agents::{AgentReportRow, ReportOutcome};
+pub use apply::Applied;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
-pub(crate) use hosts::get_host_rows;
 pub use networks::most_specific;
-pub use sweeps::Coverage;
-pub use sweeps::{SweepMeta, SweepRow};
+pub use relayguard_core::SweepMeta;
+pub use sweeps::SweepRow;
+
+/// A write transaction (see [`Store::begin_write`]).
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 use crate::error::{Error, Result};
 
@@ -38,10 +44,14 @@ pub enum Backend {
 }
 
 /// A handle on the registry database; cheap to clone (it wraps a connection pool).
+///
+/// It carries the rules whose severities the registry's own findings take: the built-in ones
+/// unless [`Store::with_rules`] gave others (the CLI passes those loaded from `--rules DIR`).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    rules: Arc<RuleSet>,
 }
 
 impl Store {
@@ -107,7 +117,13 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let rules =
+            RuleSet::builtin().map_err(|e| Error::Invalid(format!("the built-in rules: {e}")))?;
+        let store = Store {
+            pool,
+            backend,
+            rules: Arc::new(rules),
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -119,7 +135,7 @@ impl Store {
     /// which concurrent API writers hit immediately. On PostgreSQL a transaction-scoped advisory
     /// lock gives the same single-writer behaviour, so reconciliation's read-then-upsert steps
     /// (and the missed-sweep counters) never interleave between two sweeps or reports.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn begin_write(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
@@ -142,18 +158,16 @@ impl Store {
         &self.pool
     }
 
-    /// Re-evaluates registry-level findings (overdue reviews) as of today; cheap, and called
-    /// before findings are listed so an expiry shows up without waiting for a sweep.
-    pub async fn refresh_registrations(&self) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        crate::reconcile::refresh_registration_findings(
-            &mut tx,
-            crate::model::now_unix(),
-            crate::model::today(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+    /// The same store, deriving its findings' severities from `rules` (e.g. loaded from
+    /// `--rules DIR`, so `severities.yaml` overrides apply in the registry too).
+    pub fn with_rules(mut self, rules: Arc<RuleSet>) -> Store {
+        self.rules = rules;
+        self
+    }
+
+    /// The rules the registry's own findings take their severities from.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     /// Closes every connection (flushes nothing: every write is committed when it returns).

@@ -1,54 +1,16 @@
 //! Sweeps (one run of the scanner) and their raw observations in the store.
 
-use std::collections::HashSet;
-use std::net::IpAddr;
-
-use ipnet::IpNet;
+use relayguard_core::SweepMeta;
+use relayguard_core::scan::{HostResult, PortState};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::apply::{apply_in, load_snapshot};
 use super::{Store, get_i64, get_str};
-use crate::error::{Error, Result};
-use crate::model::{canonical_ip, parse_text};
-
-/// What a sweep was: where from, what it aimed at, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepMeta {
-    /// Name of the vantage point (e.g. `campus-core`, `outside-vps`).
-    pub vantage: String,
-    /// The targets as given: CIDRs, addresses, `A-B` ranges or host names.
-    #[serde(default)]
-    pub targets: Vec<String>,
-    /// Ports probed; empty means "the ports present in the results, else 25".
-    #[serde(default)]
-    pub ports: Vec<u16>,
-    /// Start, seconds since the Unix epoch.
-    pub started_at: i64,
-    /// End, seconds since the Unix epoch.
-    pub finished_at: i64,
-}
-
-impl SweepMeta {
-    /// Checks the fields a remote client sent.
-    pub fn validate(&self) -> Result<()> {
-        parse_text("vantage", &self.vantage, true)?;
-        if self.finished_at < self.started_at {
-            return Err(Error::Invalid(
-                "sweep finished_at is before started_at".into(),
-            ));
-        }
-        if self.targets.len() > 100_000 || self.targets.iter().any(|t| t.len() > 255) {
-            return Err(Error::Invalid(
-                "too many sweep targets, or a target longer than 255 characters".into(),
-            ));
-        }
-        if self.ports.contains(&0) {
-            return Err(Error::Invalid("port 0 is not a valid sweep port".into()));
-        }
-        Ok(())
-    }
-}
+use crate::error::Result;
+use crate::model::{canonical_ip, now_unix, today, validate_sweep_meta};
+use crate::reconcile::{Coverage, Held, reconcile};
 
 /// A recorded sweep with its counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +39,12 @@ pub struct SweepRow {
     pub findings_opened: i64,
     /// Findings resolved by this sweep.
     pub findings_resolved: i64,
+    /// Why findings the sweep covered but could not judge stay open, one line each.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
-pub(crate) fn sweep_from_row(r: &AnyRow) -> Result<SweepRow> {
+fn sweep_from_row(r: &AnyRow) -> Result<SweepRow> {
     Ok(SweepRow {
         id: get_i64(r, "id")?,
         vantage: get_str(r, "vantage")?,
@@ -93,13 +58,88 @@ pub(crate) fn sweep_from_row(r: &AnyRow) -> Result<SweepRow> {
         smtp_listeners: get_i64(r, "smtp_listeners")?,
         findings_opened: get_i64(r, "findings_opened")?,
         findings_resolved: get_i64(r, "findings_resolved")?,
+        notes: serde_json::from_str(&get_str(r, "notes")?).unwrap_or_default(),
     })
 }
 
-pub(crate) const SWEEP_COLUMNS: &str = "id, vantage, targets, ports, started_at, finished_at, recorded_at, results, \
-    open_ports, smtp_listeners, findings_opened, findings_resolved";
+const SWEEP_COLUMNS: &str = "id, vantage, targets, ports, started_at, finished_at, recorded_at, results, \
+    open_ports, smtp_listeners, findings_opened, findings_resolved, notes";
 
 impl Store {
+    /// Records a sweep and its results, and reconciles them into findings, in one transaction:
+    /// either the whole sweep is stored and reconciled or nothing is.
+    pub async fn record_sweep(&self, meta: &SweepMeta, results: &[HostResult]) -> Result<SweepRow> {
+        validate_sweep_meta(meta)?;
+        let now = now_unix();
+        let coverage = Coverage::new(meta, results);
+        let mut tx = self.begin_write().await?;
+
+        let id: i64 = sqlx::query(
+            "INSERT INTO sweeps (vantage, targets, ports, started_at, finished_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(meta.vantage.trim().to_string())
+        .bind(serde_json::to_string(&meta.targets).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(coverage.ports()).unwrap_or_else(|_| "[]".into()))
+        .bind(meta.started_at)
+        .bind(meta.finished_at)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<i64, _>(0)?;
+
+        for r in results {
+            sqlx::query(
+                "INSERT INTO observations (sweep_id, address, port, state, mta, banner, ptr, result) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sweep_id, address, port) DO NOTHING",
+            )
+            .bind(id)
+            .bind(canonical_ip(r.address).to_string())
+            .bind(i64::from(r.port))
+            .bind(r.state.as_str())
+            .bind(r.smtp.as_ref().map(|s| s.mta.clone()))
+            .bind(r.smtp.as_ref().map(|s| s.banner.clone()))
+            .bind(r.ptr.clone())
+            .bind(serde_json::to_string(r).unwrap_or_else(|_| "{}".into()))
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), Some(id)).await?;
+        let changes = reconcile(&snapshot, results, &coverage);
+        let applied = apply_in(&mut tx, &changes, now).await?;
+
+        let open_ports = results
+            .iter()
+            .filter(|r| r.state == PortState::Open)
+            .count() as i64;
+        let smtp = results.iter().filter(|r| r.smtp.is_some()).count() as i64;
+        sqlx::query(
+            "UPDATE sweeps SET results = $1, open_ports = $2, smtp_listeners = $3, findings_opened = $4, findings_resolved = $5, \
+             notes = $6 WHERE id = $7",
+        )
+        .bind(results.len() as i64)
+        .bind(open_ports)
+        .bind(smtp)
+        .bind(applied.opened)
+        .bind(applied.resolved)
+        .bind(
+            serde_json::to_string(&changes.held.iter().map(Held::note).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into()),
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let sql = format!("SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let out = sweep_from_row(&row)?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// All sweeps, newest first.
     pub async fn list_sweeps(&self) -> Result<Vec<SweepRow>> {
         let sql = format!("SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY id DESC");
@@ -138,63 +178,5 @@ impl Store {
                 ))
             })
             .collect()
-    }
-}
-
-/// Which addresses and ports a sweep looked at: a finding there that the sweep did not see again
-/// is gone, a finding elsewhere is simply not known about.
-#[derive(Debug, Default)]
-pub struct Coverage {
-    nets: Vec<IpNet>,
-    ranges: Vec<(IpAddr, IpAddr)>,
-    seen: HashSet<IpAddr>,
-    ports: Vec<u16>,
-}
-
-impl Coverage {
-    /// Builds the coverage from the targets, the ports and the addresses that have results.
-    /// Host-name targets cover exactly the addresses they resolved to, which the results carry.
-    pub fn new(meta: &SweepMeta, results: &[relayguard_core::scan::HostResult]) -> Coverage {
-        let mut c = Coverage::default();
-        for t in &meta.targets {
-            let t = t.trim();
-            if let Ok(n) = t.parse::<IpNet>() {
-                c.nets.push(n);
-            } else if let Ok(a) = t.parse::<IpAddr>() {
-                c.nets.push(IpNet::from(canonical_ip(a)));
-            } else if let Some((a, b)) = t.split_once('-')
-                && let (Ok(a), Ok(b)) = (a.trim().parse::<IpAddr>(), b.trim().parse::<IpAddr>())
-            {
-                c.ranges.push((a, b));
-            }
-        }
-        c.seen = results.iter().map(|r| canonical_ip(r.address)).collect();
-        c.ports = if meta.ports.is_empty() {
-            let mut p: Vec<u16> = results.iter().map(|r| r.port).collect();
-            p.sort_unstable();
-            p.dedup();
-            if p.is_empty() { vec![25] } else { p }
-        } else {
-            meta.ports.clone()
-        };
-        c
-    }
-
-    /// The ports the sweep probed.
-    pub fn ports(&self) -> &[u16] {
-        &self.ports
-    }
-
-    /// Whether the sweep looked at `address` at all (any port).
-    pub fn covers_address(&self, address: IpAddr) -> bool {
-        let a = canonical_ip(address);
-        self.seen.contains(&a)
-            || self.nets.iter().any(|n| n.contains(&a))
-            || self.ranges.iter().any(|(lo, hi)| lo <= &a && &a <= hi)
-    }
-
-    /// Whether the sweep looked at `port` on `address`.
-    pub fn covers(&self, address: IpAddr, port: u16) -> bool {
-        self.ports.contains(&port) && self.covers_address(address)
     }
 }

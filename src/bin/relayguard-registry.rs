@@ -1,8 +1,14 @@
 //! `relayguard-registry`: the registry commands on their own (the `relayguard` CLI mounts the
 //! same commands). Also what the crash-safety test runs and kills.
 
+// The same command line as `relayguard`'s registry commands, compiled into this binary too.
+#[path = "../registry_cmd/mod.rs"]
+mod registry_cmd;
+
+use std::path::PathBuf;
+
 use clap::Parser;
-use relayguard_registry::cli::{DatabaseArgs, RegistryCommand, run};
+use registry_cmd::{DatabaseArgs, RegistryCommand, run};
 
 /// relayguard registry: registrations, findings, agent enrollment, HTTP server.
 #[derive(Debug, Parser)]
@@ -10,6 +16,10 @@ use relayguard_registry::cli::{DatabaseArgs, RegistryCommand, run};
 struct Cli {
     #[command(flatten)]
     db: DatabaseArgs,
+    /// Directory with rule files overriding the built-in ones; the registry takes the
+    /// severities of the findings it derives from its severities.yaml.
+    #[arg(long, global = true, value_name = "DIR")]
+    rules: Option<PathBuf>,
     #[command(subcommand)]
     command: RegistryCommand,
 }
@@ -17,7 +27,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(&cli.db.url(), cli.command).await {
+    match run(&cli.db.url(), cli.rules.as_deref(), cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

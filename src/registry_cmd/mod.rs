@@ -1,27 +1,28 @@
-//! The registry's command-line surface, for the `relayguard` binary to mount.
+//! The registry's command line (`hosts`, `networks`, `findings`, `serve`, `agents`, `notify`),
+//! mounted by both binaries of this package: `relayguard` and `relayguard-registry`.
 //!
-//! ```text
-//! #[derive(clap::Subcommand)]
-//! enum Command {
-//!     // ... the CLI's own commands ...
-//!     #[command(flatten)]
-//!     Registry(relayguard_registry::cli::RegistryCommand),
-//! }
-//! // with a global `#[command(flatten)] db: relayguard_registry::cli::DatabaseArgs`:
-//! Command::Registry(cmd) => relayguard_registry::cli::run(&db.url(), cmd).await?,
-//! ```
+//! Argument parsing and printing live here; the work is done by `relayguard_registry`, which
+//! takes typed values (a [`relayguard_registry::notify::NotifyOptions`], a
+//! [`relayguard_registry::server::ServeConfig`]) and returns its own error type.
+
+mod notify;
+mod table;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use relayguard_core::rules::RuleSet;
+use relayguard_registry::model::{HostInput, HostUpdate, Network, today};
+use relayguard_registry::server::{ServeConfig, load_admin_tokens, serve};
+use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
+use relayguard_registry::{csv_io, export};
 
-use crate::model::{HostInput, HostUpdate, Network, today};
-use crate::server::{ServeConfig, load_admin_tokens, serve};
-use crate::store::{FindingFilter, FindingRow, FindingStatus, Store, parse_severity};
-use crate::{csv_io, export};
+pub use notify::NotifyArgs;
+use table::{clean, findings_table, table};
 
 /// `--database URL`: where the registry lives (shared by `sweep`, `hosts`, `serve`, …).
 #[derive(Debug, Clone, Default, Args)]
@@ -33,7 +34,8 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    /// The URL to open: the flag, else the environment, else [`crate::default_database_url`].
+    /// The URL to open: the flag, else the environment, else
+    /// [`relayguard_registry::default_database_url`].
     pub fn url(&self) -> String {
         self.database
             .clone()
@@ -42,7 +44,7 @@ impl DatabaseArgs {
                     .ok()
                     .filter(|v| !v.is_empty())
             })
-            .unwrap_or_else(crate::default_database_url)
+            .unwrap_or_else(relayguard_registry::default_database_url)
     }
 }
 
@@ -272,44 +274,6 @@ pub struct ServeArgs {
     pub admin_token_file: Option<PathBuf>,
 }
 
-/// `notify`
-#[derive(Debug, Clone, Args)]
-pub struct NotifyArgs {
-    /// Write the messages as .eml files instead of sending them; records nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Directory for --dry-run's .eml files [default: ./notify-out].
-    #[arg(long, requires = "dry_run")]
-    pub out: Option<PathBuf>,
-    /// SMTP server: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
-    #[arg(long, conflicts_with = "dry_run")]
-    pub smtp: Option<String>,
-    /// Require STARTTLS on an smtp:// server (certificate verified).
-    #[arg(long, requires = "smtp")]
-    pub starttls: bool,
-    /// SMTP AUTH user name (needs --smtp-password-file).
-    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
-    pub smtp_user: Option<String>,
-    /// File holding the SMTP AUTH password (first line).
-    #[arg(long, requires = "smtp_user")]
-    pub smtp_password_file: Option<PathBuf>,
-    /// Extra CA certificate (PEM) to trust for the relay's STARTTLS or implicit TLS certificate.
-    #[arg(long, requires = "smtp")]
-    pub smtp_ca: Option<PathBuf>,
-    /// Sender: ADDR or "Name <ADDR>" (required when sending).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Language of the messages.
-    #[arg(long, value_enum, default_value_t)]
-    pub lang: crate::notify::Lang,
-    /// The security team's address, for findings with no registered admin and no network owner.
-    #[arg(long)]
-    pub fallback: Option<String>,
-    /// Days after which findings still open are reported again (0: never).
-    #[arg(long, default_value_t = 7)]
-    pub reminder_days: u32,
-}
-
 /// `agents …`
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
@@ -321,20 +285,34 @@ pub enum AgentsCommand {
 }
 
 /// Runs a registry command against the database at `database_url`, printing to stdout.
-pub async fn run(database_url: &str, cmd: RegistryCommand) -> anyhow::Result<()> {
+///
+/// `rules` is `--rules DIR`: the severities of the findings the registry derives itself come
+/// from its `severities.yaml` (the built-in rules otherwise), as they do for a sweep.
+pub async fn run(
+    database_url: &str,
+    rules: Option<&Path>,
+    cmd: RegistryCommand,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
-    run_to(database_url, cmd, &mut out).await
+    run_to(database_url, rules, cmd, &mut out).await
 }
 
-/// Like [`run`], writing output to `out` (used by tests).
+/// Like [`run`], writing output to `out`.
 pub async fn run_to(
     database_url: &str,
+    rules: Option<&Path>,
     cmd: RegistryCommand,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let store = Store::open(database_url)
-        .await
-        .with_context(|| format!("opening registry {}", crate::store::redact(database_url)))?;
+    let mut store = Store::open(database_url).await.with_context(|| {
+        format!(
+            "opening registry {}",
+            relayguard_registry::store::redact(database_url)
+        )
+    })?;
+    if rules.is_some() {
+        store = store.with_rules(Arc::new(RuleSet::load(rules).context("loading rules")?));
+    }
     match cmd {
         RegistryCommand::Hosts(c) => hosts(&store, c, out).await,
         RegistryCommand::Networks(c) => networks(&store, c, out).await,
@@ -350,9 +328,10 @@ pub async fn run_to(
                     admin_tokens,
                 },
             )
-            .await
+            .await?;
+            Ok(())
         }
-        RegistryCommand::Notify(a) => crate::notify::run_cli(&store, a, out).await,
+        RegistryCommand::Notify(a) => notify::run(&store, a, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;
@@ -416,10 +395,9 @@ async fn hosts(
             }
         }
         HostsCommand::Show { address, format } => {
-            let host = store
-                .get_host(&address)
-                .await?
-                .ok_or_else(|| crate::Error::NotFound(format!("host {}", address.trim())))?;
+            let host = store.get_host(&address).await?.ok_or_else(|| {
+                relayguard_registry::Error::NotFound(format!("host {}", address.trim()))
+            })?;
             store.refresh_registrations().await?;
             let findings = store
                 .list_findings(&FindingFilter {
@@ -430,8 +408,11 @@ async fn hosts(
             match format {
                 Format::Json => {
                     let mut v = serde_json::to_value(&host)?;
-                    v["review_due"] =
-                        serde_json::json!(host.review_due().ok().map(crate::model::format_date));
+                    v["review_due"] = serde_json::json!(
+                        host.review_due()
+                            .ok()
+                            .map(relayguard_registry::model::format_date)
+                    );
                     v["findings"] = serde_json::to_value(&findings)?;
                     writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                 }
@@ -443,7 +424,7 @@ async fn hosts(
                 Format::Table => {
                     let due = host
                         .review_due()
-                        .map(crate::model::format_date)
+                        .map(relayguard_registry::model::format_date)
                         .unwrap_or_default();
                     for (k, v) in [
                         ("address", host.address.as_str()),
@@ -487,7 +468,11 @@ async fn hosts(
         }
         HostsCommand::Rm { address } => {
             if !store.remove_host(&address).await? {
-                return Err(crate::Error::NotFound(format!("host {}", address.trim())).into());
+                return Err(relayguard_registry::Error::NotFound(format!(
+                    "host {}",
+                    address.trim()
+                ))
+                .into());
             }
             writeln!(out, "removed {}", address.trim())?;
         }
@@ -574,7 +559,11 @@ async fn networks(
         }
         NetworksCommand::Rm { cidr } => {
             if !store.remove_network(&cidr).await? {
-                return Err(crate::Error::NotFound(format!("network {}", cidr.trim())).into());
+                return Err(relayguard_registry::Error::NotFound(format!(
+                    "network {}",
+                    cidr.trim()
+                ))
+                .into());
             }
             writeln!(out, "removed {}", cidr.trim())?;
         }
@@ -600,7 +589,7 @@ async fn findings(
         address: a
             .address
             .as_deref()
-            .map(crate::model::parse_address)
+            .map(relayguard_registry::model::parse_address)
             .transpose()?,
     };
     store.refresh_registrations().await?;
@@ -641,81 +630,6 @@ async fn findings(
             )?;
         }
         Format::Table => findings_table(out, &rows)?,
-    }
-    Ok(())
-}
-
-fn findings_table(out: &mut (dyn Write + Send), rows: &[FindingRow]) -> anyhow::Result<()> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|f| {
-            vec![
-                f.severity.to_string(),
-                f.kind.clone(),
-                f.address.clone(),
-                f.port.to_string(),
-                f.status.to_string(),
-                f.admin_email.clone().unwrap_or_else(|| "-".into()),
-                f.summary.clone(),
-            ]
-        })
-        .collect();
-    table(
-        out,
-        &[
-            "SEVERITY", "KIND", "ADDRESS", "PORT", "STATUS", "CONTACT", "SUMMARY",
-        ],
-        &rows,
-    )
-}
-
-/// Escapes control characters: summaries quote SMTP banners, and a banner with ANSI escape
-/// sequences must not repaint the operator's terminal.
-fn clean(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
-fn table(
-    out: &mut (dyn Write + Send),
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> anyhow::Result<()> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| clean(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.to_string()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! concurrent clients, killed with SIGKILL mid-stream, and every write it answered 201 to must be
 //! in the database afterwards. Runs on SQLite and PostgreSQL.
 
+// The registry's test fixtures (a throwaway PostgreSQL cluster), shared with its own tests.
+#[path = "../registry/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,19 +1,32 @@
-//! The `registry::cli` commands as the `relayguard` binary will run them (SQLite file).
+//! The registry commands (`src/registry_cmd/`) as the `relayguard` binary runs them (SQLite file).
 
-use clap::Parser;
-use relayguard_registry::cli::{RegistryCommand, run_to};
+use std::process::Command;
 
-#[derive(Debug, Parser)]
-struct Cli {
-    #[command(subcommand)]
-    command: RegistryCommand,
+/// A failed command: its standard error, which carries the whole error chain.
+#[derive(Debug)]
+struct Failed(String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-async fn run(url: &str, args: &[&str]) -> anyhow::Result<String> {
-    let cli = Cli::try_parse_from(std::iter::once("relayguard").chain(args.iter().copied()))?;
-    let mut out = Vec::new();
-    run_to(url, cli.command, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
+/// Runs `relayguard --database URL ARGS…`: its standard output, or its standard error when it
+/// fails.
+async fn run(url: &str, args: &[&str]) -> Result<String, Failed> {
+    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .arg("--database")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        Err(Failed(String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
 }
 
 #[tokio::test]
@@ -275,4 +288,36 @@ fn default_database_url_is_in_the_data_directory() {
         url.starts_with("sqlite://") && url.ends_with("relayguard/registry.db"),
         "{url}"
     );
+}
+
+#[tokio::test]
+async fn sending_needs_an_smtp_server_and_a_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("reg.db").display());
+    let err = run(
+        &url,
+        &[
+            "notify",
+            "--from",
+            "relayguard <relayguard@campus.test>",
+            "--fallback",
+            "soc@campus.test",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--smtp"), "{err:#}");
+    let err = run(
+        &url,
+        &[
+            "notify",
+            "--smtp",
+            "smtp://127.0.0.1:1",
+            "--fallback",
+            "soc@campus.test",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--from"), "{err:#}");
 }

@@ -1,0 +1,515 @@
+//! Reconciliation: turning sweep observations, registrations and agent reports into findings.
+//!
+//! Pure functions over a [`Snapshot`] of what the registry knows: they return the [`Changes`] to
+//! make, and the store applies them ([`crate::Store::apply`]) in the same write transaction in
+//! which it read the snapshot. No SQL here, so the lifecycle rules are tested without a database
+//! (see the tests at the end of this file).
+//!
+//! Keys are (address, port, kind). A sweep-sourced finding is resolved only by a later sweep that
+//! *covered* its address and port and no longer saw it: a sweep of another block says nothing.
+//! A finding derived from tests (`open-relay`, `backscatter-source`, `vrfy-enabled`,
+//! `expn-enabled`) is resolved only by a sweep that judged the same thing: every test of that
+//! kind got a definite answer (refused or auth-required), or the port no longer answers. A sweep
+//! that could not judge (greylisting, a deadline, a session that never got that far) leaves the
+//! finding open, its last-seen untouched, and says why in its notes ([`Changes::held`]).
+//! The kinds the registry derives itself (`unregistered-mta`, `non-mail-host-listening`,
+//! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`) take their
+//! severity from the registry's rules ([`Snapshot::rules`]), so `rules/severities.yaml` overrides
+//! apply to them; findings the scanner made keep the severity the sweep gave them.
+
+mod coverage;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use relayguard_core::agent_report::{AgentReport, FactKind};
+use relayguard_core::escape_controls;
+use relayguard_core::rules::RuleSet;
+use relayguard_core::scan::{HostResult, PortState, TestKind, Verdict};
+use relayguard_core::{FindingKind, Severity};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::Date;
+
+pub use coverage::Coverage;
+
+use crate::model::{Host, HostStatus, Role, canonical_ip};
+
+/// Consecutive covering sweeps without a listener before a registration counts as stale.
+pub const STALE_AFTER_MISSES: i64 = 2;
+/// The port registry-level findings about SMTP service use.
+pub const SMTP_PORT: i64 = 25;
+
+/// What produced a finding, which decides what may resolve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSource {
+    /// A sweep observation: resolved by a later sweep that covers the address and port.
+    Sweep,
+    /// The registration itself (stale, expired): resolved by registry checks.
+    Registry,
+    /// A host agent's report: resolved by a later report.
+    Agent,
+}
+
+impl FindingSource {
+    /// The lower-case name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSource::Sweep => "sweep",
+            FindingSource::Registry => "registry",
+            FindingSource::Agent => "agent",
+        }
+    }
+}
+
+/// The identity of a finding: one row per (address, port, kind).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FindingKey {
+    /// Canonical address text.
+    pub address: String,
+    /// Port (0 for findings about the host or the registration rather than a listener).
+    pub port: i64,
+    /// Kind.
+    pub kind: FindingKind,
+}
+
+/// A finding that is open in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFinding {
+    /// Which finding.
+    pub key: FindingKey,
+    /// What produced it.
+    pub source: FindingSource,
+}
+
+/// Everything reconciliation reads: the registrations, their missed-sweep counters, the open
+/// findings, the day, the rules, and the sweep being recorded (its row is written first, so its
+/// findings and evidence can name it).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every registration.
+    pub hosts: Vec<Host>,
+    /// Consecutive covering sweeps without a listener, per registered address (absent: 0).
+    pub missed_sweeps: HashMap<String, i64>,
+    /// Every open finding.
+    pub open: Vec<OpenFinding>,
+    /// Today (UTC), for overdue reviews.
+    pub today: Date,
+    /// The rules whose severities the registry's own findings take.
+    pub rules: Arc<RuleSet>,
+    /// The id of the sweep being reconciled, if it is a sweep.
+    pub sweep: Option<i64>,
+}
+
+impl Snapshot {
+    fn is_open(&self, address: &str, port: i64, kind: FindingKind) -> bool {
+        self.open
+            .iter()
+            .any(|o| o.key.address == address && o.key.port == port && o.key.kind == kind)
+    }
+}
+
+/// Everything needed to open (or refresh, or reopen) one finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFinding {
+    /// Which finding.
+    pub key: FindingKey,
+    /// What produced it.
+    pub source: FindingSource,
+    /// How urgent it is.
+    pub severity: Severity,
+    /// One sentence for a human (may quote what a remote server said).
+    pub summary: String,
+    /// The proof, as JSON.
+    pub evidence: serde_json::Value,
+    /// The sweep that saw it, when a sweep did.
+    pub sweep: Option<i64>,
+}
+
+/// A change to a registration's missed-sweep counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counter {
+    /// The registered mail server answered SMTP: the counter goes back to 0.
+    Listening(String),
+    /// A covering sweep did not see it: the counter becomes `misses`.
+    Missed {
+        /// The registered address.
+        address: String,
+        /// Consecutive covering sweeps without a listener, this one included.
+        misses: i64,
+    },
+}
+
+/// An open finding a sweep covered, did not see again, and still leaves open because it could
+/// not judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Which finding.
+    pub key: FindingKey,
+    /// Why the sweep could not judge it, for the sweep's notes.
+    pub reason: String,
+}
+
+impl Held {
+    /// The note recorded with the sweep.
+    pub fn note(&self) -> String {
+        format!(
+            "{} on {} port {} stays open: {}",
+            self.key.kind, self.key.address, self.key.port, self.reason
+        )
+    }
+}
+
+/// What reconciliation decided; [`crate::Store::apply`] makes it so.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Findings to open, or to refresh when open, or to reopen when resolved.
+    pub open: Vec<NewFinding>,
+    /// Open findings to resolve.
+    pub resolve: Vec<FindingKey>,
+    /// Missed-sweep counters to update.
+    pub counters: Vec<Counter>,
+    /// Findings left open (untouched) because the sweep could not judge them.
+    pub held: Vec<Held>,
+}
+
+impl Changes {
+    /// Adds a finding to open unless one with the same key is already there (the scanner may
+    /// report the same kind twice for one port: the first one stands).
+    fn open(&mut self, f: NewFinding) {
+        if !self.open.iter().any(|o| o.key == f.key) {
+            self.open.push(f);
+        }
+    }
+
+    /// Adds a resolution, unless the same finding is opened or already resolved by this change.
+    fn resolve(&mut self, key: FindingKey) {
+        if !self.open.iter().any(|o| o.key == key) && !self.resolve.contains(&key) {
+            self.resolve.push(key);
+        }
+    }
+
+    /// Appends the changes of `other`.
+    fn extend(&mut self, other: Changes) {
+        for f in other.open {
+            self.open(f);
+        }
+        for k in other.resolve {
+            self.resolve(k);
+        }
+        self.counters.extend(other.counters);
+        self.held.extend(other.held);
+    }
+}
+
+/// The changes a sweep brings: the scanner's findings and the registry's own (unregistered or
+/// non-mail listeners, stale registrations) opened; findings of earlier sweeps on covered
+/// addresses and ports that this sweep no longer saw resolved; then the registration checks of
+/// [`registrations`].
+pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverage) -> Changes {
+    let rules = &snapshot.rules;
+    let hosts: HashMap<&str, &Host> = snapshot
+        .hosts
+        .iter()
+        .map(|h| (h.address.as_str(), h))
+        .collect();
+    let mut changes = Changes::default();
+    let mut listening: HashSet<IpAddr> = HashSet::new();
+
+    for r in results {
+        let ip = canonical_ip(r.address);
+        let address = ip.to_string();
+        let port = i64::from(r.port);
+        let key = |kind| FindingKey {
+            address: address.clone(),
+            port,
+            kind,
+        };
+        for f in &r.findings {
+            changes.open(NewFinding {
+                key: key(f.kind),
+                source: FindingSource::Sweep,
+                severity: f.severity,
+                summary: f.summary.clone(),
+                evidence: serde_json::to_value(&f.evidence).unwrap_or_default(),
+                sweep: snapshot.sweep,
+            });
+        }
+        if r.state == PortState::Open
+            && let Some(smtp) = &r.smtp
+        {
+            listening.insert(ip);
+            let evidence = json!({ "sweep": snapshot.sweep, "banner": smtp.banner, "ptr": r.ptr });
+            let derived = match hosts
+                .get(address.as_str())
+                .filter(|h| h.status == HostStatus::Active)
+            {
+                None => Some((
+                    FindingKind::UnregisteredMta,
+                    format!(
+                        "SMTP listener on {address} port {port}, which has no active mail registration"
+                    ),
+                )),
+                Some(h) if h.role == Role::NonMail => Some((
+                    FindingKind::NonMailHostListening,
+                    format!(
+                        "{} ({address}) is registered as non-mail but answers SMTP on port {port}",
+                        h.hostname
+                    ),
+                )),
+                Some(_) => None,
+            };
+            if let Some((kind, summary)) = derived {
+                changes.open(NewFinding {
+                    key: key(kind),
+                    source: FindingSource::Sweep,
+                    severity: rules.severity(kind),
+                    summary,
+                    evidence,
+                    sweep: snapshot.sweep,
+                });
+            }
+        }
+    }
+
+    // Anything open from earlier sweeps, on an address and port this sweep covered, that this
+    // sweep did not see again, is gone, provided the sweep judged it.
+    let seen: HashSet<FindingKey> = changes.open.iter().map(|f| f.key.clone()).collect();
+    let by_port: HashMap<(IpAddr, u16), &HostResult> = results
+        .iter()
+        .map(|r| ((canonical_ip(r.address), r.port), r))
+        .collect();
+    for o in snapshot
+        .open
+        .iter()
+        .filter(|o| o.source == FindingSource::Sweep)
+    {
+        let (Ok(ip), Ok(port)) = (o.key.address.parse::<IpAddr>(), u16::try_from(o.key.port))
+        else {
+            continue;
+        };
+        if coverage.covers(ip, port) && !seen.contains(&o.key) {
+            match unjudged(o.key.kind, by_port.get(&(ip, port)).copied()) {
+                None => changes.resolve(o.key.clone()),
+                Some(reason) => changes.held.push(Held {
+                    key: o.key.clone(),
+                    reason,
+                }),
+            }
+        }
+    }
+
+    // Registered mail servers: count consecutive covering sweeps without a listener.
+    for h in &snapshot.hosts {
+        let Ok(ip) = h.address.parse::<IpAddr>() else {
+            continue;
+        };
+        if h.status != HostStatus::Active
+            || !h.role.is_mail()
+            || !coverage.covers(ip, SMTP_PORT as u16)
+        {
+            continue;
+        }
+        let stale = FindingKey {
+            address: h.address.clone(),
+            port: SMTP_PORT,
+            kind: FindingKind::RegistrationStale,
+        };
+        if listening.contains(&ip) {
+            changes.counters.push(Counter::Listening(h.address.clone()));
+            if snapshot.is_open(&h.address, SMTP_PORT, FindingKind::RegistrationStale) {
+                changes.resolve(stale);
+            }
+        } else {
+            let misses = snapshot.missed_sweeps.get(&h.address).copied().unwrap_or(0) + 1;
+            changes.counters.push(Counter::Missed {
+                address: h.address.clone(),
+                misses,
+            });
+            if misses >= STALE_AFTER_MISSES {
+                changes.open(NewFinding {
+                    key: stale,
+                    source: FindingSource::Registry,
+                    severity: rules.severity(FindingKind::RegistrationStale),
+                    summary: format!(
+                        "{} ({}) is registered as {} but did not answer SMTP in the last {misses} sweeps that covered it",
+                        h.hostname, h.address, h.role
+                    ),
+                    evidence: json!({ "missed_sweeps": misses, "sweep": snapshot.sweep }),
+                    sweep: snapshot.sweep,
+                });
+            }
+        }
+    }
+
+    changes.extend(registrations(snapshot));
+    changes
+}
+
+/// The test behind a finding kind, for the kinds a test decides.
+fn test_of(kind: FindingKind) -> Option<(TestKind, &'static str)> {
+    Some(match kind {
+        FindingKind::OpenRelay => (TestKind::Relay, "relay"),
+        FindingKind::BackscatterSource => (TestKind::Backscatter, "unknown-recipient"),
+        FindingKind::VrfyEnabled => (TestKind::Vrfy, "VRFY"),
+        FindingKind::ExpnEnabled => (TestKind::Expn, "EXPN"),
+        _ => return None,
+    })
+}
+
+/// Why this sweep's `result` for a port cannot tell that a finding of `kind` there is gone, or
+/// `None` when it can: the kind is not decided by a test, the port no longer answers (no result
+/// at all means discovery found it closed or silent), or every test of that kind got a definite
+/// answer. An accepted or inconclusive answer, or no test at all, judges nothing.
+fn unjudged(kind: FindingKind, result: Option<&HostResult>) -> Option<String> {
+    const MAX_CHARS: usize = 200;
+    let (test, name) = test_of(kind)?;
+    let r = result?;
+    if r.state != PortState::Open {
+        return None;
+    }
+    let clip = |s: &str| -> String {
+        let s = escape_controls(s);
+        if s.chars().count() > MAX_CHARS {
+            s.chars().take(MAX_CHARS).collect::<String>() + "…"
+        } else {
+            s
+        }
+    };
+    let tests: Vec<_> = r.tests.iter().filter(|t| t.kind == test).collect();
+    if tests.is_empty() {
+        return Some(match &r.error {
+            Some(e) => format!("no {name} test ran ({})", clip(e)),
+            None => format!("no {name} test ran"),
+        });
+    }
+    let undecided: Vec<_> = tests
+        .iter()
+        .filter(|t| !matches!(t.verdict, Verdict::Refused | Verdict::AuthRequired))
+        .collect();
+    let first = undecided.first()?;
+    let why = first.note.as_deref().unwrap_or(&first.reply);
+    Some(format!(
+        "{} of {} {name} tests got no definite answer (first: {} {}: {})",
+        undecided.len(),
+        tests.len(),
+        clip(&first.id),
+        first.verdict.as_str(),
+        clip(why)
+    ))
+}
+
+/// Brings the registry-level findings in line with the registrations as of
+/// [`Snapshot::today`]: overdue reviews open `registration-expired`; reviewed, retired or removed
+/// ones resolve it; staleness is dropped for registrations that are no longer active mail servers.
+pub fn registrations(snapshot: &Snapshot) -> Changes {
+    let rules = &snapshot.rules;
+    let mut changes = Changes::default();
+    for h in &snapshot.hosts {
+        let expired = FindingKey {
+            address: h.address.clone(),
+            port: 0,
+            kind: FindingKind::RegistrationExpired,
+        };
+        if h.status == HostStatus::Active && h.review_overdue(snapshot.today) {
+            let due = h
+                .review_due()
+                .map(crate::model::format_date)
+                .unwrap_or_default();
+            changes.open(NewFinding {
+                key: expired,
+                source: FindingSource::Registry,
+                severity: rules.severity(FindingKind::RegistrationExpired),
+                summary: format!(
+                    "registration of {} ({}) was due for review on {due}",
+                    h.hostname, h.address
+                ),
+                evidence: json!({ "reviewed_on": h.reviewed_on, "review_months": h.review_months, "due": due }),
+                sweep: None,
+            });
+        } else if snapshot.is_open(&h.address, 0, FindingKind::RegistrationExpired) {
+            changes.resolve(expired);
+        }
+        if (h.status != HostStatus::Active || !h.role.is_mail())
+            && snapshot.is_open(&h.address, SMTP_PORT, FindingKind::RegistrationStale)
+        {
+            changes.resolve(FindingKey {
+                address: h.address.clone(),
+                port: SMTP_PORT,
+                kind: FindingKind::RegistrationStale,
+            });
+        }
+    }
+    // Findings about a registration make no sense once it is gone.
+    for o in &snapshot.open {
+        if o.source == FindingSource::Registry
+            && !snapshot.hosts.iter().any(|h| h.address == o.key.address)
+        {
+            changes.resolve(o.key.clone());
+        }
+    }
+    changes
+}
+
+/// Whether the report says a listening MTA is enabled at boot, and whether one is live.
+pub fn report_flags(r: &AgentReport) -> (bool, bool) {
+    let enabled = r
+        .check
+        .findings
+        .iter()
+        .any(|f| f.mta.listens() && f.fact == FactKind::EnabledAtBoot);
+    let live = r
+        .check
+        .findings
+        .iter()
+        .any(|f| f.mta.listens() && matches!(f.fact, FactKind::Running | FactKind::Listening));
+    (enabled, live)
+}
+
+/// The agent-derived finding of the host at `address` after a new report: open while a host
+/// registered as non-mail has a listening MTA enabled at boot or running, resolved otherwise.
+pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Changes {
+    let mut changes = Changes::default();
+    let key = FindingKey {
+        address: address.to_string(),
+        port: 0,
+        kind: FindingKind::MtaEnabledOnNonMailHost,
+    };
+    let (enabled, live) = report_flags(report);
+    let non_mail = snapshot
+        .hosts
+        .iter()
+        .any(|h| h.address == address && h.role == Role::NonMail && h.status == HostStatus::Active);
+    if non_mail && (enabled || live) {
+        let mtas: Vec<&str> = report
+            .check
+            .findings
+            .iter()
+            .filter(|f| f.mta.listens())
+            .map(|f| f.mta.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        changes.open(NewFinding {
+            key,
+            source: FindingSource::Agent,
+            severity: snapshot.rules.severity(FindingKind::MtaEnabledOnNonMailHost),
+            summary: format!(
+                "agent on {address} reports {} {} on a host registered as non-mail",
+                mtas.join(", "),
+                if live { "running" } else { "enabled at boot" }
+            ),
+            evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
+                               "facts": report.check.findings }),
+            sweep: None,
+        });
+    } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
+        changes.resolve(key);
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests;

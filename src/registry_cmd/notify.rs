@@ -1,0 +1,120 @@
+//! `notify`: its flags, turned into [`NotifyOptions`].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use relayguard_registry::Store;
+use relayguard_registry::notify::mail::SmtpOptions;
+use relayguard_registry::notify::{Delivery, Lang, NotifyOptions, notify};
+
+/// Language of the messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    /// English.
+    #[default]
+    En,
+    /// Japanese.
+    Ja,
+}
+
+/// `notify`
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Write the messages as .eml files instead of sending them; records nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory for --dry-run's .eml files [default: ./notify-out].
+    #[arg(long, requires = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// SMTP server: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub smtp: Option<String>,
+    /// Require STARTTLS on an smtp:// server (certificate verified).
+    #[arg(long, requires = "smtp")]
+    pub starttls: bool,
+    /// SMTP AUTH user name (needs --smtp-password-file).
+    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
+    pub smtp_user: Option<String>,
+    /// File holding the SMTP AUTH password (first line).
+    #[arg(long, requires = "smtp_user")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust for the relay's STARTTLS or implicit TLS certificate.
+    #[arg(long, requires = "smtp")]
+    pub smtp_ca: Option<PathBuf>,
+    /// Sender: ADDR or "Name <ADDR>" (required when sending).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Language of the messages.
+    #[arg(long, value_enum, default_value_t)]
+    pub lang: LangArg,
+    /// The security team's address, for findings with no registered admin and no network owner.
+    #[arg(long)]
+    pub fallback: Option<String>,
+    /// Days after which findings still open are reported again (0: never).
+    #[arg(long, default_value_t = 7)]
+    pub reminder_days: u32,
+}
+
+/// The `notify` subcommand: turns the arguments into options, runs, prints one line per digest.
+pub(super) async fn run(
+    store: &Store,
+    a: NotifyArgs,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<()> {
+    let delivery = if a.dry_run {
+        Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("notify-out")))
+    } else {
+        let url = a
+            .smtp
+            .context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
+        let password = match &a.smtp_password_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let ca_pem = match &a.smtp_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        Delivery::Smtp(SmtpOptions {
+            url,
+            starttls: a.starttls,
+            user: a.smtp_user,
+            password,
+            ca_pem,
+        })
+    };
+    let from = match (a.from, a.dry_run) {
+        (Some(f), _) => f,
+        (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
+        (None, false) => anyhow::bail!("give --from ADDR: the sender of the notices"),
+    };
+    let opts = NotifyOptions {
+        delivery,
+        from,
+        lang: match a.lang {
+            LangArg::En => Lang::En,
+            LangArg::Ja => Lang::Ja,
+        },
+        fallback: a.fallback,
+        reminder_days: a.reminder_days,
+        now: relayguard_registry::model::now_unix(),
+    };
+    let outcome = notify(store, &opts).await?;
+    for line in outcome.lines() {
+        writeln!(out, "{line}")?;
+    }
+    if outcome.failures() > 0 {
+        anyhow::bail!(
+            "{} of {} notices could not be delivered (they will be retried on the next run)",
+            outcome.failures(),
+            outcome.digests.len()
+        );
+    }
+    Ok(())
+}
