@@ -8,6 +8,7 @@
 
 use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
 
+use super::master_cf;
 use super::unitfile::is_loopback_addr;
 use super::{Action, Detection, TargetMode};
 use crate::root::Root;
@@ -169,38 +170,142 @@ fn interface_fact(
     }
 }
 
+/// Postfix in one configuration directory: main.cf's `inet_interfaces` is the default bind
+/// address; master.cf says which services listen and may bind their own host.
+fn postfix(root: &Root, dir: &str, d: &mut Detection) {
+    let main_path = format!("{dir}/main.cf");
+    let master_path = format!("{dir}/master.cf");
+    let read = |p: &str, d: &mut Detection| match root.read_text(p) {
+        Ok(t) => t,
+        Err(e) => {
+            d.warn(e.to_string());
+            None
+        }
+    };
+    let main = read(&main_path, d);
+    let master = read(&master_path, d);
+    if main.is_none() && master.is_none() {
+        return;
+    }
+    let main_text = main.as_deref().unwrap_or("");
+    let (ifaces, if_ev) = match main_cf_get(main_text, "inet_interfaces") {
+        Some((v, i)) => (v, format!("{main_path}:{}", i + 1)),
+        None => (
+            "all".to_string(),
+            format!("{main_path} (no inet_interfaces: default all)"),
+        ),
+    };
+    let ifaces_local = loopback_list(&ifaces);
+    let set_ifaces = Action::SetMainCf {
+        path: main_path.clone(),
+        key: "inet_interfaces".into(),
+        value: POSTFIX_LOOPBACK.into(),
+    };
+    let Some(master) = master else {
+        // No master.cf to read: judge by main.cf alone, as the stock master.cf's smtp service
+        // binds inet_interfaces.
+        interface_fact(
+            d,
+            Mta::Postfix,
+            ifaces_local,
+            if_ev,
+            format!("inet_interfaces = {ifaces}"),
+            set_ifaces,
+        );
+        return;
+    };
+    let disable = main_cf_get(main_text, "master_service_disable");
+    let services = master_cf::parse(&master);
+    let mut listeners = 0;
+    let mut exposed_hosts = Vec::new();
+    for s in master_cf::effective(&services) {
+        if !s.kind.eq_ignore_ascii_case("inet") || !s.is_smtp_server() {
+            continue;
+        }
+        let ev = format!("{master_path}:{}", s.line() + 1);
+        let (host, port) = s.host_port();
+        let what = format!("{} inet {}", s.name, s.command);
+        if let Some((list, i)) = &disable
+            && let Some(item) = master_cf::disabled_by(list, s)
+        {
+            d.fact(
+                Mta::Postfix,
+                FactKind::DisabledAtBoot,
+                Some(Mechanism::Config),
+                ev,
+                format!(
+                    "{what}: switched off by master_service_disable ({item}, {main_path}:{})",
+                    i + 1
+                ),
+            );
+            continue;
+        }
+        listeners += 1;
+        let port_note =
+            master_cf::port_number(&port).map_or(String::new(), |n| format!(" port {n}"));
+        let ignored = if s.overrides_inet_interfaces() {
+            " (its -o inet_interfaces is ignored: the master binds the socket from main.cf)"
+        } else {
+            ""
+        };
+        match host {
+            Some(h) => {
+                let local = master_cf::host_is_loopback(&h);
+                let detail = format!(
+                    "{what}: binds {h}{port_note} (host field overrides inet_interfaces){ignored}"
+                );
+                if !local {
+                    exposed_hosts.push(s.line());
+                }
+                let kind = if local {
+                    FactKind::LoopbackOnly
+                } else {
+                    FactKind::Exposed
+                };
+                d.fact(Mta::Postfix, kind, Some(Mechanism::Config), ev, detail);
+            }
+            None => {
+                let detail = format!(
+                    "{what}:{port_note} binds inet_interfaces = {ifaces} ({if_ev}){ignored}"
+                );
+                interface_fact(
+                    d,
+                    Mta::Postfix,
+                    ifaces_local,
+                    ev,
+                    detail,
+                    set_ifaces.clone(),
+                );
+            }
+        }
+    }
+    if !exposed_hosts.is_empty() {
+        d.push_target(
+            Mta::Postfix,
+            Mechanism::Config,
+            TargetMode::Loopback,
+            Action::MasterCfLoopback {
+                path: master_path.clone(),
+                lines: exposed_hosts,
+            },
+        );
+    }
+    if listeners == 0 {
+        d.fact(
+            Mta::Postfix,
+            FactKind::LoopbackOnly,
+            Some(Mechanism::Config),
+            master_path,
+            "no active inet smtpd or postscreen service: nothing listens on the network",
+        );
+    }
+}
+
 /// Runs the configuration detector.
 pub fn detect(root: &Root) -> Detection {
     let mut d = Detection::default();
-    for path in ["/etc/postfix/main.cf", "/usr/local/etc/postfix/main.cf"] {
-        let text = match root.read_text(path) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                d.warn(e.to_string());
-                continue;
-            }
-        };
-        let (value, ev) = match main_cf_get(&text, "inet_interfaces") {
-            Some((v, i)) => (v, format!("{path}:{}", i + 1)),
-            None => (
-                "all".to_string(),
-                format!("{path} (no inet_interfaces: default all)"),
-            ),
-        };
-        let detail = format!("inet_interfaces = {value}");
-        interface_fact(
-            &mut d,
-            Mta::Postfix,
-            loopback_list(&value),
-            ev,
-            detail,
-            Action::SetMainCf {
-                path: path.to_string(),
-                key: "inet_interfaces".into(),
-                value: POSTFIX_LOOPBACK.into(),
-            },
-        );
+    for dir in ["/etc/postfix", "/usr/local/etc/postfix"] {
+        postfix(root, dir, &mut d);
     }
     let exim = "/etc/exim4/update-exim4.conf.conf";
     match root.read_text(exim) {

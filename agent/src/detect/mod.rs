@@ -9,6 +9,7 @@
 pub mod config;
 pub mod inetd;
 pub mod installed;
+pub mod master_cf;
 pub mod openrc;
 pub mod rcconf;
 pub mod rclocal;
@@ -93,6 +94,13 @@ pub enum Action {
         key: String,
         /// New value (single-quoted when written).
         value: String,
+    },
+    /// Make Postfix master.cf services that bind their own non-loopback host loopback-only.
+    MasterCfLoopback {
+        /// Inside path of master.cf.
+        path: String,
+        /// 0-based first lines of the entries to change.
+        lines: Vec<usize>,
     },
     /// Replace the interface of OpenSMTPD `listen on` lines with `localhost`.
     SmtpdListenLocal {
@@ -298,6 +306,8 @@ mod junk_tests {
             let _ = config::main_cf_set(&t, "inet_interfaces", "loopback-only");
             let _ = config::shell_set(&t, "dc_local_interfaces", "127.0.0.1");
             let _ = config::smtpd_listen_local(&t, &[0, 1]);
+            let _ = master_cf::parse(&t);
+            let _ = master_cf::make_loopback(&t, &[0, 1, 2]);
             let _ = crate::live::sockets::parse_table(&t);
             let _ = crate::live::proc::parse_ppid(&t);
         }

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
 
 use super::Mode;
-use crate::detect::{Action, Detection, TargetMode, config, inetd, rcconf, xinetd};
+use crate::detect::{Action, Detection, TargetMode, config, inetd, master_cf, rcconf, xinetd};
 use crate::error::{AgentError, Result};
 use crate::root::{Root, join};
 
@@ -285,6 +285,19 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
                 );
                 edit(root, path, t.mta, t.mechanism, desc, &|c| {
                     Ok(config::shell_set(c, key, value))
+                })?;
+            }
+            Action::MasterCfLoopback { path, lines } => {
+                let desc = format!(
+                    "bind master.cf service(s) at line(s) {} to loopback in {path} (then: postfix reload)",
+                    lines
+                        .iter()
+                        .map(|l| (l + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                edit(root, path, t.mta, t.mechanism, desc, &|c| {
+                    Ok(master_cf::make_loopback(c, lines))
                 })?;
             }
             Action::SmtpdListenLocal { path, lines } => {
