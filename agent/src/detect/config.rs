@@ -115,6 +115,17 @@ pub fn smtpd_listens(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Whether an OpenSMTPD `listen on` target stays on this host: the unix `socket`, a loopback
+/// interface (`lo0`, `lo1`, ...) or the `lo` group, `localhost`, a loopback address. Quotes
+/// around it are dropped; anything else (`all`, `egress`, `em0`, an address) is reachable.
+pub fn smtpd_iface_is_loopback(iface: &str) -> bool {
+    let i = iface.trim_matches('"');
+    i == "socket"
+        || is_loopback_addr(i)
+        || i.strip_prefix("lo")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Replaces the interface of the given `listen on` lines with `localhost`.
 pub fn smtpd_listen_local(text: &str, lines: &[usize]) -> String {
     text.split_inclusive('\n')
@@ -340,6 +351,7 @@ pub fn detect(root: &Root) -> Detection {
         "/etc/smtpd.conf",
         "/etc/smtpd/smtpd.conf",
         "/usr/local/etc/mail/smtpd.conf",
+        "/etc/mail/smtpd.conf",
     ] {
         let text = match root.read_text(path) {
             Ok(Some(t)) => t,
@@ -352,7 +364,7 @@ pub fn detect(root: &Root) -> Detection {
         let listens = smtpd_listens(&text);
         let exposed: Vec<usize> = listens
             .iter()
-            .filter(|(_, iface)| !(is_loopback_addr(iface) || iface == "lo0" || iface == "socket"))
+            .filter(|(_, iface)| !smtpd_iface_is_loopback(iface))
             .map(|(i, _)| *i)
             .collect();
         let ifaces: Vec<&str> = listens.iter().map(|(_, f)| f.as_str()).collect();
@@ -433,6 +445,28 @@ mod tests {
         );
         let s = "listen on localhost\nlisten on eth0 port 587\n";
         assert_eq!(smtpd_listens(s).len(), 2);
+        for l in [
+            "lo0",
+            "lo1",
+            "lo",
+            "socket",
+            "localhost",
+            "\"127.0.0.1\"",
+            "::1",
+        ] {
+            assert!(smtpd_iface_is_loopback(l), "{l}");
+        }
+        for e in [
+            "all",
+            "egress",
+            "em0",
+            "local",
+            "\"0.0.0.0\"",
+            "192.0.2.1",
+            "lookup",
+        ] {
+            assert!(!smtpd_iface_is_loopback(e), "{e}");
+        }
         assert_eq!(
             smtpd_listen_local(s, &[1]),
             "listen on localhost\nlisten on localhost port 587\n"

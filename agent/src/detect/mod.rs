@@ -10,6 +10,7 @@ pub mod config;
 pub mod inetd;
 pub mod installed;
 pub mod master_cf;
+pub mod openbsd;
 pub mod openrc;
 pub mod rcconf;
 pub mod rclocal;
@@ -101,6 +102,14 @@ pub enum Action {
         path: String,
         /// 0-based first lines of the entries to change.
         lines: Vec<usize>,
+    },
+    /// Append a line to a file (created when absent), e.g. `smtpd_flags=NO` to OpenBSD's
+    /// rc.conf.local, where the last assignment wins.
+    AppendLine {
+        /// Inside path of the file.
+        path: String,
+        /// The line, without its newline.
+        line: String,
     },
     /// Replace the interface of OpenSMTPD `listen on` lines with `localhost`.
     SmtpdListenLocal {
@@ -212,6 +221,7 @@ pub fn detect_all(root: &Root) -> Detection {
     d.merge(systemd::detect(root));
     d.merge(sysv::detect(root));
     d.merge(rcconf::detect(root));
+    d.merge(openbsd::detect(root));
     d.merge(inetd::detect(root));
     d.merge(xinetd::detect(root));
     d.merge(runit::detect(root));
