@@ -34,6 +34,9 @@ pub enum AgentError {
     /// The operation was refused (wrong role, conflicting files, ...).
     #[error("{0}")]
     Refused(String),
+    /// Another `harden` or `revert` holds the root's lock.
+    #[error("busy: {0}")]
+    Busy(String),
     /// JSON (de)serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

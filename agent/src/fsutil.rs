@@ -150,6 +150,23 @@ pub fn crash_point(var: &str, n: usize) {
     let _ = (var, n);
 }
 
+/// Hook for tests of concurrent runs: when the named environment variable names a directory,
+/// creates `locked` in it and waits (up to two minutes) until `release` appears there.
+/// Compiled only into debug builds, like [`crash_point`].
+pub fn pause_point(var: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(dir) = std::env::var(var) {
+        let dir = Path::new(&dir);
+        let _ = File::create(dir.join("locked"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !dir.join("release").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = var;
+}
+
 /// Puts `inside` into `state` atomically. `step` feeds the crash-injection hook.
 pub fn restore(root: &Root, inside: &str, state: &PathState, step: usize) -> Result<()> {
     let host = root.host(inside);

@@ -9,6 +9,7 @@
 //! - [`harden`]: turning targets into a plan, journaling every change before making it,
 //!   applying changes atomically;
 //! - [`revert`]: restoring every journaled path byte for byte;
+//! - [`lock`]: one `harden` or `revert` at a time per root;
 //! - [`output`] and [`report`]: presenting results and writing the registry report.
 
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fsutil;
 pub mod harden;
 pub mod live;
+pub mod lock;
 pub mod mta;
 pub mod output;
 pub mod registry;

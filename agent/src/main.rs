@@ -2,13 +2,14 @@
 //!
 //! Exit codes: 0 = fine (check: no MTA enabled, running or listening); 1 = error;
 //! 2 = usage error; 3 = check found an MTA enabled at boot, running or listening;
-//! 4 = refused (e.g. host role is not non-mail).
+//! 4 = refused (e.g. host role is not non-mail); 5 = busy (another harden or revert runs).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use relayguard_agent::harden::{Mode, Role, apply, plan};
+use relayguard_agent::lock::Lock;
 use relayguard_agent::output;
 use relayguard_agent::registry::RegistryClient;
 use relayguard_agent::root::Root;
@@ -150,6 +151,10 @@ fn main() -> ExitCode {
             eprintln!("relayguard-agent: refused: {m}");
             ExitCode::from(4)
         }
+        Err(e @ AgentError::Busy(_)) => {
+            eprintln!("relayguard-agent: {e}; try again when it has finished");
+            ExitCode::from(5)
+        }
         Err(e) => {
             eprintln!("relayguard-agent: error: {e}");
             ExitCode::from(1)
@@ -212,16 +217,26 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 ModeArg::LoopbackOnly => Mode::LoopbackOnly,
             };
             let root = Root::new(root);
+            // Held from before the check to the end: the plan must describe the files as this
+            // run changes them. A dry run changes nothing and creates no lock file.
+            let lock = if dry_run {
+                None
+            } else {
+                Some(Lock::acquire(&root)?)
+            };
             let (result, det) = check(&root);
             for w in &result.warnings {
                 eprintln!("warning: {w} (left untouched)");
             }
             let p = plan::build(&root, &det, mode)?;
-            if dry_run {
+            let Some(lock) = lock else {
                 print!("{}", output::plan(&p, true));
                 return Ok(0);
-            }
-            let done = apply::apply(&root, &p)?;
+            };
+            let done = apply::apply(&root, &p, lock.created_dirs());
+            let released = lock.release(&root, &[]);
+            let done = done?;
+            released?;
             print!("{}", output::plan(&p, false));
             if !done.is_empty() {
                 println!(
@@ -252,7 +267,13 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             Ok(if stuck { 1 } else { 0 })
         }
         Cmd::Revert { root } => {
-            let s = revert::revert(&Root::new(root))?;
+            let root = Root::new(root);
+            let lock = Lock::acquire(&root)?;
+            let s = revert::revert(&root);
+            let dirs = s.as_ref().map(|s| s.state_dirs.clone()).unwrap_or_default();
+            let released = lock.release(&root, &dirs);
+            let s = s?;
+            released?;
             if !s.had_journal {
                 println!("nothing to revert (no journal)");
             }

@@ -6,6 +6,20 @@
 
 pub use relayguard_core::agent_report::Mta;
 
+/// Courier's ESMTP daemons (Debian courier-mta: `courier-mta`, `courier-mta-ssl` and
+/// `courier-msa`, on ports 25, 465 and 587). The shared vocabulary
+/// (`relayguard_core::agent_report::Mta`) has no Courier variant, so Courier is reported as
+/// [`Mta::Unknown`], with evidence and details that name it; once the vocabulary has the
+/// variant, only this constant changes.
+pub const COURIER: Mta = Mta::Unknown;
+
+/// Whether a service name is one of Courier's ESMTP listeners. `courier`, `courierfilter` and
+/// `courier-authdaemon` are the delivery side and listen on nothing; `courier-imap*` and
+/// `courier-pop*` are not mail transfer.
+fn is_courier_listener(n: &str) -> bool {
+    n.starts_with("courier-mta") || n.starts_with("courier-msa") || n.starts_with("esmtpd")
+}
+
 /// SMTP ports the agent cares about: smtp, submissions (smtps), submission.
 pub const SMTP_PORTS: [u16; 3] = [25, 465, 587];
 
@@ -16,7 +30,9 @@ pub fn classify_service_name(name: &str) -> Option<Mta> {
         .trim_end_matches(".service")
         .trim_end_matches(".socket")
         .trim_end_matches(".sh");
-    if n.contains("sendmail") || n == "sm-client" || n == "sm-mta" {
+    if is_courier_listener(n) {
+        Some(COURIER)
+    } else if n.contains("sendmail") || n == "sm-client" || n == "sm-mta" {
         Some(Mta::Sendmail)
     } else if n.contains("postfix") {
         Some(Mta::Postfix)
@@ -41,6 +57,11 @@ pub fn classify_service_name(name: &str) -> Option<Mta> {
 /// (e.g. `/var/qmail/bin/qmail-smtpd`, `/usr/lib/postfix/sbin/master`, `/usr/sbin/exim4`).
 pub fn classify_program(cmd: &str) -> Option<Mta> {
     let c = cmd.to_ascii_lowercase();
+    // Courier's couriertcpd also serves IMAP and POP: only its ESMTP programs and the courierd
+    // delivery daemon are the MTA.
+    if c.contains("courieresmtpd") || c.contains("/esmtpd") || c.contains("courierd") {
+        return Some(COURIER);
+    }
     if c.contains("qmail") {
         Some(Mta::Qmail)
     } else if c.contains("postfix") {
@@ -87,5 +108,19 @@ mod tests {
         );
         assert_eq!(classify_program("master"), None);
         assert_eq!(smtp_port_of_service("submission"), Some(587));
+        assert_eq!(classify_service_name("courier-mta.service"), Some(COURIER));
+        assert_eq!(classify_service_name("courier-msa"), Some(COURIER));
+        assert_eq!(classify_service_name("courier.service"), None);
+        assert_eq!(classify_service_name("courier-imap"), None);
+        assert_eq!(
+            classify_program(
+                "/usr/sbin/couriertcpd -address=0 25 /usr/lib/courier/courier/modules/esmtp/courieresmtpd"
+            ),
+            Some(COURIER)
+        );
+        assert_eq!(
+            classify_program("/usr/sbin/couriertcpd -address=0 143 /usr/lib/courier/courier/imapd"),
+            None
+        );
     }
 }

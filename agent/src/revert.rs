@@ -21,6 +21,9 @@ pub struct RevertSummary {
     pub torn_tail: bool,
     /// False when there was no journal.
     pub had_journal: bool,
+    /// The state directories the journal's header says an earlier run created; whoever holds
+    /// the lock removes them once its lock file is gone (see [`crate::lock::Lock::release`]).
+    pub state_dirs: Vec<String>,
 }
 
 /// Reverts every journaled change under `root`, then removes the journal (and the
@@ -31,6 +34,7 @@ pub fn revert(root: &Root) -> Result<RevertSummary> {
         return Ok(s);
     };
     s.had_journal = true;
+    s.state_dirs = header.created_dirs.clone();
     s.torn_tail = torn;
     for e in entries.iter().rev() {
         if let Some(t) = &e.temp {

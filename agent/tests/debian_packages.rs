@@ -308,3 +308,63 @@ fn crash_during_revert_then_revert_again() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_tree(&before, &tree(&r.0));
 }
+
+#[test]
+fn courier_mta_from_the_real_package() {
+    // courier-mta listens on 25 (courier-mta), 465 (courier-mta-ssl) and 587 (courier-msa);
+    // courier and courierfilter are its delivery side and listen on nothing.
+    let r = debian_root_with("courier", &["courier-base", "courier-mta"]);
+    let listeners = ["courier-mta", "courier-mta-ssl", "courier-msa"];
+    for u in listeners.iter().chain(&["courier", "courierfilter"]) {
+        assert_eq!(
+            systemctl_is_enabled(&r, u),
+            "enabled",
+            "{u} enabled by postinst"
+        );
+    }
+    let c = check(&r);
+    let courier = relayguard_agent::mta::COURIER;
+    assert!(
+        facts(&c, courier, FactKind::Installed)
+            .iter()
+            .any(|f| f.evidence == "/usr/sbin/courieresmtpd"),
+        "{:?}",
+        facts(&c, courier, FactKind::Installed)
+    );
+    let on = facts(&c, courier, FactKind::EnabledAtBoot);
+    for u in listeners {
+        assert!(
+            on.iter().any(|f| f.mechanism == Some(Mechanism::Systemd)
+                && f.evidence
+                    == format!("/etc/systemd/system/multi-user.target.wants/{u}.service")),
+            "{u}: {on:?}"
+        );
+    }
+    assert!(
+        !c.findings
+            .iter()
+            .any(|f| f.evidence.ends_with("/courier.service")
+                || f.evidence.ends_with("courierfilter.service")),
+        "the delivery side is not a listener"
+    );
+    let before = tree(&r.0);
+    let o = run(&["harden", "--root", &r.arg(), "--role", "non-mail"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for u in listeners {
+        let s = systemctl_is_enabled(&r, u);
+        assert!(s == "disabled" || s == "masked", "{u}: {s}");
+    }
+    // Local submission keeps working through courierd.
+    assert_eq!(systemctl_is_enabled(&r, "courier"), "enabled");
+    assert!(
+        facts(&check(&r), courier, FactKind::EnabledAtBoot).is_empty(),
+        "{:?}",
+        facts(&check(&r), courier, FactKind::EnabledAtBoot)
+    );
+    let o = run(&["revert", "--root", &r.arg()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tree(&before, &tree(&r.0));
+    for u in listeners {
+        assert_eq!(systemctl_is_enabled(&r, u), "enabled", "{u} after revert");
+    }
+}

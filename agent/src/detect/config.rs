@@ -8,6 +8,7 @@
 
 use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
 
+use super::master_cf;
 use super::unitfile::is_loopback_addr;
 use super::{Action, Detection, TargetMode};
 use crate::root::Root;
@@ -114,6 +115,17 @@ pub fn smtpd_listens(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Whether an OpenSMTPD `listen on` target stays on this host: the unix `socket`, a loopback
+/// interface (`lo0`, `lo1`, ...) or the `lo` group, `localhost`, a loopback address. Quotes
+/// around it are dropped; anything else (`all`, `egress`, `em0`, an address) is reachable.
+pub fn smtpd_iface_is_loopback(iface: &str) -> bool {
+    let i = iface.trim_matches('"');
+    i == "socket"
+        || is_loopback_addr(i)
+        || i.strip_prefix("lo")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Replaces the interface of the given `listen on` lines with `localhost`.
 pub fn smtpd_listen_local(text: &str, lines: &[usize]) -> String {
     text.split_inclusive('\n')
@@ -169,38 +181,142 @@ fn interface_fact(
     }
 }
 
+/// Postfix in one configuration directory: main.cf's `inet_interfaces` is the default bind
+/// address; master.cf says which services listen and may bind their own host.
+fn postfix(root: &Root, dir: &str, d: &mut Detection) {
+    let main_path = format!("{dir}/main.cf");
+    let master_path = format!("{dir}/master.cf");
+    let read = |p: &str, d: &mut Detection| match root.read_text(p) {
+        Ok(t) => t,
+        Err(e) => {
+            d.warn(e.to_string());
+            None
+        }
+    };
+    let main = read(&main_path, d);
+    let master = read(&master_path, d);
+    if main.is_none() && master.is_none() {
+        return;
+    }
+    let main_text = main.as_deref().unwrap_or("");
+    let (ifaces, if_ev) = match main_cf_get(main_text, "inet_interfaces") {
+        Some((v, i)) => (v, format!("{main_path}:{}", i + 1)),
+        None => (
+            "all".to_string(),
+            format!("{main_path} (no inet_interfaces: default all)"),
+        ),
+    };
+    let ifaces_local = loopback_list(&ifaces);
+    let set_ifaces = Action::SetMainCf {
+        path: main_path.clone(),
+        key: "inet_interfaces".into(),
+        value: POSTFIX_LOOPBACK.into(),
+    };
+    let Some(master) = master else {
+        // No master.cf to read: judge by main.cf alone, as the stock master.cf's smtp service
+        // binds inet_interfaces.
+        interface_fact(
+            d,
+            Mta::Postfix,
+            ifaces_local,
+            if_ev,
+            format!("inet_interfaces = {ifaces}"),
+            set_ifaces,
+        );
+        return;
+    };
+    let disable = main_cf_get(main_text, "master_service_disable");
+    let services = master_cf::parse(&master);
+    let mut listeners = 0;
+    let mut exposed_hosts = Vec::new();
+    for s in master_cf::effective(&services) {
+        if !s.kind.eq_ignore_ascii_case("inet") || !s.is_smtp_server() {
+            continue;
+        }
+        let ev = format!("{master_path}:{}", s.line() + 1);
+        let (host, port) = s.host_port();
+        let what = format!("{} inet {}", s.name, s.command);
+        if let Some((list, i)) = &disable
+            && let Some(item) = master_cf::disabled_by(list, s)
+        {
+            d.fact(
+                Mta::Postfix,
+                FactKind::DisabledAtBoot,
+                Some(Mechanism::Config),
+                ev,
+                format!(
+                    "{what}: switched off by master_service_disable ({item}, {main_path}:{})",
+                    i + 1
+                ),
+            );
+            continue;
+        }
+        listeners += 1;
+        let port_note =
+            master_cf::port_number(&port).map_or(String::new(), |n| format!(" port {n}"));
+        let ignored = if s.overrides_inet_interfaces() {
+            " (its -o inet_interfaces is ignored: the master binds the socket from main.cf)"
+        } else {
+            ""
+        };
+        match host {
+            Some(h) => {
+                let local = master_cf::host_is_loopback(&h);
+                let detail = format!(
+                    "{what}: binds {h}{port_note} (host field overrides inet_interfaces){ignored}"
+                );
+                if !local {
+                    exposed_hosts.push(s.line());
+                }
+                let kind = if local {
+                    FactKind::LoopbackOnly
+                } else {
+                    FactKind::Exposed
+                };
+                d.fact(Mta::Postfix, kind, Some(Mechanism::Config), ev, detail);
+            }
+            None => {
+                let detail = format!(
+                    "{what}:{port_note} binds inet_interfaces = {ifaces} ({if_ev}){ignored}"
+                );
+                interface_fact(
+                    d,
+                    Mta::Postfix,
+                    ifaces_local,
+                    ev,
+                    detail,
+                    set_ifaces.clone(),
+                );
+            }
+        }
+    }
+    if !exposed_hosts.is_empty() {
+        d.push_target(
+            Mta::Postfix,
+            Mechanism::Config,
+            TargetMode::Loopback,
+            Action::MasterCfLoopback {
+                path: master_path.clone(),
+                lines: exposed_hosts,
+            },
+        );
+    }
+    if listeners == 0 {
+        d.fact(
+            Mta::Postfix,
+            FactKind::LoopbackOnly,
+            Some(Mechanism::Config),
+            master_path,
+            "no active inet smtpd or postscreen service: nothing listens on the network",
+        );
+    }
+}
+
 /// Runs the configuration detector.
 pub fn detect(root: &Root) -> Detection {
     let mut d = Detection::default();
-    for path in ["/etc/postfix/main.cf", "/usr/local/etc/postfix/main.cf"] {
-        let text = match root.read_text(path) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                d.warn(e.to_string());
-                continue;
-            }
-        };
-        let (value, ev) = match main_cf_get(&text, "inet_interfaces") {
-            Some((v, i)) => (v, format!("{path}:{}", i + 1)),
-            None => (
-                "all".to_string(),
-                format!("{path} (no inet_interfaces: default all)"),
-            ),
-        };
-        let detail = format!("inet_interfaces = {value}");
-        interface_fact(
-            &mut d,
-            Mta::Postfix,
-            loopback_list(&value),
-            ev,
-            detail,
-            Action::SetMainCf {
-                path: path.to_string(),
-                key: "inet_interfaces".into(),
-                value: POSTFIX_LOOPBACK.into(),
-            },
-        );
+    for dir in ["/etc/postfix", "/usr/local/etc/postfix"] {
+        postfix(root, dir, &mut d);
     }
     let exim = "/etc/exim4/update-exim4.conf.conf";
     match root.read_text(exim) {
@@ -235,6 +351,7 @@ pub fn detect(root: &Root) -> Detection {
         "/etc/smtpd.conf",
         "/etc/smtpd/smtpd.conf",
         "/usr/local/etc/mail/smtpd.conf",
+        "/etc/mail/smtpd.conf",
     ] {
         let text = match root.read_text(path) {
             Ok(Some(t)) => t,
@@ -247,7 +364,7 @@ pub fn detect(root: &Root) -> Detection {
         let listens = smtpd_listens(&text);
         let exposed: Vec<usize> = listens
             .iter()
-            .filter(|(_, iface)| !(is_loopback_addr(iface) || iface == "lo0" || iface == "socket"))
+            .filter(|(_, iface)| !smtpd_iface_is_loopback(iface))
             .map(|(i, _)| *i)
             .collect();
         let ifaces: Vec<&str> = listens.iter().map(|(_, f)| f.as_str()).collect();
@@ -328,6 +445,28 @@ mod tests {
         );
         let s = "listen on localhost\nlisten on eth0 port 587\n";
         assert_eq!(smtpd_listens(s).len(), 2);
+        for l in [
+            "lo0",
+            "lo1",
+            "lo",
+            "socket",
+            "localhost",
+            "\"127.0.0.1\"",
+            "::1",
+        ] {
+            assert!(smtpd_iface_is_loopback(l), "{l}");
+        }
+        for e in [
+            "all",
+            "egress",
+            "em0",
+            "local",
+            "\"0.0.0.0\"",
+            "192.0.2.1",
+            "lookup",
+        ] {
+            assert!(!smtpd_iface_is_loopback(e), "{e}");
+        }
         assert_eq!(
             smtpd_listen_local(s, &[1]),
             "listen on localhost\nlisten on localhost port 587\n"

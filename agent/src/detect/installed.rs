@@ -55,6 +55,14 @@ const MARKERS: &[(Mta, &[&str])] = &[
         ],
     ),
     (
+        crate::mta::COURIER,
+        &[
+            "/usr/sbin/courieresmtpd",
+            "/usr/lib/courier/courier/courierd",
+            "/etc/courier/esmtpd",
+        ],
+    ),
+    (
         Mta::Dma,
         &[
             "/usr/libexec/dma",

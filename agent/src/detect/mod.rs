@@ -9,6 +9,8 @@
 pub mod config;
 pub mod inetd;
 pub mod installed;
+pub mod master_cf;
+pub mod openbsd;
 pub mod openrc;
 pub mod rcconf;
 pub mod rclocal;
@@ -93,6 +95,21 @@ pub enum Action {
         key: String,
         /// New value (single-quoted when written).
         value: String,
+    },
+    /// Make Postfix master.cf services that bind their own non-loopback host loopback-only.
+    MasterCfLoopback {
+        /// Inside path of master.cf.
+        path: String,
+        /// 0-based first lines of the entries to change.
+        lines: Vec<usize>,
+    },
+    /// Append a line to a file (created when absent), e.g. `smtpd_flags=NO` to OpenBSD's
+    /// rc.conf.local, where the last assignment wins.
+    AppendLine {
+        /// Inside path of the file.
+        path: String,
+        /// The line, without its newline.
+        line: String,
     },
     /// Replace the interface of OpenSMTPD `listen on` lines with `localhost`.
     SmtpdListenLocal {
@@ -204,6 +221,7 @@ pub fn detect_all(root: &Root) -> Detection {
     d.merge(systemd::detect(root));
     d.merge(sysv::detect(root));
     d.merge(rcconf::detect(root));
+    d.merge(openbsd::detect(root));
     d.merge(inetd::detect(root));
     d.merge(xinetd::detect(root));
     d.merge(runit::detect(root));
@@ -298,6 +316,8 @@ mod junk_tests {
             let _ = config::main_cf_set(&t, "inet_interfaces", "loopback-only");
             let _ = config::shell_set(&t, "dc_local_interfaces", "127.0.0.1");
             let _ = config::smtpd_listen_local(&t, &[0, 1]);
+            let _ = master_cf::parse(&t);
+            let _ = master_cf::make_loopback(&t, &[0, 1, 2]);
             let _ = crate::live::sockets::parse_table(&t);
             let _ = crate::live::proc::parse_ppid(&t);
         }

@@ -239,6 +239,10 @@ pub fn detect(root: &Root) -> Detection {
     if !root.exists("/etc/defaults/rc.conf") && !root.exists("/etc/rc.conf") {
         return d;
     }
+    // OpenBSD's rc.conf speaks of `*_flags`, not `*_enable`: its own detector reads it.
+    if super::openbsd::is_openbsd(root) {
+        return d;
+    }
     sendmail(root, &mut d);
     for (mta, name, var, script) in [
         (

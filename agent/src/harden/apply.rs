@@ -23,13 +23,14 @@ fn parent_owner(root: &Root, inside: &str) -> (u32, u32) {
         .unwrap_or((0, 0))
 }
 
-/// Applies `plan`, journaling first. Returns the actions taken.
-pub fn apply(root: &Root, plan: &Plan) -> Result<Vec<ActionRecord>> {
+/// Applies `plan`, journaling first. Returns the actions taken. `created_dirs` are the state
+/// directories the caller created for its lock (see [`crate::lock::Lock::created_dirs`]).
+pub fn apply(root: &Root, plan: &Plan, created_dirs: &[String]) -> Result<Vec<ActionRecord>> {
     let mut done = Vec::new();
     if plan.steps.is_empty() {
         return Ok(done);
     }
-    let mut journal = Journal::open(root)?;
+    let mut journal = Journal::open(root, created_dirs)?;
     for (i, step) in plan.steps.iter().enumerate() {
         let n = i + 1;
         let mut before = Vec::new();

@@ -64,28 +64,16 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal under `root`.
-    pub fn open(root: &Root) -> Result<Journal> {
+    /// Opens (creating if needed) the journal under `root`. `created_dirs` are the state
+    /// directories this run already created (for the lock); they are recorded in a new journal's
+    /// header so that `revert` removes them too.
+    pub fn open(root: &Root, created_dirs: &[String]) -> Result<Journal> {
         let path = root.host(JOURNAL_PATH);
         let next_seq = match load(root)? {
             Some((_, entries, _)) => entries.last().map(|e| e.seq + 1).unwrap_or(1),
             None => {
-                let mut created = Vec::new();
-                let mut acc = String::new();
-                for comp in JOURNAL_DIR.trim_start_matches('/').split('/') {
-                    acc.push('/');
-                    acc.push_str(comp);
-                    if !root.exists(&acc) {
-                        let host = root.host(&acc);
-                        // The journal holds original file contents: only root may read it.
-                        let mode = if acc == JOURNAL_DIR { 0o700 } else { 0o755 };
-                        fs::DirBuilder::new()
-                            .mode(mode)
-                            .create(&host)
-                            .map_err(|e| AgentError::io(&host, e))?;
-                        created.push(acc.clone());
-                    }
-                }
+                let mut created = created_dirs.to_vec();
+                created.extend(create_state_dir(root)?);
                 let header = Header {
                     journal: "relayguard-agent".into(),
                     version: JOURNAL_VERSION,
@@ -123,6 +111,28 @@ impl Journal {
         self.next_seq += 1;
         Ok(e.seq)
     }
+}
+
+/// Creates the missing components of [`JOURNAL_DIR`] and returns them, outermost first.
+pub fn create_state_dir(root: &Root) -> Result<Vec<String>> {
+    let mut created = Vec::new();
+    let mut acc = String::new();
+    for comp in JOURNAL_DIR.trim_start_matches('/').split('/') {
+        acc.push('/');
+        acc.push_str(comp);
+        if !root.exists(&acc) {
+            let host = root.host(&acc);
+            // The journal holds original file contents: only root may read it.
+            let mode = if acc == JOURNAL_DIR { 0o700 } else { 0o755 };
+            match fs::DirBuilder::new().mode(mode).create(&host) {
+                Ok(()) => created.push(acc.clone()),
+                // Another run made it in the meantime: not ours to remove.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(AgentError::io(&host, e)),
+            }
+        }
+    }
+    Ok(created)
 }
 
 /// Loads the journal: header, complete entries, and whether a torn last line was dropped.

@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
 
 use super::Mode;
-use crate::detect::{Action, Detection, TargetMode, config, inetd, rcconf, xinetd};
+use crate::detect::{
+    Action, Detection, TargetMode, config, inetd, master_cf, openbsd, rcconf, xinetd,
+};
 use crate::error::{AgentError, Result};
 use crate::root::{Root, join};
 
@@ -287,6 +289,25 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
                     Ok(config::shell_set(c, key, value))
                 })?;
             }
+            Action::MasterCfLoopback { path, lines } => {
+                let desc = format!(
+                    "bind master.cf service(s) at line(s) {} to loopback in {path} (then: postfix reload)",
+                    lines
+                        .iter()
+                        .map(|l| (l + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                edit(root, path, t.mta, t.mechanism, desc, &|c| {
+                    Ok(master_cf::make_loopback(c, lines))
+                })?;
+            }
+            Action::AppendLine { path, line } => {
+                let desc = format!("append {line} to {path} (as rcctl disable does)");
+                edit(root, path, t.mta, t.mechanism, desc, &|c| {
+                    Ok(openbsd::append_line(c, line))
+                })?;
+            }
             Action::SmtpdListenLocal { path, lines } => {
                 let desc = format!("listen on localhost instead of external interfaces in {path}");
                 edit(root, path, t.mta, t.mechanism, desc, &|c| {
@@ -308,8 +329,11 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
             follow.push(hint);
         }
     }
-    for (_, _, mech, _, _) in &edits {
+    for (path, _, mech, _, _) in &edits {
         let hint = match mech {
+            Mechanism::RcConf if path == openbsd::RC_CONF_LOCAL && openbsd::is_openbsd(root) => {
+                "OpenBSD: `rcctl stop smtpd` stops what is running"
+            }
             Mechanism::Inetd => "inetd: send SIGHUP to inetd to reread inetd.conf",
             Mechanism::Xinetd => "xinetd: reload xinetd (SIGHUP) to apply disable = yes",
             Mechanism::RcConf => {

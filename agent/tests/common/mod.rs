@@ -81,9 +81,15 @@ pub fn deb_cache() -> PathBuf {
 /// Builds a Debian root from real package files (see tests/fixtures/build-debian-root.sh).
 /// Panics with the script's explanation when packages cannot be obtained: never passes silently.
 pub fn debian_root(name: &str) -> TempRoot {
+    debian_root_with(name, &[])
+}
+
+/// [`debian_root`] plus further real packages (downloaded and enabled alongside).
+pub fn debian_root_with(name: &str, extra: &[&str]) -> TempRoot {
     let r = TempRoot::new(name);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build-debian-root.sh");
     let out = Command::new("sh")
+        .env("RELAYGUARD_EXTRA_DEBS", extra.join(" "))
         .arg(&script)
         .arg(&r.0)
         .arg(deb_cache())
