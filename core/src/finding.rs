@@ -136,6 +136,8 @@ finding_kinds! {
         "The server sent bytes after its 220 reply to STARTTLS (CVE-2011-0411 class).";
     NotSmtp = "not-smtp", Info,
         "Something listens on a mail port but does not speak SMTP.";
+    SmtpDesync = "smtp-desync", Info,
+        "The server sent data when no reply was due; the audit discarded those sessions' verdicts.";
     UnregisteredMta = "unregistered-mta", Medium,
         "An SMTP listener on a host with no mail role in the registry.";
     NonMailHostListening = "non-mail-host-listening", Medium,

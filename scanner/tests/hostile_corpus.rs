@@ -26,9 +26,6 @@ const HOST_DEADLINE: Duration = Duration::from_secs(6);
 /// What "a handful of connections" means: the first session, the relay sessions the vectors are
 /// dealt to, and a retry for some of them.
 const MAX_CONNECTIONS: usize = 12;
-/// The bound for servers that today still cost a connection per test (see `per_test`): one per
-/// planned test and a retry for a few, but never a loop.
-const NO_LOOP: usize = 40;
 /// The transcript is what an audit keeps of a server's bytes: it must stay small whatever the
 /// server sends.
 const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
@@ -497,7 +494,6 @@ mod hostile {
         nul_and_invalid_utf8,
         bare_250_greeting,
         double_greeting_and_unsolicited_250,
-        #[ignore = "needs the runner to discard desynchronised sessions"]
         unsolicited_250_after_refusals,
         starttls_answered_in_plaintext,
         starttls_with_injected_bytes,
@@ -505,16 +501,8 @@ mod hostile {
         hundred_thousand_line_ehlo,
         http_server,
         flapping_421,
-    );
-}
-
-/// Servers that break protocol (or never finish) on every RCPT: today each test ends its session
-/// and the next opens a fresh one, 18 to 27 connections in all. Every other promise is checked
-/// here with a bound that still rules out a loop; `per_test::handful` holds the real bound.
-mod per_test {
-    use super::*;
-
-    corpus!(NO_LOOP;
+        // Servers that break protocol (or never finish) on every RCPT: after a few broken
+        // sessions the host gets no new one, rather than a connection per test.
         endless_multiline_rcpt_reply,
         code_2x0,
         code_999,
@@ -523,27 +511,6 @@ mod per_test {
         bare_250_without_line_ending,
         multiline_codes_disagree,
     );
-
-    mod handful {
-        use crate::*;
-
-        corpus!(MAX_CONNECTIONS;
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            endless_multiline_rcpt_reply,
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            code_2x0,
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            code_999,
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            code_2500,
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            code_minus_250,
-            #[ignore = "needs the runner to stop retrying every test to a host whose RCPT replies never complete"]
-            bare_250_without_line_ending,
-            #[ignore = "needs the runner to stop opening a session per test to a host that breaks protocol on every RCPT"]
-            multiline_codes_disagree,
-        );
-    }
 }
 
 #[tokio::test]
@@ -571,9 +538,94 @@ async fn a_well_behaved_server_is_in_step_and_refused() {
         r.transcript
     );
     assert!(
+        !r.findings.iter().any(|f| f.kind == FindingKind::SmtpDesync),
+        "{:#?}",
+        r.findings
+    );
+    assert!(
         r.tests
             .iter()
             .filter(|t| t.kind == TestKind::Relay)
             .all(|t| t.verdict == Verdict::Refused)
+    );
+}
+
+/// Out of turn on its first connection only; in step afterwards.
+async fn out_of_turn_on_first_connection(s: TcpStream, n: usize) {
+    if n == 0 {
+        unsolicited_250_after_refusals(s, n).await;
+    } else {
+        well_behaved(s, n).await;
+    }
+}
+
+#[tokio::test]
+async fn a_desynchronised_session_is_discarded_and_reported() {
+    let r = audit_checked(serve(unsolicited_250_after_refusals).await, MAX_CONNECTIONS).await;
+    let desync: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::SmtpDesync)
+        .collect();
+    assert_eq!(desync.len(), 1, "{:#?}", r.findings);
+    assert!(
+        desync[0]
+            .evidence
+            .transcript
+            .iter()
+            .any(|l| l.text.contains("250 2.1.5 Ok")),
+        "{:#?}",
+        desync[0]
+    );
+    assert!(
+        r.tests.iter().all(|t| t.verdict != Verdict::Accepted),
+        "{:#?}",
+        r.tests
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("no reply was due")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[tokio::test]
+async fn tests_of_a_desynchronised_session_are_judged_again_in_a_fresh_one() {
+    let r = audit_checked(
+        serve(out_of_turn_on_first_connection).await,
+        MAX_CONNECTIONS,
+    )
+    .await;
+    assert!(
+        r.findings.iter().any(|f| f.kind == FindingKind::SmtpDesync),
+        "{:#?}",
+        r.findings
+    );
+    let relay: Vec<_> = r
+        .tests
+        .iter()
+        .filter(|t| t.kind == TestKind::Relay)
+        .collect();
+    assert!(!relay.is_empty());
+    assert!(
+        relay
+            .iter()
+            .all(|t| t.verdict == Verdict::Refused && t.session > 1),
+        "{relay:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_broken_on_every_rcpt_costs_a_handful_of_sessions_and_says_so() {
+    let r = audit_checked(serve(code_2x0).await, MAX_CONNECTIONS).await;
+    assert!(
+        r.notes.iter().any(|n| n.contains("sessions broke off")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.tests.iter().all(|t| t.verdict != Verdict::Accepted),
+        "{:#?}",
+        r.tests
     );
 }

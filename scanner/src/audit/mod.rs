@@ -20,7 +20,7 @@ mod schedule;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
@@ -96,10 +96,22 @@ struct Host {
     implicit_tls: bool,
     /// Set when a STARTTLS handshake failed: later sessions stay in plaintext.
     tls_broken: AtomicBool,
-    /// Set when the host refused a new session (a 421 rate limit, a 554, a failed connect):
-    /// later tests are not run rather than hammering it into a longer block.
+    /// Set when the host refused a new session (a 421 rate limit, a 554, a failed connect) or
+    /// broke off too many: later tests are not run rather than hammering it into a longer block
+    /// or opening a connection per test.
     refused: OnceLock<String>,
+    /// Sessions that ended in a protocol error, a timeout or out-of-turn data.
+    broken_sessions: AtomicU32,
+    /// The transcript notes of every desynchronised session (with a few lines before each).
+    desyncs: Mutex<Vec<TranscriptLine>>,
 }
+
+/// After this many broken sessions (protocol errors, timeouts, out-of-turn data) no new session
+/// is opened: a server that breaks every session would otherwise cost a connection per test.
+const BROKEN_SESSIONS: u32 = 3;
+
+/// Lines of a desynchronised session kept before each desync note as evidence.
+const DESYNC_CONTEXT: usize = 4;
 
 impl Host {
     fn mode(&self) -> TlsMode {
@@ -161,6 +173,43 @@ impl Host {
     fn deadline_passed(&self) -> bool {
         Instant::now() >= self.timing.deadline
     }
+
+    /// Counts a session ended by `error`; past [`BROKEN_SESSIONS`] the host gets no new one. A
+    /// hang-up or 421 is not counted (reconnecting is the answer to those), nor is the deadline.
+    fn session_broke(&self, error: &SessionError) {
+        if matches!(error, SessionError::Closed | SessionError::HostDeadline) {
+            return;
+        }
+        let broken = self.broken_sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        if broken >= BROKEN_SESSIONS {
+            let _ = self.refused.set(format!(
+                "{broken} sessions broke off with protocol errors, timeouts or out-of-turn data (last: {error})"
+            ));
+        }
+    }
+
+    /// Keeps the desync notes of a session's transcript, each with the lines before it.
+    fn note_desync(&self, session: &Transcript) {
+        let mut kept = self.desyncs.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, line) in session.lines.iter().enumerate() {
+            if is_desync_note(line) {
+                kept.extend_from_slice(&session.lines[i.saturating_sub(DESYNC_CONTEXT)..=i]);
+            }
+        }
+    }
+
+    /// The evidence kept by [`Host::note_desync`].
+    fn desync_evidence(&self) -> Vec<TranscriptLine> {
+        self.desyncs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Whether a transcript line is the connection's note of out-of-turn data.
+fn is_desync_note(line: &TranscriptLine) -> bool {
+    line.dir == Direction::Note && line.text.starts_with("desync:")
 }
 
 /// How long past the host deadline an audit may take to wrap up (QUIT, results) before it is
@@ -218,6 +267,8 @@ async fn audit_port(
         implicit_tls: port == 465,
         tls_broken: AtomicBool::new(false),
         refused: OnceLock::new(),
+        broken_sessions: AtomicU32::new(0),
+        desyncs: Mutex::new(Vec::new()),
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
@@ -306,6 +357,14 @@ async fn audit_port(
         probe.review(&mut records, &facts);
     }
 
+    let desyncs = host.desync_evidence();
+    let times = desyncs.iter().filter(|l| is_desync_note(l)).count();
+    if times > 0 {
+        result.notes.push(format!(
+            "the server sent data when no reply was due ({times} times): the verdicts of those sessions were discarded and their tests run once more in fresh sessions"
+        ));
+    }
+
     let first_session = transcript
         .lines
         .iter()
@@ -329,6 +388,7 @@ async fn audit_port(
             lines: &opening,
         },
         tests: &records,
+        desyncs: &desyncs,
     });
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
@@ -380,6 +440,20 @@ async fn open_first_session(host: &Host) -> FirstSession {
         first.transcript = failed.transcript;
         first.failed_tls = failed.tls;
         first.injection = failed.starttls_injection;
+    }
+    if let Err(Failed {
+        reason: OpenFailure::Lost(SessionError::Desync(_)),
+        transcript,
+        ..
+    }) = &mut first.result
+    {
+        // Out of turn already at the opening (a second greeting): try once more in step.
+        host.note_desync(transcript);
+        first.transcript.append(std::mem::take(transcript));
+        first.result = host.open().await;
+        if let Err(failed) = &first.result {
+            host.note_desync(&failed.transcript);
+        }
     }
     first
 }
@@ -455,6 +529,7 @@ fn finish_unopened(
             lines: &lines,
         },
         tests: &[],
+        desyncs: &host.desync_evidence(),
     });
     if let Some(banner) = banner {
         let banner = banner.wire_lines().join("\n");

@@ -12,6 +12,8 @@ pub(super) struct PlannedTest {
     pub(super) probe: &'static dyn Probe,
     /// What it sends.
     pub(super) spec: TestSpec,
+    /// Whether it already ran in a session the server desynchronised (it runs again once).
+    pub(super) desync_retried: bool,
 }
 
 /// Plans every probe's tests, numbered in one sequence, and splits them into the first
@@ -21,7 +23,12 @@ pub(super) fn plan_tests(facts: &HostFacts<'_>) -> (Vec<PlannedTest>, Vec<Planne
         .iter()
         .flat_map(|&probe| probe.plan(facts).into_iter().map(move |spec| (probe, spec)))
         .enumerate()
-        .map(|(index, (probe, spec))| PlannedTest { index, probe, spec })
+        .map(|(index, (probe, spec))| PlannedTest {
+            index,
+            probe,
+            spec,
+            desync_retried: false,
+        })
         .partition(|t| t.probe.placement() == Placement::First)
 }
 

@@ -19,6 +19,7 @@ pub mod names;
 pub mod no_starttls;
 pub mod not_smtp;
 pub mod relay;
+pub mod smtp_desync;
 pub mod starttls_injection;
 pub mod step;
 pub mod tls_certificate_invalid;
@@ -53,6 +54,7 @@ pub static PROBES: &[&dyn Probe] = &[
     &tls_handshake_failed::TlsHandshakeFailed,
     &starttls_injection::StarttlsInjection,
     &not_smtp::NotSmtp,
+    &smtp_desync::SmtpDesync,
 ];
 
 /// A future a probe returns from [`Probe::run`].
@@ -191,6 +193,9 @@ pub struct Audited<'a> {
     pub opening: OpeningSeen<'a>,
     /// Every test, in plan order.
     pub tests: &'a [TestRecord],
+    /// The notes of sessions the server desynchronised (data sent when no reply was due), each
+    /// with the lines before it; empty when every session stayed in turn.
+    pub desyncs: &'a [TranscriptLine],
 }
 
 /// How the opening of the first session went.

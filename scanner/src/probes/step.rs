@@ -146,9 +146,14 @@ async fn try_envelope(
     })
 }
 
-/// Resets the envelope; returns whether the connection is still usable.
-async fn reset(conn: &mut Connection) -> bool {
-    matches!(conn.command("RSET").await, Ok(r) if r.code != 421)
+/// Resets the envelope; returns whether the connection is still usable. Out-of-turn data is
+/// passed on: it means the replies so far may not be what they seemed.
+async fn reset(conn: &mut Connection) -> Result<bool, SessionError> {
+    match conn.command("RSET").await {
+        Ok(r) => Ok(r.code != 421),
+        Err(e @ SessionError::Desync(_)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Runs an envelope step: MAIL FROM, RCPT TO, once more with the fallback sender when the
@@ -162,7 +167,7 @@ pub async fn run_envelope(
     let mut answer = try_envelope(conn, mail_from, rcpt_to).await?;
     let mut sender = mail_from;
     if let Some(fallback) = fallback_sender.filter(|f| answer.sender_refused && *f != mail_from) {
-        if !reset(conn).await {
+        if !reset(conn).await? {
             return Err(SessionError::Closed);
         }
         let first = answer.judgement.reply;
@@ -178,7 +183,7 @@ pub async fn run_envelope(
         sender = fallback;
     }
     // Never DATA: reset the envelope and go on.
-    let connection_lost = !reset(conn).await;
+    let connection_lost = !reset(conn).await?;
     Ok(StepOutcome {
         mail_from: Some(sender.to_string()),
         judgement: answer.judgement,
