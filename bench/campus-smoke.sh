@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI-sized smoke run of the namespace campus (issue 7): a /24 with 8 live addresses NATed to
+# CI-sized smoke run of the namespace campus: a /24 with 8 live addresses NATed to
 # 2 real Postfix instances (open relay, stock closed), 10 % RST, the rest filtered, 5 ms delay
 # and 0.1 % loss each way (SMOKE_LOSS_PERMILLE), swept by relayguard from the scanner namespace.
 # Asserts that relayguard found exactly the live hosts and exactly the open relays, with no audit

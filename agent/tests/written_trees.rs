@@ -1,5 +1,5 @@
 //! Boot mechanisms without Debian packages to download: trees written by the test in the
-//! layouts documented in ../shared/reference/boot-enablement.md (FreeBSD rc.conf family,
+//! layouts of each init system's own documentation (FreeBSD rc.conf family,
 //! inetd/xinetd, runit and daemontools qmail, OpenRC, Slackware, Solaris rc2.d, SunOS rc.local).
 
 mod common;

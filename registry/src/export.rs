@@ -1,4 +1,4 @@
-//! Exports for other systems (seed 000): the firewall allow-list of `mail-direct` hosts as an
+//! Exports for other systems: the firewall allow-list of `mail-direct` hosts as an
 //! nftables set or a plain list, and registrations as JSON (CSV lives in [`crate::csv_io`]).
 
 use std::net::IpAddr;

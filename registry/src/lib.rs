@@ -1,6 +1,6 @@
 //! relayguard-registry: the central registry of who may run a mail server on campus.
 //!
-//! It rebuilds seed 000's registration system (Nagoya 2000): registrations keyed by address with
+//! It rebuilds a university's mail-server registration desk: registrations keyed by address with
 //! a role and an administrator, network blocks with owners, sweeps of the scanner reconciled into
 //! findings with a lifecycle, host-agent reports, exports for the firewall, an HTTP API and
 //! server-rendered pages. The store is SQLite by default and PostgreSQL at scale, same behaviour.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use relayguard_core::SweepMeta;
 pub use relayguard_core::registration::{HostStatus, Role};
 
-/// Review interval when none is given (seed 000 asked for a periodic re-confirmation).
+/// Review interval when none is given (registrations are re-confirmed periodically).
 pub const DEFAULT_REVIEW_MONTHS: i64 = 6;
 
 /// A registration: who may run what on one address.

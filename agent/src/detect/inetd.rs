@@ -2,7 +2,7 @@
 //! `service socktype proto wait user server-path argv...`.
 //!
 //! A line whose service is smtp/25, submission/587 or smtps/465 and that is not commented
-//! makes inetd accept SMTP and run the named program (seed 003 §3.1: qmail is often started
+//! makes inetd accept SMTP and run the named program (qmail is often started
 //! this way and then never shows up in `ps`). Disabling comments the line with a marker.
 
 use relayguard_core::agent_report::{FactKind, Mechanism, Mta};

@@ -1,5 +1,5 @@
 //! BSD-style `/etc/rc.local` (SunOS 4.x and friends): sendmail is started by a block such as
-//! `if [ -f /usr/lib/sendmail ]; then /usr/lib/sendmail -bd -q1h; fi` (seed 003 §3.2).
+//! `if [ -f /usr/lib/sendmail ]; then /usr/lib/sendmail -bd -q1h; fi`.
 //!
 //! Disabling comments the whole enclosing `if ... fi` block (commenting only the daemon line
 //! could leave an empty `then` branch, which is a shell syntax error that breaks booting).

@@ -1,7 +1,7 @@
 //! SysV rc directories: `/etc/rcN.d` (Debian, Solaris, HP-UX) and `/etc/rc.d/rcN.d` (RHEL).
 //!
 //! `rc N` runs every `S##name` entry of the runlevel's directory with `start`; anything not
-//! starting with a capital `S` is skipped (seed 003 §3.3). Solaris ships hard links (regular
+//! starting with a capital `S` is skipped. Solaris ships hard links (regular
 //! files), Linux symlinks into `../init.d`. The default runlevel comes from `/etc/inittab`
 //! (`id:N:initdefault:`); without inittab (systemd hosts) runlevels 2–5 all count, because
 //! systemd-sysv-generator maps them onto multi-user/graphical targets.

@@ -8,7 +8,7 @@ use super::names::dnsbl_query_name;
 use super::resolver::{Dns, DnsError};
 use super::{DnsChecks, DnsLog, finding};
 
-/// The blocklists Miyazaki University's mail gateway consulted in 2007 (seed 001), as an
+/// The blocklists Miyazaki University's mail gateway consulted in 2007, as an
 /// example for `--dnsbl` only: relayguard queries no blocklist unless told to. Check each
 /// list's usage policy first (several refuse queries from large public resolvers or need a
 /// subscription at university volumes), and note that DSBL, also in that report, is gone.

@@ -1,6 +1,6 @@
 //! Targets from DNS: A/AAAA of a zone's MX targets and apex, and of every host name in the zone
 //! when its server allows a zone transfer (AXFR), with SOA serials remembered so that an
-//! unchanged zone is not transferred again (as seed 000 did by hand).
+//! unchanged zone is not transferred again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
