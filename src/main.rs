@@ -12,12 +12,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Exit codes (documented in docs/cli.md): 0 no findings, 1 findings, 2 error, 130 interrupted.
-pub const EXIT_FINDINGS: u8 = 1;
-/// See [`EXIT_FINDINGS`].
-pub const EXIT_ERROR: u8 = 2;
-/// See [`EXIT_FINDINGS`].
-pub const EXIT_INTERRUPTED: u8 = 130;
+use relayguard_core::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,7 +24,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("relayguard: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return ExitCode::from(exit::ERROR);
         }
     };
     let database = cli.database.url();
@@ -48,7 +43,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("relayguard: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit::ERROR)
         }
     }
 }

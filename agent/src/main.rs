@@ -14,6 +14,7 @@ use relayguard_agent::output;
 use relayguard_agent::registry::RegistryClient;
 use relayguard_agent::root::Root;
 use relayguard_agent::{AgentError, check, report, revert};
+use relayguard_core::exit;
 
 #[derive(Parser)]
 #[command(
@@ -149,15 +150,15 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(AgentError::Refused(m)) => {
             eprintln!("relayguard-agent: refused: {m}");
-            ExitCode::from(4)
+            ExitCode::from(exit::REFUSED)
         }
         Err(e @ AgentError::Busy(_)) => {
             eprintln!("relayguard-agent: {e}; try again when it has finished");
-            ExitCode::from(5)
+            ExitCode::from(exit::BUSY)
         }
         Err(e) => {
             eprintln!("relayguard-agent: error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(exit::ERROR)
         }
     }
 }
@@ -171,9 +172,9 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 FormatArg::Json => println!("{}", serde_json::to_string_pretty(&result)?),
             }
             Ok(if output::needs_attention(&result) {
-                3
+                exit::ATTENTION
             } else {
-                0
+                exit::OK
             })
         }
         Cmd::Harden {
@@ -231,7 +232,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             let p = plan::build(&root, &det, mode)?;
             let Some(lock) = lock else {
                 print!("{}", output::plan(&p, true));
-                return Ok(0);
+                return Ok(exit::OK);
             };
             let done = apply::apply(&root, &p, lock.created_dirs());
             let released = lock.release(&root, &[]);
@@ -249,7 +250,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 if !done.is_empty() {
                     println!("running daemons were not stopped; use --stop, or reboot");
                 }
-                return Ok(0);
+                return Ok(exit::OK);
             }
             let stopped =
                 relayguard_agent::harden::stop::stop_running(std::time::Duration::from_secs(10));
@@ -264,7 +265,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                     );
                 }
             }
-            Ok(if stuck { 1 } else { 0 })
+            Ok(if stuck { exit::ERROR } else { exit::OK })
         }
         Cmd::Revert { root } => {
             let root = Root::new(root);
@@ -285,7 +286,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             for d in &s.undone {
                 println!("undone: {d}");
             }
-            Ok(0)
+            Ok(exit::OK)
         }
         Cmd::Report {
             root,
@@ -304,7 +305,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 if output.is_none() {
                     println!("{}", serde_json::to_string_pretty(&rep)?);
                 }
-                return Ok(0);
+                return Ok(exit::OK);
             };
             // Spool first: if the upload fails, the report waits for the next run.
             report::spool(&spool_dir, &rep)?;
@@ -322,7 +323,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                     String::new()
                 }
             );
-            Ok(0)
+            Ok(exit::OK)
         }
     }
 }

@@ -141,7 +141,7 @@ fn deb_builds_installs_into_a_root_and_enables_the_timer() {
         .args(["check", "--root", &r.arg()])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(3), "the MTAs of the root are found");
+    assert_eq!(o.status.code(), Some(1), "the MTAs of the root are found");
 
     // remove: the timer is masked (the conffile stays); purge: nothing of it is left.
     dpkg(&r, &["-r", "relayguard-agent"]);

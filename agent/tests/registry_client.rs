@@ -116,7 +116,7 @@ fn reports_go_through_the_spool_and_roles_come_from_the_registry() {
     let token_file = dir.join("token");
     std::fs::write(&token_file, "rga_not-yet-enrolled").unwrap();
     let out = agent(&report_args, &token_file);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("kept in"),
         "{out:?}"
@@ -126,7 +126,7 @@ fn reports_go_through_the_spool_and_roles_come_from_the_registry() {
     // The registry comes up; a wrong token is refused and the report still kept.
     start_registry(&dir, port);
     let out = agent(&report_args, &token_file);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("401"),
         "{out:?}"
@@ -184,7 +184,7 @@ fn reports_go_through_the_spool_and_roles_come_from_the_registry() {
         "127.0.0.43",
     ];
     let out = agent(&other, &token_file);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("403"),
         "{out:?}"

@@ -6,6 +6,7 @@
 //! the registry's wire contracts (the sweep upload, a registration's role and status).
 
 pub mod agent_report;
+pub mod exit;
 pub mod finding;
 pub mod paths;
 pub mod registration;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use registry_cmd::{DatabaseArgs, RegistryCommand, run};
+use relayguard_core::exit;
 
 /// relayguard registry: registrations, findings, agent enrollment, HTTP server.
 #[derive(Debug, Parser)]
@@ -28,10 +29,10 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(&cli.db.url(), cli.rules.as_deref(), cli.command).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => std::process::ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit::ERROR)
         }
     }
 }

@@ -11,15 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use relayguard_core::SweepMeta;
 use relayguard_core::scan::HostResult;
+use relayguard_core::{SweepMeta, exit};
 use relayguard_registry::{Store, record_sweep};
 use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
 use tokio::sync::mpsc;
 
 use crate::cli::{Format, SweepArgs};
 use crate::output::{self, Report, Summary};
-use crate::{EXIT_FINDINGS, EXIT_INTERRUPTED};
 use kept::KeptResults;
 
 /// Runs the sweep, records it in the registry at `database` and returns the exit code.
@@ -154,11 +153,11 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         }
     }
     Ok(if interrupted {
-        EXIT_INTERRUPTED
+        exit::INTERRUPTED
     } else if summary.findings > 0 {
-        EXIT_FINDINGS
+        exit::ATTENTION
     } else {
-        0
+        exit::OK
     })
 }
 
