@@ -2,16 +2,14 @@
 //! concurrent clients, killed with SIGKILL mid-stream, and every write it answered 201 to must be
 //! in the database afterwards. Runs on SQLite and PostgreSQL.
 
-// The registry's test fixtures (a throwaway PostgreSQL cluster), shared with its own tests.
-#[path = "../registry/tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use relayguard_testkit::db::{Kind, TestDb};
 
 const ADMIN: &str = "crash-test-admin-token-0123456789";
 
@@ -52,9 +50,14 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
     resp.split(' ').nth(1)?.parse().ok()
 }
 
-async fn acknowledged_writes_survive_kill_9(kind: common::Kind) {
-    let t = common::open(kind).await;
-    t.store.close().await;
+async fn acknowledged_writes_survive_kill_9(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    // Migrated before the server starts, so every request the test sends finds the tables.
+    relayguard_registry::Store::open(&t.url)
+        .await
+        .unwrap()
+        .close()
+        .await;
     let (mut child, addr) = start(&t.url);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -121,10 +124,10 @@ async fn acknowledged_writes_survive_kill_9(kind: common::Kind) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_acknowledged_writes_survive_kill_9() {
-    acknowledged_writes_survive_kill_9(common::Kind::Sqlite).await;
+    acknowledged_writes_survive_kill_9(Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_acknowledged_writes_survive_kill_9() {
-    acknowledged_writes_survive_kill_9(common::Kind::Postgres).await;
+    acknowledged_writes_survive_kill_9(Kind::Postgres).await;
 }

@@ -6,10 +6,12 @@
 //! - [`nsd`]: a real authoritative DNS server (nsd) on a loopback port serving the test zones in
 //!   `testkit/fixtures/dns/zones/`.
 //! - [`report`]: readers of `relayguard sweep --format json` documents.
+//! - [`db`]: fresh registry databases, SQLite or in a real PostgreSQL cluster started on first use.
 //!
 //! Everything here needs the Debian packages that `scripts/install-test-deps.sh` installs and, for
 //! Postfix, root; a missing one fails loudly with the package to install, never skips.
 
+pub mod db;
 pub mod nsd;
 pub mod postfix;
 pub mod report;
