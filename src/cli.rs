@@ -15,9 +15,9 @@ pub struct Cli {
     /// The registry database (sweeps are recorded there).
     #[command(flatten)]
     pub database: crate::registry_cmd::DatabaseArgs,
-    /// Directory with rule files overriding the built-in ones (relay-vectors.yaml,
-    /// fingerprints.yaml, severities.yaml). The registry commands take the severities of the
-    /// findings they derive from it too.
+    /// Directory with rule files overriding the built-in ones: any of relay-vectors.yaml,
+    /// fingerprints.yaml, severities.yaml and generic-ptr.yaml (any other YAML file there is an
+    /// error). The registry commands take the severities of the findings they derive from it too.
     #[arg(long, global = true, value_name = "DIR")]
     pub rules: Option<PathBuf>,
     /// The command.

@@ -60,7 +60,7 @@ fn reply<'a>(host: &'a Value, id: &str) -> &'a str {
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+    items.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[test]

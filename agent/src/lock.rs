@@ -108,7 +108,7 @@ impl Lock {
                 dirs.push(d.clone());
             }
         }
-        dirs.sort_by_key(|d| d.len());
+        dirs.sort_by_key(std::string::String::len);
         let io = |e| AgentError::io(&self.path, e);
         self.file.set_len(0).map_err(io)?;
         (&self.file).seek(SeekFrom::Start(0)).map_err(io)?;

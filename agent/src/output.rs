@@ -27,7 +27,10 @@ pub fn table(r: &CheckResult) -> String {
         rows.push([
             f.mta.as_str().into(),
             f.fact.as_str().into(),
-            f.mechanism.map(|m| m.as_str()).unwrap_or("-").into(),
+            f.mechanism
+                .map(relayguard_core::agent_report::Mechanism::as_str)
+                .unwrap_or("-")
+                .into(),
             f.evidence.clone(),
             f.detail.clone(),
         ]);
@@ -77,7 +80,10 @@ pub fn summary(r: &CheckResult) -> String {
     for m in mtas {
         let of = |k: FactKind| r.findings.iter().filter(move |f| f.mta == m && f.fact == k);
         let mut mechs: Vec<&str> = of(FactKind::EnabledAtBoot)
-            .filter_map(|f| f.mechanism.map(|x| x.as_str()))
+            .filter_map(|f| {
+                f.mechanism
+                    .map(relayguard_core::agent_report::Mechanism::as_str)
+            })
             .collect();
         mechs.sort_unstable();
         mechs.dedup();

@@ -116,7 +116,7 @@ impl Root {
             return Vec::new();
         };
         let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();

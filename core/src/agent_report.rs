@@ -153,7 +153,7 @@ impl FactKind {
 
 /// One fact about one MTA, with the file or process that proves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
+pub struct MtaFact {
     /// Which MTA the fact is about.
     pub mta: Mta,
     /// What is asserted.
@@ -187,7 +187,7 @@ pub struct CheckResult {
     /// Whether live process/socket facts are included.
     pub live: LiveFacts,
     /// All facts found, ordered by MTA then fact.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<MtaFact>,
     /// Files that could not be interpreted (each names the file and the reason).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -289,7 +289,7 @@ mod tests {
                 live: LiveFacts::Skipped {
                     reason: "test".into(),
                 },
-                findings: vec![Finding {
+                findings: vec![MtaFact {
                     mta: Mta::Postfix,
                     fact: FactKind::EnabledAtBoot,
                     mechanism: Some(Mechanism::Systemd),

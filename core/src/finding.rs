@@ -174,7 +174,7 @@ impl fmt::Display for FindingKind {
 
 /// The error for an unknown finding-kind identifier.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown finding kind {0:?} (known: {known})", known = FindingKind::ALL.map(|k| k.id()).join(", "))]
+#[error("unknown finding kind {0:?} (known: {known})", known = FindingKind::ALL.map(FindingKind::id).join(", "))]
 pub struct UnknownFindingKind(pub String);
 
 impl FromStr for FindingKind {

@@ -305,7 +305,7 @@ fn check_template(template: &str) -> Result<(), String> {
         return Err(format!("{template:?} must be enclosed in <>"));
     }
     // CR, LF or NUL would let a rule file smuggle extra SMTP commands (such as DATA).
-    if template.chars().any(|c| c.is_control()) {
+    if template.chars().any(char::is_control) {
         return Err("control characters are not allowed".into());
     }
     let mut rest = template;

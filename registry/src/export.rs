@@ -32,12 +32,12 @@ pub fn allowlist_nftables(hosts: &[Host]) -> String {
     let v4: Vec<String> = addrs
         .iter()
         .filter(|a| a.is_ipv4())
-        .map(|a| a.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     let v6: Vec<String> = addrs
         .iter()
         .filter(|a| a.is_ipv6())
-        .map(|a| a.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     let set = |name: &str, ty: &str, elems: &[String]| {
         let mut s = format!("set {name} {{\n\ttype {ty}\n");

@@ -105,7 +105,10 @@ fn meta(targets: &[&str]) -> SweepMeta {
     let now = now_unix();
     SweepMeta {
         vantage: "campus-core".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
+        targets: targets
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         ports: vec![25],
         started_at: now - 5,
         finished_at: now,

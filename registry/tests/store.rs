@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use common::Kind;
 use relayguard_core::agent_report::{
-    AgentReport, CheckResult, FactKind, Finding as Fact, HostIdentity, LiveFacts, Mechanism, Mta,
+    AgentReport, CheckResult, FactKind, HostIdentity, LiveFacts, Mechanism, Mta, MtaFact as Fact,
     SCHEMA_VERSION,
 };
 use relayguard_core::scan::{HostResult, PortState, SmtpInfo, TestKind, TestResult, Verdict};
@@ -73,7 +73,10 @@ fn listener(addr: &str) -> HostResult {
 fn meta(targets: &[&str]) -> SweepMeta {
     SweepMeta {
         vantage: "test".into(),
-        targets: targets.iter().map(|s| s.to_string()).collect(),
+        targets: targets
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         ports: vec![25],
         started_at: 1_700_000_000,
         finished_at: 1_700_000_100,
@@ -422,7 +425,7 @@ async fn findings_filters(kind: Kind) {
     assert!(f.is_empty());
 }
 
-pub fn report(enabled: bool) -> AgentReport {
+fn report(enabled: bool) -> AgentReport {
     AgentReport {
         schema_version: SCHEMA_VERSION,
         agent_version: "0.1.0".into(),

@@ -40,7 +40,10 @@ impl Pacer {
         }
         let slot = {
             // A poisoned lock only means another task panicked mid-update; the instant is valid.
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
             let slot = (*next).max(now.checked_sub(2 * TIMER_TICK).unwrap_or(now));
             *next = slot + self.interval;

@@ -115,7 +115,10 @@ pub fn parse(text: &str) -> Vec<Service> {
                 name: f[0].to_string(),
                 kind: f[1].to_string(),
                 command: f[7].to_string(),
-                args: f[8..].iter().map(|s| s.to_string()).collect(),
+                args: f[8..]
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
                 lines,
             })
         })

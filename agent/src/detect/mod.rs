@@ -21,7 +21,7 @@ pub mod sysv;
 pub mod unitfile;
 pub mod xinetd;
 
-use relayguard_core::agent_report::{FactKind, Finding, Mechanism, Mta};
+use relayguard_core::agent_report::{FactKind, Mechanism, Mta, MtaFact};
 
 use crate::root::Root;
 
@@ -147,7 +147,7 @@ pub struct Target {
 #[derive(Debug, Default, Clone)]
 pub struct Detection {
     /// Facts with proof.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<MtaFact>,
     /// Possible harden changes.
     pub targets: Vec<Target>,
     /// Files that could not be interpreted.
@@ -164,7 +164,7 @@ impl Detection {
         evidence: impl Into<String>,
         detail: impl Into<String>,
     ) {
-        self.findings.push(Finding {
+        self.findings.push(MtaFact {
             mta,
             fact,
             mechanism,

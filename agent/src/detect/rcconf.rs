@@ -182,7 +182,7 @@ fn files_for(root: &Root, name: &str) -> Vec<String> {
         "/etc/rc.conf.local",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(std::string::ToString::to_string)
     .collect();
     for base in ["/etc/rc.conf.d", "/usr/local/etc/rc.conf.d"] {
         let p = format!("{base}/{name}");

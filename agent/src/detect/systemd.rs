@@ -164,7 +164,7 @@ fn generator(root: &Root) -> Option<String> {
     ]
     .iter()
     .find(|p| root.exists(p))
-    .map(|p| p.to_string())
+    .map(std::string::ToString::to_string)
 }
 
 /// Finds `.socket` units with a `ListenStream=` on an SMTP port; reports each and returns

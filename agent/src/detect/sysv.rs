@@ -47,7 +47,7 @@ fn split_entry(name: &str) -> Option<(char, &str, &str)> {
         return None;
     }
     let rest = &name[1..];
-    let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
     if digits == 0 || digits == rest.len() {
         return None;
     }

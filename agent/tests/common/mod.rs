@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use relayguard_core::agent_report::{CheckResult, FactKind, Finding, Mta};
+use relayguard_core::agent_report::{CheckResult, FactKind, Mta, MtaFact};
 
 /// Path of the agent binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_relayguard-agent");
@@ -136,7 +136,7 @@ pub fn check(root: &TempRoot) -> CheckResult {
 }
 
 /// Findings of one MTA and fact.
-pub fn facts(r: &CheckResult, mta: Mta, fact: FactKind) -> Vec<Finding> {
+pub fn facts(r: &CheckResult, mta: Mta, fact: FactKind) -> Vec<MtaFact> {
     r.findings
         .iter()
         .filter(|f| f.mta == mta && f.fact == fact)
@@ -165,7 +165,7 @@ pub struct Node {
 pub fn tree(root: &Path) -> BTreeMap<String, Node> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
         let mut entries: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for e in entries {
             let p = e.path();
             let m = fs::symlink_metadata(&p).unwrap();

@@ -1,7 +1,7 @@
 //! The lifecycle rules, without a database.
 
 use relayguard_core::agent_report::{
-    CheckResult, Finding as Fact, HostIdentity, LiveFacts, Mechanism, Mta, SCHEMA_VERSION,
+    CheckResult, HostIdentity, LiveFacts, Mechanism, Mta, MtaFact as Fact, SCHEMA_VERSION,
 };
 use relayguard_core::scan::SmtpInfo;
 use relayguard_core::{Evidence, Finding, SweepMeta};
@@ -95,7 +95,10 @@ fn test_report(enabled: bool) -> AgentReport {
 fn coverage(targets: &[&str], results: &[HostResult]) -> Coverage {
     let meta = SweepMeta {
         vantage: "t".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
+        targets: targets
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         ports: vec![25],
         started_at: 1,
         finished_at: 2,

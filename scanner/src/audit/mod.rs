@@ -190,7 +190,10 @@ impl Host {
 
     /// Keeps the desync notes of a session's transcript, each with the lines before it.
     fn note_desync(&self, session: &Transcript) {
-        let mut kept = self.desyncs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self
+            .desyncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (i, line) in session.lines.iter().enumerate() {
             if is_desync_note(line) {
                 kept.extend_from_slice(&session.lines[i.saturating_sub(DESYNC_CONTEXT)..=i]);
@@ -202,7 +205,7 @@ impl Host {
     fn desync_evidence(&self) -> Vec<TranscriptLine> {
         self.desyncs
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }

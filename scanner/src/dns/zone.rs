@@ -240,11 +240,6 @@ struct StateFile {
 }
 
 impl SerialState {
-    /// An empty state kept only in memory.
-    pub fn in_memory() -> SerialState {
-        SerialState::default()
-    }
-
     /// Loads the state from `path` (a missing file is an empty state); [`SerialState::save`]
     /// writes it back there.
     pub fn load(path: &Path) -> std::io::Result<SerialState> {
