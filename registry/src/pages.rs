@@ -161,11 +161,11 @@ async fn host(
             @if history.is_empty() { p { "Never seen by a sweep." } } @else {
                 table {
                     tr { th { "Sweep" } th { "Port" } th { "State" } th { "MTA" } th { "PTR" } th { "Banner" } }
-                    @for (sweep, r) in &history {
+                    @for o in &history {
                         tr {
-                            td { (sweep) } td { (r["port"].as_u64().unwrap_or(0)) } td { (r["state"].as_str().unwrap_or("")) }
-                            td { (r["smtp"]["mta"].as_str().unwrap_or("")) } td { (r["ptr"].as_str().unwrap_or("")) }
-                            td { pre { (r["smtp"]["banner"].as_str().unwrap_or("")) } }
+                            td { (o.sweep_id) } td { (o.port) } td { (o.state) }
+                            td { (o.mta.as_deref().unwrap_or("")) } td { (o.ptr.as_deref().unwrap_or("")) }
+                            td { pre { (o.banner.as_deref().unwrap_or("")) } }
                         }
                     }
                 }

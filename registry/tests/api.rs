@@ -586,6 +586,14 @@ async fn networks_sweeps_findings_exports(kind: Kind) {
     }
     let (_, b) = a.call("GET", "/hosts/10.1.0.26", Some(ADMIN), "").await;
     assert!(b.contains("&lt;script&gt;"), "{b}");
+    // The sweep history lists what the sweep saw, the banner escaped.
+    let (s, b) = a.call("GET", "/hosts/10.1.0.99", Some(ADMIN), "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let history = &b[b.find("Sweep history").expect("a sweep history")..];
+    assert!(
+        history.contains("<td>postfix</td>") && history.contains("220 &lt;x&gt;"),
+        "{history}"
+    );
     assert_eq!(
         a.call("GET", "/findings?severity=bogus", Some(ADMIN), "")
             .await

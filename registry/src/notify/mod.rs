@@ -268,13 +268,13 @@ async fn latest_mta(
     address: &str,
     items: &[routing::Item],
 ) -> Result<Option<String>> {
-    // Stored observations are core's HostResult as JSON; one that does not read back (written
-    // by another version) is skipped rather than guessed at.
+    // A stored result that does not read back (written by another version) is skipped rather
+    // than guessed at.
     let observations: Vec<HostResult> = store
         .observations_for(address, 50)
         .await?
         .into_iter()
-        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .filter_map(|o| o.result)
         .collect();
     let mta_of = |r: &HostResult| {
         r.smtp

@@ -27,7 +27,7 @@ pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
 pub use networks::most_specific;
 pub use relayguard_core::SweepMeta;
-pub use sweeps::SweepRow;
+pub use sweeps::{Observation, SweepRow};
 
 /// A write transaction (see [`Store::begin_write`]).
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;

@@ -159,24 +159,48 @@ impl Store {
         row.as_ref().map(sweep_from_row).transpose()
     }
 
-    /// The raw results stored for `address`, newest sweep first (at most `limit`).
-    pub async fn observations_for(
-        &self,
-        address: &str,
-        limit: i64,
-    ) -> Result<Vec<(i64, serde_json::Value)>> {
-        let rows = sqlx::query("SELECT sweep_id, result FROM observations WHERE address = $1 ORDER BY sweep_id DESC, port LIMIT $2")
-            .bind(address.to_string())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    /// What the sweeps saw at `address`, newest sweep first (at most `limit`).
+    pub async fn observations_for(&self, address: &str, limit: i64) -> Result<Vec<Observation>> {
+        let rows = sqlx::query(
+            "SELECT sweep_id, port, state, mta, banner, ptr, result FROM observations \
+             WHERE address = $1 ORDER BY sweep_id DESC, port LIMIT $2",
+        )
+        .bind(address.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    get_i64(r, "sweep_id")?,
-                    serde_json::from_str(&get_str(r, "result")?).unwrap_or_default(),
-                ))
+                Ok(Observation {
+                    sweep_id: get_i64(r, "sweep_id")?,
+                    port: get_i64(r, "port")?,
+                    state: get_str(r, "state")?,
+                    mta: r.try_get::<Option<String>, _>("mta")?,
+                    banner: r.try_get::<Option<String>, _>("banner")?,
+                    ptr: r.try_get::<Option<String>, _>("ptr")?,
+                    result: serde_json::from_str(&get_str(r, "result")?).ok(),
+                })
             })
             .collect()
     }
+}
+
+/// One host result of one sweep as the store keeps it: the columns pages list, and the whole
+/// result when it reads back.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The sweep that saw it.
+    pub sweep_id: i64,
+    /// The port.
+    pub port: i64,
+    /// `open`, `closed`, `filtered`.
+    pub state: String,
+    /// The MTA the banner and EHLO were recognised as.
+    pub mta: Option<String>,
+    /// The greeting.
+    pub banner: Option<String>,
+    /// The PTR name.
+    pub ptr: Option<String>,
+    /// The full result; `None` when it was written by a version whose format no longer reads.
+    pub result: Option<HostResult>,
 }

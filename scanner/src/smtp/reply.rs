@@ -233,16 +233,7 @@ fn parse_enhanced(text: &str, code: u16) -> Option<EnhancedCode> {
 /// Server text ends up in terminals, logs and web pages; an ESC sequence in a banner must not be
 /// able to repaint an operator's terminal.
 pub fn escape(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    relayguard_core::escape_controls(&String::from_utf8_lossy(bytes))
 }
 
 #[cfg(test)]
