@@ -30,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Sweep address blocks for SMTP listeners and audit each one.
     Sweep(Box<SweepArgs>),
+    /// Sweep the shards of queued sweeps (`sweep --queue`) for one vantage, until stopped.
+    Worker(Box<crate::queue_cmd::WorkerArgs>),
+    /// Sweeps planned with `sweep --queue`: progress per vantage.
+    Sweeps(crate::queue_cmd::SweepsArgs),
     /// The registry: registrations, networks, findings, the HTTP server, agent enrollment.
     #[command(flatten)]
     Registry(Box<crate::registry_cmd::RegistryCommand>),
@@ -191,9 +195,17 @@ pub struct SweepArgs {
     /// CA certificate (PEM) to trust for --registry instead of the system store.
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Option<PathBuf>,
-    /// Name of this vantage point, recorded with the sweep.
+    /// Name of this vantage point, recorded with the sweep. With --queue, repeatable: the sweep
+    /// is planned once for each vantage, and only workers started with that --vantage take it.
     #[arg(long, default_value = "local", value_name = "NAME")]
-    pub vantage: String,
+    pub vantage: Vec<String>,
+    /// Do not sweep here: record the sweep in the registry (PostgreSQL) and split it into shards
+    /// for `relayguard worker` processes to sweep (see docs/scaling.md).
+    #[arg(long, conflicts_with_all = ["registry", "no_store", "list_targets", "discover_only", "zone", "from_dns"])]
+    pub queue: bool,
+    /// With --queue: addresses per shard, the unit a worker claims.
+    #[arg(long, default_value_t = 4096, value_name = "N", requires = "queue")]
+    pub shard_size: u128,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

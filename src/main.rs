@@ -2,6 +2,7 @@
 
 mod cli;
 mod output;
+mod queue_cmd;
 mod registry_cmd;
 mod sweep_cmd;
 mod upload;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
                 args.rules = cli.rules;
                 sweep_cmd::run(*args, &database).await
             }
+            Command::Worker(args) => queue_cmd::work(*args, &database, cli.rules).await,
+            Command::Sweeps(args) => queue_cmd::sweeps(args, &database).await,
             Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
                 .await
                 .map(|()| 0),

@@ -592,6 +592,19 @@ impl TargetSet {
         ranges.chain(named).collect()
     }
 
+    /// The address ranges of the set, exclusions cut out, as inclusive `(first, last)` pairs in
+    /// the order given (named targets are not included: see [`TargetSet::has_names`]).
+    pub fn ranges(&self) -> impl Iterator<Item = (IpAddr, IpAddr)> + '_ {
+        self.intervals
+            .iter()
+            .map(|i| (from_u128(i.start, i.v6), from_u128(i.end, i.v6)))
+    }
+
+    /// Whether the set holds targets given as host names (or found in DNS).
+    pub fn has_names(&self) -> bool {
+        !self.named.is_empty()
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -2,7 +2,7 @@
 
 mod kept;
 mod progress;
-mod setup;
+pub mod setup;
 mod zones;
 
 use std::io::Write;
@@ -23,6 +23,13 @@ use kept::KeptResults;
 
 /// Runs the sweep, records it in the registry at `database` and returns the exit code.
 pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
+    if args.queue {
+        return crate::queue_cmd::plan(&args, database).await;
+    }
+    let [vantage] = args.vantage.as_slice() else {
+        anyhow::bail!("more than one --vantage needs --queue: one process sweeps from one place");
+    };
+    let vantage = vantage.clone();
     let prepared = setup::prepare(&args).await?;
     let mut out = open_output(args.output.as_deref())?;
     if args.list_targets {
@@ -119,7 +126,7 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
             eprintln!("relayguard: an interrupted sweep is not recorded in the registry");
         } else {
             let meta = SweepMeta {
-                vantage: args.vantage.clone(),
+                vantage,
                 targets: coverage,
                 ports: args.ports.clone(),
                 started_at: started.unix_timestamp(),

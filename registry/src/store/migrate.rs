@@ -17,7 +17,8 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_sweep_notes.sql"),
     ),
 ];
-/// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
+/// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
+/// (numbered from 10).
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
@@ -28,6 +29,8 @@ const POSTGRES: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_sweep_notes.sql"),
     ),
+    // PostgreSQL only: the sharded-sweep tables (the job queue needs PostgreSQL).
+    (10, include_str!("../../migrations/postgres/0010_queue.sql")),
 ];
 
 /// Applies every migration not applied yet, each in its own transaction.
