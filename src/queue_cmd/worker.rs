@@ -100,9 +100,8 @@ pub async fn work(
         .batch_size(1)
         .heartbeat_interval(Duration::from_secs(args.heartbeat))
         .missed_heartbeats(args.missed_heartbeats);
-    let backend = PostgresStorage::<Job>::new(&pool).with_config(config);
     let state = Arc::new(WorkerState {
-        pool,
+        pool: pool.clone(),
         database: database.to_string(),
         args,
         rules_dir,
@@ -112,15 +111,42 @@ pub async fn work(
         "relayguard: worker {name} takes shards of vantage {}",
         state.args.vantage
     );
-    let worker = WorkerBuilder::new(name.as_str())
-        .backend(backend)
-        .layer(tower::limit::ConcurrencyLimitLayer::new(1))
-        .data(state)
-        .build(handle);
-    worker
-        .run_until(shutdown())
-        .await
-        .map_err(|e| anyhow::anyhow!("the worker stopped: {e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if shutdown().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    // The engine's worker ends on a database error (a server restart, a lost connection). Start
+    // it again under a new name: the engine re-enqueues whatever the old name held once its
+    // lease runs out, and the shard resumes from its last checkpoint.
+    for run in 0u64.. {
+        let run_name = if run == 0 {
+            name.clone()
+        } else {
+            format!("{name}~{run}")
+        };
+        let backend = PostgresStorage::<Job>::new(&pool).with_config(config.clone());
+        let worker = WorkerBuilder::new(run_name.as_str())
+            .backend(backend)
+            .layer(tower::limit::ConcurrencyLimitLayer::new(1))
+            .data(state.clone())
+            .build(handle);
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        let outcome = worker.run_until(stopped).await;
+        if *stop_rx.borrow() {
+            break;
+        }
+        match outcome {
+            Ok(()) => eprintln!("relayguard: worker {run_name} stopped; starting again"),
+            Err(e) => eprintln!("relayguard: worker {run_name} stopped: {e}; starting again"),
+        }
+        tokio::time::sleep(Duration::from_secs(state.args.heartbeat)).await;
+    }
     Ok(relayguard_core::exit::OK)
 }
 
