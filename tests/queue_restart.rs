@@ -90,6 +90,6 @@ fn workers_reconnect_after_a_postgres_restart_and_finish() {
         );
     }
     let targets: String = db.rows("SELECT targets FROM sweeps")[0].get(0);
-    assert!(targets.contains(".0-127.78."), "{targets}");
+    assert!(targets.contains(".0-127.83."), "{targets}");
     drop(workers);
 }

@@ -17,10 +17,10 @@ fn three_workers_probe_every_address_once_and_find_what_one_process_finds() {
     let open = Postfix::start(Personality::OpenRelay);
     let closed = Postfix::start(Personality::Closed);
     let third = private_block(0, 4);
-    let block = format!("127.78.{third}.0/22");
+    let block = format!("127.83.{third}.0/22");
     let listeners: Vec<Ipv4Addr> = [(0, 10), (1, 77), (2, 200), (3, 254)]
         .iter()
-        .map(|&(dx, y)| Ipv4Addr::new(127, 78, third + dx, y))
+        .map(|&(dx, y)| Ipv4Addr::new(127, 83, third + dx, y))
         .collect();
     let counts = Counts::default();
     for ip in &listeners {
@@ -141,7 +141,7 @@ fn a_killed_worker_loses_at_most_one_checkpoint() {
     let row = db.rows("SELECT targets FROM sweeps");
     let targets: String = row[0].get(0);
     assert!(
-        targets.contains(".0-127.78."),
+        targets.contains(".0-127.83."),
         "coverage is the whole block: {targets}"
     );
 }
@@ -257,7 +257,7 @@ fn a_shard_that_outlives_its_attempts_is_quarantined_and_the_sweep_finishes() {
 fn the_queue_refuses_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/registry.db", dir.path().display());
-    let out = relayguard(&database, &["sweep", "--queue", "127.78.255.0/30"]);
+    let out = relayguard(&database, &["sweep", "--queue", "127.83.255.0/30"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

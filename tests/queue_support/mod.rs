@@ -39,7 +39,7 @@ pub fn fresh_postgres() -> String {
     runtime().block_on(TestDb::new(Kind::Postgres)).url
 }
 
-/// A block of 127.78/16 of its own for this test process and test, where nothing else listens.
+/// A block of 127.83/16 of its own for this test process and test, where nothing else listens.
 pub fn private_block(test: u32, prefix_third_octet_step: u32) -> u8 {
     let slot = (std::process::id() % 16) * 4 + test;
     u8::try_from((slot * prefix_third_octet_step) % 256).unwrap()
@@ -273,10 +273,10 @@ pub fn findings(database: &str) -> BTreeSet<(String, String)> {
 /// A /24 swept slowly (`--rate`) as one shard, so a worker can be stopped mid-shard.
 pub fn slow_shard(test: u32) -> (String, Vec<Ipv4Addr>, Counts) {
     let third = private_block(test, 4);
-    let block = format!("127.78.{third}.0/24");
+    let block = format!("127.83.{third}.0/24");
     let listeners: Vec<Ipv4Addr> = [5, 40, 200]
         .iter()
-        .map(|&y| Ipv4Addr::new(127, 78, third, y))
+        .map(|&y| Ipv4Addr::new(127, 83, third, y))
         .collect();
     let counts = Counts::default();
     for ip in &listeners {
