@@ -32,6 +32,8 @@ pub enum Command {
     Sweep(Box<SweepArgs>),
     /// Sweep the shards of queued sweeps (`sweep --queue`) for one vantage, until stopped.
     Worker(Box<crate::queue_cmd::WorkerArgs>),
+    /// Scheduled sweeps: planned on the queue at each slot of a cron expression.
+    Schedule(crate::queue_cmd::ScheduleArgs),
     /// Sweeps planned with `sweep --queue`: progress per vantage.
     Sweeps(crate::queue_cmd::SweepsArgs),
     /// The registry: registrations, networks, findings, the HTTP server, agent enrollment.
@@ -203,8 +205,8 @@ pub struct SweepArgs {
     /// for `relayguard worker` processes to sweep (see docs/scaling.md).
     #[arg(long, conflicts_with_all = ["registry", "no_store", "list_targets", "discover_only", "zone", "from_dns"])]
     pub queue: bool,
-    /// With --queue: addresses per shard, the unit a worker claims.
-    #[arg(long, default_value_t = 4096, value_name = "N", requires = "queue")]
+    /// With --queue (and in schedules): addresses per shard, the unit a worker claims.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
     pub shard_size: u128,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             }
             Command::Worker(args) => queue_cmd::work(*args, &database, cli.rules).await,
             Command::Sweeps(args) => queue_cmd::sweeps(args, &database).await,
+            Command::Schedule(args) => queue_cmd::schedule(args, &database).await,
             Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
                 .await
                 .map(|()| 0),

@@ -7,6 +7,7 @@
 //! quarantine after too many attempts, and the merge into the registry. See docs/scaling.md.
 
 mod db;
+pub mod schedule;
 pub mod shards;
 mod worker;
 
@@ -17,12 +18,13 @@ use clap::{Args, Subcommand};
 use relayguard_registry::Store;
 use relayguard_registry::store::{Backend, redact};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 
 use crate::cli::SweepArgs;
 use crate::sweep_cmd::setup;
 
+pub use schedule::{ScheduleArgs, schedule};
 pub use worker::{WorkerArgs, work};
 
 /// Shards written per statement while planning, so planning memory stays bounded.
@@ -113,10 +115,43 @@ async fn connect(
 
 /// `sweep --queue`: records the sweep, one vantage row per `--vantage`, and its shards as jobs.
 pub async fn plan(args: &SweepArgs, database: &str) -> anyhow::Result<u8> {
+    let pool = connect(database, std::time::Duration::from_secs(60)).await?;
+    // Workers parse the same command line again, so every sweep option means the same there.
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut tx = pool.begin().await?;
+    let planned = plan_in(&mut tx, args, argv).await?;
+    tx.commit().await?;
+    println!(
+        "sweep {} queued: {} addresses in {} shards of up to {} for {} \
+         (start `relayguard worker --vantage NAME`; follow with `relayguard sweeps show {}`)",
+        planned.sweep,
+        planned.addresses,
+        planned.shards,
+        args.shard_size,
+        planned.vantages.join(", "),
+        planned.sweep
+    );
+    Ok(0)
+}
+
+/// What [`plan_in`] recorded.
+struct Planned {
+    sweep: i64,
+    addresses: u128,
+    shards: i64,
+    vantages: Vec<String>,
+}
+
+/// Plans a sweep inside `tx`: the sweep row with `argv` (the command line the workers parse
+/// again), a row per vantage, the shards, and one job per shard.
+async fn plan_in(
+    tx: &mut PgConnection,
+    args: &SweepArgs,
+    argv: Vec<String>,
+) -> anyhow::Result<Planned> {
     if args.shard_size == 0 {
         bail!("--shard-size must be at least 1");
     }
-    let pool = connect(database, std::time::Duration::from_secs(60)).await?;
     let prepared = setup::prepare(args).await?;
     if prepared.targets.has_names() {
         bail!(
@@ -131,23 +166,21 @@ pub async fn plan(args: &SweepArgs, database: &str) -> anyhow::Result<u8> {
     let mut vantages = args.vantage.clone();
     vantages.sort();
     vantages.dedup();
-    // Workers parse the same command line again, so every sweep option means the same there.
     let plan = db::SweepPlan {
-        sweep_args: std::env::args().skip(1).collect(),
+        sweep_args: argv,
         ports: args.ports.clone(),
     };
-    let mut tx = pool.begin().await?;
-    let sweep = db::insert_sweep(&mut tx, &plan, args.shard_size, addresses).await?;
+    let sweep = db::insert_sweep(tx, &plan, args.shard_size, addresses).await?;
     let mut count = 0i64;
     for vantage in &vantages {
-        db::insert_vantage(&mut tx, sweep, vantage).await?;
+        db::insert_vantage(tx, sweep, vantage).await?;
         let mut numbered = 0i64;
         let mut batch = Vec::with_capacity(PLAN_BATCH);
         let mut list = shards::shards(&ranges, args.shard_size).peekable();
         while list.peek().is_some() {
             batch.clear();
             batch.extend(list.by_ref().take(PLAN_BATCH));
-            db::insert_shards(&mut tx, sweep, vantage, numbered, &batch).await?;
+            db::insert_shards(tx, sweep, vantage, numbered, &batch).await?;
             let tasks = (numbered..)
                 .take(batch.len())
                 .map(|shard| {
@@ -166,14 +199,32 @@ pub async fn plan(args: &SweepArgs, database: &str) -> anyhow::Result<u8> {
         }
         count = numbered;
     }
-    tx.commit().await?;
-    println!(
-        "sweep {sweep} queued: {addresses} addresses in {count} shards of up to {} for {} \
-         (start `relayguard worker --vantage NAME`; follow with `relayguard sweeps show {sweep}`)",
-        args.shard_size,
-        vantages.join(", ")
-    );
-    Ok(0)
+    Ok(Planned {
+        sweep,
+        addresses,
+        shards: count,
+        vantages,
+    })
+}
+
+/// The sweep arguments in a recorded command line: `sweep …` or `schedule add …`.
+fn recorded_sweep_args(
+    argv: Vec<String>,
+) -> anyhow::Result<(Box<SweepArgs>, Option<std::path::PathBuf>)> {
+    use clap::Parser;
+    let cli =
+        crate::cli::Cli::try_parse_from(std::iter::once("relayguard".to_string()).chain(argv))
+            .map_err(|e| {
+                anyhow::anyhow!("a recorded sweep command line does not parse here: {e}")
+            })?;
+    let rules = cli.rules;
+    match cli.command {
+        crate::cli::Command::Sweep(args) => Ok((args, rules)),
+        crate::cli::Command::Schedule(schedule::ScheduleArgs {
+            command: schedule::ScheduleCommand::Add { sweep, .. },
+        }) => Ok((sweep, rules)),
+        _ => bail!("a recorded command line is neither `sweep` nor `schedule add`"),
+    }
 }
 
 /// `relayguard sweeps`.

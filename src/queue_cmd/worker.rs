@@ -15,7 +15,7 @@ use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config, PostgresStorage};
-use clap::{Args, Parser};
+use clap::Args;
 use relayguard_core::SweepMeta;
 use relayguard_core::scan::HostResult;
 use relayguard_registry::{Store, record_sweep};
@@ -27,7 +27,6 @@ use tokio::sync::{Mutex, mpsc};
 use super::db;
 use super::shards::Shard;
 use super::{Job, connect, queue_name};
-use crate::cli::{Cli, Command};
 use crate::sweep_cmd::setup;
 
 /// `relayguard worker`.
@@ -91,7 +90,18 @@ pub async fn work(
     let pool = connect(database, lease).await?;
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}@{}#{}", args.vantage, host.trim(), std::process::id())
+        // Host, process and start time: a name is never reused, so a new worker never takes
+        // over (and strands) the jobs an old one held under the same name.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!(
+            "{}@{}#{}.{nanos:08x}",
+            args.vantage,
+            host.trim(),
+            std::process::id()
+        )
     });
     let config = Config::default()
         .queue(queue_name(&args.vantage))
@@ -111,6 +121,25 @@ pub async fn work(
         "relayguard: worker {name} takes shards of vantage {}",
         state.args.vantage
     );
+    // Every worker also runs the scheduler: a slot fires once however many run it.
+    let scheduler_pool = pool.clone();
+    let every = Duration::from_secs(state.args.heartbeat.max(1));
+    tokio::spawn(async move {
+        loop {
+            match super::schedule::fire_due(&scheduler_pool, chrono::Utc::now().timestamp()).await {
+                Ok(fired) => {
+                    for f in fired {
+                        eprintln!(
+                            "relayguard: schedule {}: slot {} planned as sweep {}",
+                            f.name, f.slot, f.sweep
+                        );
+                    }
+                }
+                Err(e) => eprintln!("relayguard: the scheduler: {e:#}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if shutdown().await.is_ok() {
@@ -314,21 +343,14 @@ impl WorkerState {
             return Ok(e.clone());
         }
         let plan = db::sweep_plan(&self.pool, sweep).await?;
-        let cli =
-            Cli::try_parse_from(std::iter::once("relayguard".to_string()).chain(plan.sweep_args))
-                .map_err(|e| {
-                anyhow::anyhow!("the queued sweep's command line does not parse here: {e}")
-            })?;
-        let Command::Sweep(mut args) = cli.command else {
-            bail!("queued sweep {sweep} was not planned by `relayguard sweep`");
-        };
+        let (mut args, recorded_rules) = super::recorded_sweep_args(plan.sweep_args)?;
         // The plan already cut exclusions and special ranges out of the shards, and each shard is
         // given as its own range below.
         args.targets.clear();
         args.exclude.clear();
         args.exclude_file.clear();
         args.allow_special = true;
-        args.rules = self.rules_dir.clone().or(cli.rules);
+        args.rules = self.rules_dir.clone().or(recorded_rules);
         if let Some(source) = self.args.source {
             args.source = Some(source);
         }

@@ -31,6 +31,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     // PostgreSQL only: the sharded-sweep tables (the job queue needs PostgreSQL).
     (10, include_str!("../../migrations/postgres/0010_queue.sql")),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_schedules.sql"),
+    ),
 ];
 
 /// Applies every migration not applied yet, each in its own transaction.
