@@ -16,11 +16,12 @@ use sqlx::Row;
 fn three_workers_probe_every_address_once_and_find_what_one_process_finds() {
     let open = Postfix::start(Personality::OpenRelay);
     let closed = Postfix::start(Personality::Closed);
-    let third = private_block(0, 4);
-    let block = format!("127.83.{third}.0/22");
-    let listeners: Vec<Ipv4Addr> = [(0, 10), (1, 77), (2, 200), (3, 254)]
+    // A /20 of 127.84/16 (no other test listens there), one per test process.
+    let third = u8::try_from(std::process::id() % 16 * 16).unwrap();
+    let block = format!("127.84.{third}.0/20");
+    let listeners: Vec<Ipv4Addr> = [(0, 10), (3, 77), (9, 200), (15, 254)]
         .iter()
-        .map(|&(dx, y)| Ipv4Addr::new(127, 83, third + dx, y))
+        .map(|&(dx, y)| Ipv4Addr::new(127, 84, third + dx, y))
         .collect();
     let counts = Counts::default();
     for ip in &listeners {
@@ -50,24 +51,26 @@ fn three_workers_probe_every_address_once_and_find_what_one_process_finds() {
         assert!(reference_counts.get(ip).copied().unwrap_or(0) > 0);
     }
 
-    // The same sweep, planned into 9 shards of 128 addresses and swept by three workers.
+    // The same sweep, planned into 10 shards of up to 512 addresses and swept by three workers.
     counts.reset();
     let queued = fresh_postgres();
     let sweep = plan(
         &queued,
         &targets,
-        &["--vantage", "outside", "--shard-size", "128"],
+        &["--vantage", "outside", "--shard-size", "512"],
     );
     let db = Db::new(&queued);
+    // Two Postfix instances side by side make one range, and so one shard.
+    let adjacent = u32::from(open.addr()).abs_diff(u32::from(closed.addr())) == 1;
     assert_eq!(
         db.i64(&format!(
             "SELECT count(*) FROM queue_shards WHERE sweep_id = {sweep}"
         )),
-        9,
-        "1024 addresses in 8 shards, and the two Postfix addresses"
+        if adjacent { 9 } else { 10 },
+        "4096 addresses in 8 shards, and the Postfix addresses"
     );
     let workers: Vec<Worker> = (0..3)
-        .map(|_| Worker::start(&queued, "outside", &["--checkpoint", "64"]))
+        .map(|_| Worker::start(&queued, "outside", &["--checkpoint", "128"]))
         .collect();
     db.wait_until("the merge", Duration::from_secs(180), |db| {
         db.merged(sweep, "outside")
@@ -93,7 +96,7 @@ fn three_workers_probe_every_address_once_and_find_what_one_process_finds() {
     let show = relayguard(&queued, &["sweeps", "show", &sweep.to_string()]);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(
-        text.contains("outside") && text.contains("merged") && text.contains("1026/1026"),
+        text.contains("outside") && text.contains("merged") && text.contains("4098/4098"),
         "{text}"
     );
 }
@@ -264,4 +267,39 @@ fn the_queue_refuses_sqlite() {
         stderr.contains("PostgreSQL") && stderr.contains("SQLite"),
         "{stderr}"
     );
+}
+
+#[test]
+fn planning_a_slash_8_is_quick() {
+    let database = fresh_postgres();
+    // Once, so the migrations are not part of the measurement.
+    plan(&database, &["10.255.255.0/30".to_string()], &[]);
+    let started = Instant::now();
+    let sweep = plan(
+        &database,
+        &["10.0.0.0/8".to_string()],
+        &["--vantage", "outside", "--vantage", "lab"],
+    );
+    let took = started.elapsed();
+    let db = Db::new(&database);
+    assert_eq!(
+        db.i64(&format!(
+            "SELECT count(*) FROM queue_shards WHERE sweep_id = {sweep}"
+        )),
+        2 * 4096,
+        "4096 shards of 4096 addresses for each vantage"
+    );
+    assert_eq!(
+        db.i64(&format!(
+            "SELECT sum(addresses)::bigint FROM queue_shards WHERE sweep_id = {sweep}"
+        )),
+        2 << 24
+    );
+    assert_eq!(
+        db.i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'relayguard.sweep.lab'"),
+        4096
+    );
+    // The whole process: start, connect, plan 8192 shards and jobs, commit.
+    assert!(took < Duration::from_secs(5), "planning took {took:?}");
+    eprintln!("planning a /8 for two vantages took {took:?}");
 }
