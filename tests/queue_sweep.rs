@@ -303,3 +303,34 @@ fn planning_a_slash_8_is_quick() {
     assert!(took < Duration::from_secs(5), "planning took {took:?}");
     eprintln!("planning a /8 for two vantages took {took:?}");
 }
+
+#[test]
+fn a_merge_run_again_records_the_sweep_once() {
+    let database = fresh_postgres();
+    let third = private_block(3, 4);
+    let sweep = plan(
+        &database,
+        &[format!("127.83.{third}.0/30")],
+        &["--vantage", "outside"],
+    );
+    let db = Db::new(&database);
+    let worker = Worker::start(&database, "outside", &[]);
+    db.wait_until("the merge", Duration::from_secs(60), |db| {
+        db.merged(sweep, "outside")
+    });
+    assert_eq!(db.i64("SELECT count(*) FROM sweeps"), 1);
+    // As if the worker had died after the registry recorded the sweep and before the vantage was
+    // marked merged: the engine hands the merge job out again.
+    db.rows(&format!(
+        "UPDATE queue_vantages SET state = 'merging' WHERE sweep_id = {sweep}"
+    ));
+    db.rows(
+        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, done_at = NULL \
+         WHERE idempotency_key LIKE '%/merge' RETURNING id",
+    );
+    db.wait_until("the merge again", Duration::from_secs(60), |db| {
+        db.merged(sweep, "outside")
+    });
+    assert_eq!(db.i64("SELECT count(*) FROM sweeps"), 1, "recorded once");
+    drop(worker);
+}

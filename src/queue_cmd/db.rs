@@ -418,6 +418,29 @@ pub async fn vantage_times(pool: &PgPool, sweep: i64, vantage: &str) -> anyhow::
     Ok((started.unwrap_or(finished), finished))
 }
 
+/// A registry sweep already recorded for this merge: same vantage, times and targets. A merge
+/// interrupted after the registry recorded it and before the vantage was marked merged is run
+/// again by the engine; this keeps it from recording the sweep twice.
+pub async fn recorded_merge(
+    pool: &PgPool,
+    vantage: &str,
+    targets: &[String],
+    started_at: i64,
+    finished_at: i64,
+) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT id FROM sweeps WHERE vantage = $1 AND targets = $2 AND started_at = $3 \
+         AND finished_at = $4 ORDER BY id LIMIT 1",
+    )
+    .bind(vantage)
+    .bind(serde_json::to_string(targets)?)
+    .bind(started_at)
+    .bind(finished_at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
 /// Records that the vantage was merged into registry sweep `registry_sweep`.
 pub async fn mark_merged(
     pool: &PgPool,

@@ -317,6 +317,12 @@ impl WorkerState {
             eprintln!("relayguard: sweep {sweep} ({vantage}) swept nothing: not recorded");
             return Ok(());
         }
+        if let Some(id) =
+            db::recorded_merge(&self.pool, vantage, &targets, started_at, finished_at).await?
+        {
+            db::mark_merged(&self.pool, sweep, vantage, Some(id)).await?;
+            return Ok(());
+        }
         let meta = SweepMeta {
             vantage: vantage.to_string(),
             targets,
