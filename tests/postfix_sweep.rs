@@ -110,6 +110,30 @@ fn one_sweep_tells_every_postfix_personality_apart() {
         for t in h["tests"].as_array().unwrap() {
             assert_ne!(t["reply"], "", "test without a reply on {}: {t}", pf.addr());
         }
+        // Postfix offers PIPELINING: each envelope went in one flight (MAIL, RCPT and RSET
+        // sent before the first of their replies).
+        let texts: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| (l["dir"].as_str().unwrap(), l["text"].as_str().unwrap()))
+            .collect();
+        let flights = texts
+            .windows(3)
+            .filter(|w| {
+                w.iter().all(|(dir, _)| *dir == "client")
+                    && w[0].1.starts_with("MAIL FROM:")
+                    && w[1].1.starts_with("RCPT TO:")
+                    && w[2].1 == "RSET"
+            })
+            .count();
+        let mails = texts
+            .iter()
+            .filter(|(dir, t)| *dir == "client" && t.starts_with("MAIL FROM:"))
+            .count();
+        assert!(
+            mails > 0 && flights == mails,
+            "{}: {flights} flights for {mails} MAIL",
+            pf.addr()
+        );
     }
 
     let h = host(&doc, open.addr());

@@ -434,8 +434,10 @@ async fn say_hello(conn: &mut Connection, name: &str) -> Result<(Reply, bool), O
         .await
         .map_err(OpenFailure::Lost)?;
     if ehlo.is_positive() {
+        conn.set_pipelining(extension(&ehlo, "PIPELINING").is_some());
         return Ok((ehlo, false));
     }
+    conn.set_pipelining(false);
     if ehlo.class() != 5 {
         return Err(OpenFailure::Refused(ehlo));
     }
