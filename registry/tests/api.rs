@@ -42,6 +42,7 @@ async fn app(kind: Kind) -> App {
     let router = router(AppState {
         store: t.store.clone(),
         admin_tokens: Arc::new(vec![ADMIN.to_string()]),
+        metrics_tokens: Arc::new(Vec::new()),
     });
     App { router, _t: t }
 }

@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use relayguard_core::rules::RuleSet;
 use relayguard_registry::model::{HostInput, HostUpdate, Network, today};
-use relayguard_registry::server::{ServeConfig, load_admin_tokens, serve};
+use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_tokens, serve};
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
@@ -272,6 +272,10 @@ pub struct ServeArgs {
     /// File with admin bearer tokens, one per line (also read: $RELAYGUARD_ADMIN_TOKENS).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// File with tokens that may read /metrics and nothing else, one per line (also read:
+    /// $RELAYGUARD_METRICS_TOKENS).
+    #[arg(long)]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// `agents …`
@@ -319,6 +323,7 @@ pub async fn run_to(
         RegistryCommand::Findings(a) => findings(&store, a, out).await,
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
+            let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
             serve(
                 store,
                 ServeConfig {
@@ -326,6 +331,7 @@ pub async fn run_to(
                     tls_cert: a.tls_cert,
                     tls_key: a.tls_key,
                     admin_tokens,
+                    metrics_tokens,
                 },
             )
             .await?;

@@ -9,6 +9,7 @@ mod admin;
 pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Store,
     /// Admin bearer tokens (compared in constant time, see [`crate::token::matches_any`]).
     pub admin_tokens: Arc<Vec<String>>,
+    /// Tokens that may read `/metrics` and nothing else.
+    pub metrics_tokens: Arc<Vec<String>>,
 }
 
 /// The whole application: `/api/v1/…` JSON, `/` pages.
@@ -83,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError(Error::NotFound("endpoint".into())) });
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::metrics))
         .merge(crate::pages::routes())
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .with_state(state)

@@ -253,6 +253,11 @@ async fn deliver(
             }
             Err(e) => {
                 tracing::warn!(admin = %d.contact.email, "delivery failed: {e}");
+                if let Err(db) =
+                    sent::record_failure(store, &d.contact.email, opts.now, &e.to_string()).await
+                {
+                    tracing::error!(admin = %d.contact.email, "could not record the failure: {db}");
+                }
                 out.result = Err(e.to_string());
             }
         },

@@ -78,6 +78,25 @@ pub async fn record(
     Ok(id)
 }
 
+/// Records a failed delivery (counted by `/metrics`); nothing else changes, so the next run
+/// tries the same news again.
+pub async fn record_failure(
+    store: &Store,
+    admin_email: &str,
+    failed_at: i64,
+    error: &str,
+) -> Result<()> {
+    let mut tx = store.begin_write().await?;
+    sqlx::query("INSERT INTO notify_failures (admin_email, failed_at, error) VALUES ($1, $2, $3)")
+        .bind(admin_email.to_ascii_lowercase())
+        .bind(failed_at)
+        .bind(error.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Every recorded notice as (admin e-mail, message id, sent at), oldest first.
 pub async fn list_notices(store: &Store) -> Result<Vec<(String, String, i64)>> {
     let rows = sqlx::query("SELECT admin_email, message_id, sent_at FROM notices ORDER BY id")
