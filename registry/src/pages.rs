@@ -122,6 +122,7 @@ async fn host(
         Vec::new()
     };
     let history = s.store.observations_for(&address, 50).await?;
+    let notices = crate::notify::sent::notices_about(&s.store, &address, 50).await?;
     let net = match address.parse() {
         Ok(ip) => s.store.network_for(ip).await?,
         Err(_) => None,
@@ -154,6 +155,16 @@ async fn host(
                     @for r in &reports {
                         tr { td { (ts(r.received_at)) } td { (r.report_id) } td { (r.hostname) } td { (r.agent_version) }
                              td { (r.mta_enabled) } td { (r.mta_listening) } td { (r.actions) } }
+                    }
+                }
+            }
+            h2 { "Notices" }
+            @if notices.is_empty() { p { "No mail has been sent about this host." } } @else {
+                table {
+                    tr { th { "Sent" } th { "To" } th { "Finding" } th { "As reported" } th { "Message-ID" } }
+                    @for n in &notices {
+                        tr { td { (ts(n.sent_at)) } td { (n.admin_email) } td { (n.kind) " (port " (n.port) ")" }
+                             td { (n.status) ", " (n.severity) } td { code { (n.message_id) } } }
                     }
                 }
             }

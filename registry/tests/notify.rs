@@ -300,6 +300,31 @@ fn for_addr<'a>(mails: &'a [Mail], addr: &str) -> Vec<&'a Mail> {
         .collect()
 }
 
+/// The registry's page of one host, as an admin sees it.
+async fn host_page(store: &Store, address: &str) -> String {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    const TOKEN: &str = "notify-test-admin-token-0123456789";
+    let app = relayguard_registry::api::router(relayguard_registry::api::AppState {
+        store: store.clone(),
+        admin_tokens: std::sync::Arc::new(vec![TOKEN.to_string()]),
+        metrics_tokens: std::sync::Arc::new(Vec::new()),
+    });
+    let resp = app
+        .oneshot(
+            axum::http::Request::get(format!("/hosts/{address}"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// The header block (Maildir files have LF line endings, .eml files CRLF).
 fn headers(raw: &str) -> String {
     let raw = raw.replace("\r\n", "\n");
@@ -380,6 +405,24 @@ async fn full_flow(kind: common::Kind) {
 
     // Alice: her two hosts only; the open relay with its MAIL/RCPT evidence and the Postfix fix;
     // the non-mail host with how to stop Sendmail at boot.
+    // The host's page lists what was mailed about it, to whom, under which Message-ID.
+    let page = host_page(&ts.store, "10.1.0.10").await;
+    let notices = &page[page.find("<h2>Notices</h2>").expect("a Notices section")..];
+    let notices = &notices[..notices.find("<h2>Sweep history</h2>").unwrap()];
+    let alice_mail = for_addr(&mails, ALICE)[0];
+    let message_id = alice_mail
+        .raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: <"))
+        .map(|id| id.trim_end_matches(['>', '\r']))
+        .expect("a Message-ID");
+    assert!(
+        notices.contains(ALICE)
+            && notices.contains("open-relay (port 25)")
+            && notices.contains(message_id),
+        "{notices}"
+    );
+
     let alice = for_addr(&mails, ALICE);
     assert_eq!(alice.len(), 1);
     let a = alice[0];
