@@ -31,6 +31,7 @@ const INJECTED: &str = "attacker@evil.example";
 fn host(address: &str, name: &str, role: Role, admin_name: &str, admin_email: &str) -> Host {
     let d = format_date(today());
     Host {
+        admin_lang: None,
         address: address.into(),
         hostname: name.into(),
         role,
@@ -152,6 +153,7 @@ async fn seed(store: &Store) {
         .unwrap();
     store
         .add_network(&Network {
+            owner_lang: None,
             cidr: "10.2.0.0/16".into(),
             owner_name: "Network Owner".into(),
             owner_email: OWNER.into(),
@@ -701,6 +703,72 @@ async fn dry_run_writes_eml_files_and_records_nothing() {
     assert!(m.to.contains(ALICE));
     assert!(m.text.contains("C: RCPT TO:<victim@external.example>"));
     assert!(sent::list_notices(&ts.store).await.unwrap().is_empty());
+}
+
+async fn each_admin_is_written_in_their_own_language(kind: common::Kind) {
+    let ts = common::open(kind).await;
+    seed(&ts.store).await;
+    for address in ["10.1.0.10", "10.1.0.11"] {
+        let update = relayguard_registry::model::HostUpdate {
+            admin_lang: Some("ja".into()),
+            ..Default::default()
+        };
+        let h = ts.store.update_host(address, &update).await.unwrap();
+        assert_eq!(h.admin_lang, Some(Lang::Ja));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let subjects = |outcome: relayguard_registry::notify::NotifyOutcome| -> Vec<(String, String)> {
+        outcome
+            .digests
+            .into_iter()
+            .map(|d| (d.admin, d.subject))
+            .collect()
+    };
+    let dry = |lang: Lang| NotifyOptions {
+        lang,
+        ..options(NotifyArgs {
+            dry_run: true,
+            out: Some(dir.path().to_path_buf()),
+            ..args()
+        })
+    };
+    // The run's language is English: Alice gets Japanese, everybody else English.
+    let en = subjects(notify(&ts.store, &dry(Lang::En)).await.unwrap());
+    assert_eq!(en.len(), 4, "{en:?}");
+    for (admin, subject) in &en {
+        let japanese = subject.contains("管理ホスト");
+        assert_eq!(japanese, admin == ALICE, "{admin}: {subject}");
+    }
+    // The run's language is the default only: with --lang ja everybody is written in Japanese,
+    // and an admin whose language is English stays English.
+    let update = relayguard_registry::model::HostUpdate {
+        admin_lang: Some("en".into()),
+        ..Default::default()
+    };
+    ts.store.update_host("10.1.0.10", &update).await.unwrap();
+    ts.store.update_host("10.1.0.11", &update).await.unwrap();
+    let ja = subjects(notify(&ts.store, &dry(Lang::Ja)).await.unwrap());
+    for (admin, subject) in &ja {
+        let japanese = subject.contains("管理ホスト");
+        assert_eq!(japanese, admin != ALICE, "{admin}: {subject}");
+    }
+    // A language the registry does not know is refused with a clear error.
+    let bad = relayguard_registry::model::HostUpdate {
+        admin_lang: Some("fr".into()),
+        ..Default::default()
+    };
+    let err = ts.store.update_host("10.1.0.10", &bad).await.unwrap_err();
+    assert!(err.to_string().contains("unknown language"), "{err}");
+}
+
+#[tokio::test]
+async fn each_admin_is_written_in_their_own_language_sqlite() {
+    each_admin_is_written_in_their_own_language(common::Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn each_admin_is_written_in_their_own_language_postgres() {
+    each_admin_is_written_in_their_own_language(common::Kind::Postgres).await;
 }
 
 fn eml_files(dir: &Path) -> Vec<String> {

@@ -162,6 +162,7 @@ async fn networks_and_longest_prefix(kind: Kind) {
     let t = common::open(kind).await;
     let s = &t.store;
     let net = |c: &str, e: &str| Network {
+        owner_lang: None,
         cidr: c.into(),
         owner_name: "Owner".into(),
         owner_email: e.into(),
@@ -379,6 +380,7 @@ async fn findings_filters(kind: Kind) {
     .unwrap();
     s.add_network(
         &Network {
+            owner_lang: None,
             cidr: "10.0.0.0/24".into(),
             owner_name: "Net".into(),
             owner_email: "net@example.ac.jp".into(),

@@ -168,6 +168,9 @@ pub struct HostAddArgs {
     /// active, suspended or retired [default: active].
     #[arg(long)]
     pub status: Option<String>,
+    /// Language the administrator is mailed in: en or ja [default: notify's --lang].
+    #[arg(long)]
+    pub admin_lang: Option<String>,
 }
 
 /// `hosts update`
@@ -202,6 +205,9 @@ pub struct HostUpdateArgs {
     /// New status.
     #[arg(long)]
     pub status: Option<String>,
+    /// New mail language: en or ja ("" clears it).
+    #[arg(long)]
+    pub admin_lang: Option<String>,
 }
 
 /// `networks …`
@@ -220,6 +226,9 @@ pub enum NetworksCommand {
         /// Free text.
         #[arg(long, default_value = "")]
         note: String,
+        /// Language the owner is mailed in: en or ja [default: notify's --lang].
+        #[arg(long)]
+        owner_lang: Option<String>,
     },
     /// List blocks.
     List {
@@ -354,6 +363,7 @@ async fn hosts(
     match cmd {
         HostsCommand::Add(a) => {
             let host = HostInput {
+                admin_lang: a.admin_lang,
                 address: a.address,
                 hostname: a.hostname,
                 role: a.role,
@@ -455,6 +465,7 @@ async fn hosts(
         }
         HostsCommand::Update(a) => {
             let upd = HostUpdate {
+                admin_lang: a.admin_lang,
                 hostname: a.hostname,
                 role: a.role,
                 admin_name: a.admin_name,
@@ -521,8 +532,13 @@ async fn networks(
             owner_name,
             owner_email,
             note,
+            owner_lang,
         } => {
             let net = Network {
+                owner_lang: owner_lang
+                    .as_deref()
+                    .map(str::parse::<relayguard_registry::model::Lang>)
+                    .transpose()?,
                 cidr,
                 owner_name,
                 owner_email,

@@ -291,6 +291,7 @@ mod tests {
                 email: "admin@campus.test".into(),
                 name: hostile.into(),
                 via: Via::Registered,
+                lang: None,
             },
             hosts: vec![HostSection {
                 address: "192.0.2.1".into(),

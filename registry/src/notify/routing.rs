@@ -28,6 +28,8 @@ pub struct Contact {
     pub name: String,
     /// Why this address.
     pub via: Via,
+    /// The language the registry knows for this address, if any.
+    pub lang: Option<crate::model::Lang>,
 }
 
 /// What is new about a finding since the last notice to the same address.
@@ -120,6 +122,7 @@ pub fn contact_for(address: &str, hosts: &[Host], nets: &[Network]) -> Option<Co
                 email: h.admin_email.trim().to_string(),
                 name: h.admin_name.clone(),
                 via: Via::Registered,
+                lang: h.admin_lang,
             });
         }
         tracing::warn!(
@@ -137,6 +140,7 @@ pub fn contact_for(address: &str, hosts: &[Host], nets: &[Network]) -> Option<Co
         email: net.owner_email.trim().to_string(),
         name: net.owner_name.clone(),
         via: Via::NetworkOwner(net.cidr.clone()),
+        lang: net.owner_lang,
     })
 }
 

@@ -20,6 +20,10 @@ const SQLITE: &[(i64, &str)] = &[
         30,
         include_str!("../../migrations/sqlite/0030_notify_failures.sql"),
     ),
+    (
+        31,
+        include_str!("../../migrations/sqlite/0031_admin_lang.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
 const POSTGRES: &[(i64, &str)] = &[
@@ -35,6 +39,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         30,
         include_str!("../../migrations/postgres/0030_notify_failures.sql"),
+    ),
+    (
+        31,
+        include_str!("../../migrations/postgres/0031_admin_lang.sql"),
     ),
 ];
 
