@@ -202,16 +202,16 @@ pub fn plan(
         let Some(change) = classify(f, last.get(&(key.clone(), f.id)), now, reminder_secs) else {
             continue;
         };
-        by_admin
+        let lang = contact.lang;
+        let entry = by_admin
             .entry(key)
-            .or_insert_with(|| (contact, BTreeMap::new()))
-            .1
-            .entry(f.address.clone())
-            .or_default()
-            .push(Item {
-                finding: f.clone(),
-                change,
-            });
+            .or_insert_with(|| (contact, BTreeMap::new()));
+        // One digest per address: a language set on any of its hosts (or block) is kept.
+        entry.0.lang = entry.0.lang.or(lang);
+        entry.1.entry(f.address.clone()).or_default().push(Item {
+            finding: f.clone(),
+            change,
+        });
     }
     if !orphans.is_empty() {
         return Err(crate::Error::Invalid(format!(
