@@ -15,7 +15,7 @@ use maud::{DOCTYPE, Markup, html};
 use crate::api::auth::PageAdmin;
 use crate::api::{ApiError, AppState};
 use crate::model::parse_address;
-use crate::store::{FindingFilter, FindingRow};
+use crate::store::{FindingFilter, FindingRow, OverrideState};
 
 /// The page routes (mounted at `/` by [`crate::api::router`]).
 pub fn routes() -> Router<AppState> {
@@ -29,7 +29,8 @@ pub fn routes() -> Router<AppState> {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
-nav a{margin-right:1em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}";
+nav a{margin-right:1em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}\
+tr.overridden{color:#777}";
 
 fn layout(title: &str, body: Markup) -> Response {
     let page = html! {
@@ -57,25 +58,45 @@ fn ts(t: i64) -> String {
 }
 
 fn findings_table(rows: &[FindingRow]) -> Markup {
+    let today = crate::model::today();
     html! {
         @if rows.is_empty() { p { "No findings." } } @else {
             table {
-                tr { th { "Severity" } th { "Kind" } th { "Address" } th { "Port" } th { "Status" } th { "Summary" }
+                tr { th { "#" } th { "Severity" } th { "Kind" } th { "Address" } th { "Port" } th { "Status" } th { "Summary" }
                      th { "First seen" } th { "Last seen" } th { "Contact" } }
                 @for f in rows {
-                    tr {
+                    @let held = f.overridden_on(today);
+                    tr class=[held.then_some("overridden")] {
+                        td { (f.id) }
                         td class=(f.severity.as_str()) { (f.severity.as_str()) }
                         td { (f.kind) }
                         td { a href={ "/hosts/" (f.address) } { (f.address) } }
                         td { (f.port) }
-                        td { (f.status.as_str()) }
-                        td { (f.summary) }
+                        td { (f.status.as_str()) (override_note(f, today)) }
+                        td { @if held { s { (f.summary) } } @else { (f.summary) } }
                         td { (ts(f.first_seen)) }
                         td { (ts(f.last_seen)) }
                         td { (f.admin_email.as_deref().unwrap_or("—")) }
                     }
                 }
             }
+        }
+    }
+}
+
+/// What a finding's override says, after its status: held (kind, until, who, why) or lapsed.
+fn override_note(f: &FindingRow, today: time::Date) -> Markup {
+    let (Some(o), Some(state)) = (&f.overridden, f.override_state(today)) else {
+        return html! {};
+    };
+    html! {
+        @match state {
+            OverrideState::InForce => {
+                br; em { (o.kind.as_str()) @if let Some(u) = &o.until { " until " (u) } }
+                br; small { (o.made_by) ": " (o.reason) }
+            }
+            OverrideState::Expired => { br; small { "override expired: open again" } }
+            OverrideState::EvidenceChanged => { br; small { "evidence changed since the override: open again" } }
         }
     }
 }
@@ -207,7 +228,9 @@ async fn findings(
                 label { "Admin e-mail " input name="admin" value=(v("admin")); }
                 " " button { "Filter" }
             }
-            p { (rows.len()) " findings." }
+            @let today = crate::model::today();
+            @let held = rows.iter().filter(|f| f.overridden_on(today)).count();
+            p { (rows.len()) " findings" @if held > 0 { ", " (held) " of them overridden (accepted risks and false positives, struck through)" } "." }
             (findings_table(&rows))
         },
     ))

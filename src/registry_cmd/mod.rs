@@ -245,7 +245,11 @@ pub enum NetworksCommand {
 
 /// `findings`
 #[derive(Debug, Default, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct FindingsArgs {
+    /// Override a finding, or read the audit log (without one: list findings).
+    #[command(subcommand)]
+    pub action: Option<FindingsAction>,
     /// Only open findings (same as --status open).
     #[arg(long)]
     pub open: bool,
@@ -264,6 +268,41 @@ pub struct FindingsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// `findings override …`, `findings audit-log`
+#[derive(Debug, Subcommand)]
+pub enum FindingsAction {
+    /// Mark a finding as an accepted risk or a false positive (or --clear the mark): it is then
+    /// not mailed, and shown struck through, until the date passes or its evidence changes.
+    Override {
+        /// The finding's number (the # column of `findings` and the pages).
+        id: i64,
+        /// The risk is accepted until --until.
+        #[arg(long, required_unless_present_any = ["false_positive", "clear"], conflicts_with_all = ["false_positive", "clear"])]
+        accepted_risk: bool,
+        /// The finding is wrong for a reason relayguard cannot see.
+        #[arg(long, conflicts_with = "clear")]
+        false_positive: bool,
+        /// Remove the override.
+        #[arg(long)]
+        clear: bool,
+        /// Last day the override holds, YYYY-MM-DD (required with --accepted-risk).
+        #[arg(long, conflicts_with = "clear")]
+        until: Option<String>,
+        /// Why (required unless --clear).
+        #[arg(long, required_unless_present = "clear")]
+        reason: Option<String>,
+        /// Who decides [default: $SUDO_USER or $USER].
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Print the audit log (every override made or cleared), newest first.
+    AuditLog {
+        /// Most entries shown.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 /// `serve`
@@ -593,11 +632,72 @@ async fn networks(
     Ok(())
 }
 
+async fn findings_action(
+    store: &Store,
+    action: FindingsAction,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    match action {
+        FindingsAction::Override {
+            id,
+            accepted_risk,
+            false_positive: _,
+            clear,
+            until,
+            reason,
+            by,
+        } => {
+            let by = by
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            if clear {
+                if !store.clear_override(id, &by).await? {
+                    anyhow::bail!("finding {id} has no override");
+                }
+                writeln!(out, "finding {id}: override cleared")?;
+                return Ok(());
+            }
+            let kind = if accepted_risk {
+                "accepted-risk"
+            } else {
+                "false-positive"
+            };
+            let o = store
+                .set_override(
+                    id,
+                    &relayguard_registry::store::OverrideInput {
+                        kind: kind.into(),
+                        reason: reason.unwrap_or_default(),
+                        by,
+                        until,
+                    },
+                )
+                .await?;
+            let until = o.until.map(|u| format!(" until {u}")).unwrap_or_default();
+            writeln!(out, "finding {id}: {}{until}", o.kind)?;
+        }
+        FindingsAction::AuditLog { limit } => {
+            for e in store.audit_log(limit).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    e.at, e.actor, e.action, e.subject, e.detail
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn findings(
     store: &Store,
     a: FindingsArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
+    if let Some(action) = a.action {
+        return findings_action(store, action, out).await;
+    }
     let status = match (a.open, a.status.as_deref().map(str::trim)) {
         (true, Some(s)) if s != "open" => anyhow::bail!("--open contradicts --status {s}"),
         (true, _) => Some(FindingStatus::Open),

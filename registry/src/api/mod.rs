@@ -77,6 +77,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sweeps/{id}", get(admin::get_sweep))
         .route("/findings", get(admin::list_findings))
+        .route(
+            "/findings/{id}/override",
+            post(admin::set_override).delete(admin::clear_override),
+        )
+        .route("/audit-log", get(admin::audit_log))
         .route("/export/{name}", get(admin::export))
         .route("/agent/{address}/role", get(agent::role))
         .route(

@@ -111,6 +111,7 @@ mod tests {
 
     fn finding(status: FindingStatus, evidence: serde_json::Value) -> FindingRow {
         FindingRow {
+            overridden: None,
             id: 1,
             address: "192.0.2.1".into(),
             port: 25,

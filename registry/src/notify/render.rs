@@ -299,6 +299,7 @@ mod tests {
                 mta: Some(hostile.into()),
                 items: vec![Item {
                     finding: FindingRow {
+                        overridden: None,
                         id: 1,
                         address: "192.0.2.1".into(),
                         port: 25,

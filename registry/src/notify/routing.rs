@@ -198,10 +198,26 @@ pub fn plan(
                 continue;
             }
         };
+        // An override in force keeps the finding out of every digest.
+        let day = time::OffsetDateTime::from_unix_timestamp(now)
+            .map(time::OffsetDateTime::date)
+            .unwrap_or_else(|_| crate::model::today());
+        if f.overridden_on(day) {
+            continue;
+        }
         let key = contact.email.to_ascii_lowercase();
-        let Some(change) = classify(f, last.get(&(key.clone(), f.id)), now, reminder_secs) else {
+        let last_notice = last.get(&(key.clone(), f.id));
+        let Some(mut change) = classify(f, last_notice, now, reminder_secs) else {
             continue;
         };
+        // A lapsed override (expired, or the evidence changed): the finding is back, and the
+        // admin last heard of it before it was overridden, if at all.
+        if let Some(o) = &f.overridden
+            && f.status == FindingStatus::Open
+            && last_notice.is_none_or(|l| l.sent_at < o.made_at)
+        {
+            change = Change::Reopened;
+        }
         let lang = contact.lang;
         let entry = by_admin
             .entry(key)
@@ -265,6 +281,7 @@ mod tests {
 
     fn finding(status: FindingStatus, evidence: serde_json::Value) -> FindingRow {
         FindingRow {
+            overridden: None,
             id: 1,
             address: "192.0.2.1".into(),
             port: 25,

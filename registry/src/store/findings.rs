@@ -7,6 +7,7 @@ use relayguard_core::Severity;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
+use super::overrides::{Override, OverrideState};
 use super::{Store, Tx, get_i64, get_opt_i64, get_str};
 use crate::error::{Error, Result};
 pub use crate::reconcile::FindingSource;
@@ -91,6 +92,22 @@ pub struct FindingRow {
     pub last_sweep: Option<i64>,
     /// Who answers for the address: the registration's admin, else the network owner.
     pub admin_email: Option<String>,
+    /// The override made for it, if any (whether it still holds: [`FindingRow::override_state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<Override>,
+}
+
+impl FindingRow {
+    /// The state of its override on `day`; `None` without one.
+    pub fn override_state(&self, day: time::Date) -> Option<OverrideState> {
+        self.overridden.as_ref().map(|o| o.state(self, day))
+    }
+
+    /// Whether an override holds on `day`: the finding is then not mailed, and counted apart.
+    pub fn overridden_on(&self, day: time::Date) -> bool {
+        self.status == FindingStatus::Open
+            && self.override_state(day) == Some(OverrideState::InForce)
+    }
 }
 
 /// Which findings to list.
@@ -134,6 +151,7 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
         resolved_at: get_opt_i64(r, "resolved_at")?,
         last_sweep: get_opt_i64(r, "last_sweep")?,
         admin_email: None,
+        overridden: None,
     })
 }
 
@@ -208,6 +226,23 @@ pub(crate) async fn resolve_key(tx: &mut Tx, key: &FindingKey, now: i64) -> Resu
 }
 
 impl Store {
+    /// One finding by its number, with its override.
+    pub async fn finding(&self, id: i64) -> Result<Option<FindingRow>> {
+        let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(mut f) = row.as_ref().map(finding_from_row).transpose()? else {
+            return Ok(None);
+        };
+        f.overridden = super::overrides::all_overrides(self)
+            .await?
+            .into_iter()
+            .find_map(|(fid, o)| (fid == id).then_some(o));
+        Ok(Some(f))
+    }
+
     /// Findings matching `filter`, most severe first, each with its responsible contact.
     pub async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>> {
         // Status and severity narrow the query in SQL; the contact is derived (registration,
@@ -236,7 +271,13 @@ impl Store {
         let mut out: Vec<FindingRow> = rows.iter().map(finding_from_row).collect::<Result<_>>()?;
         let hosts = self.list_hosts().await?;
         let nets = self.list_networks().await?;
+        let mut overrides: std::collections::HashMap<i64, Override> =
+            super::overrides::all_overrides(self)
+                .await?
+                .into_iter()
+                .collect();
         for f in &mut out {
+            f.overridden = overrides.remove(&f.id);
             f.admin_email = hosts
                 .iter()
                 .find(|h| h.address == f.address)

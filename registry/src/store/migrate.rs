@@ -24,6 +24,10 @@ const SQLITE: &[(i64, &str)] = &[
         31,
         include_str!("../../migrations/sqlite/0031_admin_lang.sql"),
     ),
+    (
+        32,
+        include_str!("../../migrations/sqlite/0032_overrides.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
 const POSTGRES: &[(i64, &str)] = &[
@@ -43,6 +47,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         31,
         include_str!("../../migrations/postgres/0031_admin_lang.sql"),
+    ),
+    (
+        32,
+        include_str!("../../migrations/postgres/0032_overrides.sql"),
     ),
 ];
 

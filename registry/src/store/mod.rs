@@ -11,6 +11,7 @@ mod hosts;
 mod metrics;
 mod migrate;
 pub(crate) mod networks;
+pub(crate) mod overrides;
 pub(crate) mod sweeps;
 
 use std::path::Path;
@@ -28,6 +29,9 @@ pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
 pub use metrics::{MetricsSnapshot, VantageSweep};
 pub use networks::most_specific;
+pub use overrides::{
+    AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
+};
 pub use relayguard_core::SweepMeta;
 pub use sweeps::{Observation, SweepRow};
 
