@@ -289,7 +289,7 @@ async fn non_mail_host_listening_and_scanner_findings(kind: Kind) {
         summary: "relays".into(),
         evidence: Evidence {
             tests: vec!["v1".into()],
-            transcript: vec![],
+            ..Evidence::default()
         },
     });
     // The same kind twice in one result is one finding.
@@ -602,7 +602,7 @@ async fn a_sweep_that_could_not_judge_leaves_the_relay_open(kind: Kind) {
         summary: "s".into(),
         evidence: Evidence {
             tests: vec![test.into()],
-            transcript: vec![],
+            ..Evidence::default()
         },
     };
     let mut relay = listener("10.0.0.25");

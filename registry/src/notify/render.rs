@@ -311,6 +311,7 @@ mod tests {
                         last_seen: 0,
                         resolved_at: None,
                         last_sweep: None,
+                        vantage: None,
                         admin_email: None,
                     },
                     change: Change::New,

@@ -274,6 +274,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
+            vantage: None,
             admin_email: None,
         }
     }

@@ -16,6 +16,10 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_sweep_notes.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_finding_vantage.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
 const POSTGRES: &[(i64, &str)] = &[
@@ -27,6 +31,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_sweep_notes.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_finding_vantage.sql"),
     ),
 ];
 
