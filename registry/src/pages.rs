@@ -81,7 +81,7 @@ fn findings_table(rows: &[FindingRow]) -> Markup {
                         td { (f.port) }
                         td { (f.status.as_str()) }
                         td { (f.summary) }
-                        td { (f.vantage.as_deref().unwrap_or("—")) }
+                        td { (f.tested_from.as_deref().unwrap_or("—")) }
                         td { (ts(f.first_seen)) }
                         td { (ts(f.last_seen)) }
                         td { (f.admin_email.as_deref().unwrap_or("—")) }

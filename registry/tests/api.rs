@@ -444,7 +444,7 @@ async fn networks_sweeps_findings_exports(kind: Kind) {
         .await;
     a.ok_json("POST", "/api/v1/hosts", host("10.1.0.26", "non-mail"))
         .await;
-    let result = json!({"address":"10.1.0.99","port":25,"state":"open","smtp":{"banner":"220 <x>","mta":"postfix","starttls":false},"elapsed_ms":3});
+    let result = json!({"address":"10.1.0.99","port":25,"source":"198.19.0.1","state":"open","smtp":{"banner":"220 <x>","mta":"postfix","starttls":false},"elapsed_ms":3});
     let up = json!({"meta":{"vantage":"core","targets":["10.1.0.0/24"],"started_at":10,"finished_at":20},"results":[result]});
     let sw = a.ok_json("POST", "/api/v1/sweeps", up.to_string()).await;
     assert_eq!(sw["smtp_listeners"], 1);
@@ -586,6 +586,14 @@ async fn networks_sweeps_findings_exports(kind: Kind) {
     }
     let (_, b) = a.call("GET", "/hosts/10.1.0.26", Some(ADMIN), "").await;
     assert!(b.contains("&lt;script&gt;"), "{b}");
+    // The findings page says where each finding was tested from.
+    let (_, b) = a
+        .call("GET", "/findings?status=open", Some(ADMIN), "")
+        .await;
+    assert!(
+        b.contains("Tested from") && b.contains("<td>198.19.0.1</td>"),
+        "{b}"
+    );
     assert_eq!(
         a.call("GET", "/findings?severity=bogus", Some(ADMIN), "")
             .await

@@ -27,8 +27,8 @@ pub fn evidence_lines(f: &FindingRow) -> Vec<String> {
         }
         _ => field_lines(&f.evidence),
     };
-    if let Some(vantage) = &f.vantage {
-        out.push(format!("tested from: {}", clip(vantage)));
+    if let Some(from) = &f.tested_from {
+        out.push(format!("tested from: {}", clip(from)));
     }
     out.extend(lines);
     out
@@ -131,7 +131,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
-            vantage: None,
+            tested_from: None,
             admin_email: None,
         }
     }

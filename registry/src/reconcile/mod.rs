@@ -127,7 +127,7 @@ pub struct NewFinding {
     /// The sweep that saw it, when a sweep did.
     pub sweep: Option<i64>,
     /// The address the sweep tested the host from, when a sweep saw it and recorded one.
-    pub vantage: Option<String>,
+    pub tested_from: Option<String>,
 }
 
 /// A change to a registration's missed-sweep counter.
@@ -237,7 +237,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                 summary: f.summary.clone(),
                 evidence: serde_json::to_value(&f.evidence).unwrap_or_default(),
                 sweep: snapshot.sweep,
-                vantage: r.source.map(|s| s.to_string()),
+                tested_from: r.source.map(|s| s.to_string()),
             });
         }
         if r.state == PortState::Open
@@ -272,7 +272,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                     summary,
                     evidence,
                     sweep: snapshot.sweep,
-                    vantage: r.source.map(|s| s.to_string()),
+                    tested_from: r.source.map(|s| s.to_string()),
                 });
             }
         }
@@ -343,7 +343,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                     ),
                     evidence: json!({ "missed_sweeps": misses, "sweep": snapshot.sweep }),
                     sweep: snapshot.sweep,
-                    vantage: None,
+                    tested_from: None,
                 });
             }
         }
@@ -433,7 +433,7 @@ pub fn registrations(snapshot: &Snapshot) -> Changes {
                 ),
                 evidence: json!({ "reviewed_on": h.reviewed_on, "review_months": h.review_months, "due": due }),
                 sweep: None,
-                vantage: None,
+                tested_from: None,
             });
         } else if snapshot.is_open(&h.address, 0, FindingKind::RegistrationExpired) {
             changes.resolve(expired);
@@ -510,7 +510,7 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
             evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
                                "facts": report.check.findings }),
             sweep: None,
-            vantage: None,
+            tested_from: None,
         });
     } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
         changes.resolve(key);

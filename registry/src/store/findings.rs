@@ -91,7 +91,7 @@ pub struct FindingRow {
     pub last_sweep: Option<i64>,
     /// The address that sweep tested the host from (None for registry and agent findings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vantage: Option<String>,
+    pub tested_from: Option<String>,
     /// Who answers for the address: the registration's admin, else the network owner.
     pub admin_email: Option<String>,
 }
@@ -110,7 +110,7 @@ pub struct FindingFilter {
 }
 
 pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
-    first_seen, last_seen, resolved_at, last_sweep, vantage";
+    first_seen, last_seen, resolved_at, last_sweep, tested_from";
 
 /// The source stored as `name` (rows older than the source column's values read as sweeps).
 pub(crate) fn source_from_str(name: &str) -> FindingSource {
@@ -136,7 +136,7 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
         last_seen: get_i64(r, "last_seen")?,
         resolved_at: get_opt_i64(r, "resolved_at")?,
         last_sweep: get_opt_i64(r, "last_sweep")?,
-        vantage: get_opt_str(r, "vantage")?,
+        tested_from: get_opt_str(r, "tested_from")?,
         admin_email: None,
     })
 }
@@ -157,7 +157,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
         None => {
             sqlx::query(
                 "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
-                 first_seen, last_seen, resolved_at, last_sweep, vantage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11)",
+                 first_seen, last_seen, resolved_at, last_sweep, tested_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11)",
             )
             .bind(f.key.address.clone())
             .bind(f.key.port)
@@ -169,7 +169,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
-            .bind(f.vantage.clone())
+            .bind(f.tested_from.clone())
             .execute(&mut **tx)
             .await?;
             Ok(true)
@@ -180,7 +180,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             sqlx::query(
                 "UPDATE findings SET source = $1, severity = $2, severity_rank = $3, summary = $4, evidence = $5, \
                  status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep), \
-                 vantage = COALESCE($8, vantage) WHERE id = $9",
+                 tested_from = COALESCE($8, tested_from) WHERE id = $9",
             )
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
@@ -189,7 +189,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
-            .bind(f.vantage.clone())
+            .bind(f.tested_from.clone())
             .bind(id)
             .execute(&mut **tx)
             .await?;

@@ -18,7 +18,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (
         4,
-        include_str!("../../migrations/sqlite/0004_finding_vantage.sql"),
+        include_str!("../../migrations/sqlite/0004_finding_tested_from.sql"),
     ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`].
@@ -34,7 +34,7 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (
         4,
-        include_str!("../../migrations/postgres/0004_finding_vantage.sql"),
+        include_str!("../../migrations/postgres/0004_finding_tested_from.sql"),
     ),
 ];
 
