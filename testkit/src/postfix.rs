@@ -278,6 +278,23 @@ impl Postfix {
         }
     }
 
+    /// Gives the instance an SMTP client (master.cf `smtp`) and routes with these main.cf
+    /// settings, e.g. `relayhost = [127.66.0.1]:2525` or
+    /// `relay_transport = smtp:[127.77.0.9]:25`, then reloads. For the tests of `--confirm` only:
+    /// every route given must end at an address of the test itself on loopback.
+    pub fn route_by_smtp(&self, settings: &[&str]) {
+        let etc = self.root.join("etc");
+        let master =
+            format!("{MASTER_CF}smtp      unix  -       -       n       -       -       smtp\n");
+        write_file(&etc.join("master.cf"), &master);
+        let mut all = vec![
+            "smtp_host_lookup = native",
+            "smtp_tls_security_level = none",
+        ];
+        all.extend_from_slice(settings);
+        self.reconfigure(&all);
+    }
+
     /// Changes main.cf settings (`name = value`) with postconf and reloads.
     pub fn reconfigure(&self, settings: &[&str]) {
         let etc = self.root.join("etc");
