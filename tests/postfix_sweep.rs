@@ -203,7 +203,10 @@ fn one_sweep_tells_every_postfix_personality_apart() {
     assert_eq!(verdict(h, "external-sender"), "refused");
 
     let h = host(&doc, routing.addr());
-    assert!(kinds(h).contains("open-relay"), "{:?}", kinds(h));
+    // A catch-all backup MX (relay_recipient_maps is empty): it also accepts any unknown user
+    // at the domain it backs up, so its 250 to a routed form is suspect, not proof.
+    assert!(kinds(h).contains("relay-suspected"), "{:?}", kinds(h));
+    assert!(!kinds(h).contains("open-relay"), "{:?}", kinds(h));
     assert_eq!(verdict(h, "external-sender"), "refused");
     // Caught only through the domain it is backup MX for, learned from its own name.
     let routed: Vec<(&str, &str)> = h["tests"]
@@ -221,7 +224,7 @@ fn one_sweep_tells_every_postfix_personality_apart() {
     assert!(
         routed.contains(&(
             format!("<relayguard-test%example.com@{DOMAIN}>").as_str(),
-            "accepted"
+            "inconclusive"
         )),
         "{routed:?}"
     );
@@ -236,7 +239,7 @@ fn one_sweep_tells_every_postfix_personality_apart() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["kind"] == "open-relay")
+        .find(|f| f["kind"] == "relay-suspected")
         .unwrap();
     assert!(
         relay["evidence"]["tests"]

@@ -200,6 +200,11 @@ pub struct HostResult {
     /// The address's PTR name, when reverse DNS was checked and has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptr: Option<String>,
+    /// The local address the host was tested from (`--source`, else the address the kernel
+    /// chose for the first connection): a relay open from inside a campus may be closed from
+    /// outside it, so a verdict holds only for its vantage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<IpAddr>,
     /// What the TCP connect showed.
     pub state: PortState,
     /// The SMTP facts, when the port was open and spoke SMTP.
@@ -232,6 +237,7 @@ impl HostResult {
             port,
             target_name: None,
             ptr: None,
+            source: None,
             state,
             smtp: None,
             error: None,

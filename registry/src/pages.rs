@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
+use relayguard_core::RelayStrength;
 
 use crate::api::auth::PageAdmin;
 use crate::api::{ApiError, AppState};
@@ -57,23 +58,34 @@ fn ts(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// What a relay verdict rests on, from a sweep finding's evidence.
+fn relay_strength(f: &FindingRow) -> Option<RelayStrength> {
+    serde_json::from_value(f.evidence.get("relay_strength")?.clone()).ok()
+}
+
 fn findings_table(rows: &[FindingRow]) -> Markup {
     let today = crate::model::today();
     html! {
         @if rows.is_empty() { p { "No findings." } } @else {
             table {
                 tr { th { "#" } th { "Severity" } th { "Kind" } th { "Address" } th { "Port" } th { "Status" } th { "Summary" }
-                     th { "First seen" } th { "Last seen" } th { "Contact" } }
+                     th { "Tested from" } th { "First seen" } th { "Last seen" } th { "Contact" } }
                 @for f in rows {
                     @let held = f.overridden_on(today);
                     tr class=[held.then_some("overridden")] {
                         td { (f.id) }
                         td class=(f.severity.as_str()) { (f.severity.as_str()) }
-                        td { (f.kind) }
+                        td {
+                            (f.kind)
+                            @if let Some(strength) = relay_strength(f) {
+                                br; small { "verdict: " (strength.describe()) }
+                            }
+                        }
                         td { a href={ "/hosts/" (f.address) } { (f.address) } }
                         td { (f.port) }
                         td { (f.status.as_str()) (override_note(f, today)) }
                         td { @if held { s { (f.summary) } } @else { (f.summary) } }
+                        td { (f.tested_from.as_deref().unwrap_or("—")) }
                         td { (ts(f.first_seen)) }
                         td { (ts(f.last_seen)) }
                         td { (f.admin_email.as_deref().unwrap_or("—")) }

@@ -46,6 +46,7 @@ fn relay(addr: &str) -> HostResult {
         severity: Severity::Critical,
         summary: "relays".into(),
         evidence: Evidence {
+            relay_strength: None,
             tests: vec!["external-sender".into()],
             transcript: vec![],
         },

@@ -54,6 +54,7 @@ fn result(address: &str, mta: &str, findings: serde_json::Value) -> HostResult {
     serde_json::from_value(json!({
         "address": address,
         "port": 25,
+        "source": "198.19.0.1",
         "state": "open",
         "smtp": { "banner": format!("220 mx ESMTP {mta}"), "mta": mta, "starttls": false },
         "tests": [],
@@ -70,6 +71,7 @@ fn open_relay() -> serde_json::Value {
         "severity": "critical",
         "summary": "accepted 1 of 16 relay tests without authentication (plain-external)",
         "evidence": {
+            "relay_strength": "external",
             "tests": ["plain-external"],
             "transcript": [
                 line(2, "client", "EHLO relayguard.invalid"),
@@ -442,6 +444,8 @@ async fn full_flow(kind: common::Kind) {
         "10.1.0.10 (mx1.lab.example.ac.jp, mail-direct)",
         "10.1.0.11 (pc11.lab.example.ac.jp, non-mail)",
         "[critical] open-relay (port 25) - new",
+        "verdict: accepted at RCPT for a plainly external recipient (conclusive)",
+        "tested from: 198.19.0.1",
         "C: MAIL FROM:<relaytest@relayguard.invalid>",
         "C: RCPT TO:<victim@external.example>",
         "S: 250 2.1.5 Ok",

@@ -48,6 +48,7 @@ fn sweep(vectors: &[&str]) -> Vec<HostResult> {
         severity: kind.default_severity(),
         summary: format!("{} seen", kind.id()),
         evidence: Evidence {
+            relay_strength: None,
             tests: tests.iter().map(|t| (*t).to_string()).collect(),
             transcript: vec![],
         },

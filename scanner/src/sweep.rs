@@ -245,6 +245,7 @@ async fn audit_all(
             // No conversation: the port state is the whole result.
             let mut r = HostResult::unreachable(host.addr.ip(), host.addr.port(), host.state);
             r.target_name = host.name.as_deref().map(str::to_string);
+            r.source = config.audit.session.source;
             // The receiver only goes away when the caller stopped listening.
             let _ = results.send(r).await;
             continue;

@@ -3,6 +3,7 @@
 //!
 //! - [`postfix`]: real Debian Postfix instances on their own `127.77.X.Y` loopback aliases, in the
 //!   personalities the scanner is tested against, and a Maildir sink for what notify sends.
+//! - [`dnat`]: Postfix instances behind an nftables DNAT in network namespaces of their own.
 //! - [`nsd`]: a real authoritative DNS server (nsd) on a loopback port serving the test zones in
 //!   `testkit/fixtures/dns/zones/`.
 //! - [`report`]: readers of `relayguard sweep --format json` documents.
@@ -12,6 +13,7 @@
 //! Postfix, root; a missing one fails loudly with the package to install, never skips.
 
 pub mod db;
+pub mod dnat;
 pub mod nsd;
 pub mod postfix;
 pub mod report;

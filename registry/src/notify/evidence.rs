@@ -15,10 +15,23 @@ const MAX_CHARS: usize = 300;
 /// registry or an agent made (no tests, no transcript) becomes one `key: value` line per field
 /// that says something. Control characters are escaped and long lines cut.
 pub fn evidence_lines(f: &FindingRow) -> Vec<String> {
-    match serde_json::from_value::<Evidence>(f.evidence.clone()) {
-        Ok(ev) if !ev.tests.is_empty() || !ev.transcript.is_empty() => scan_lines(&ev),
+    let mut out = Vec::new();
+    let lines = match serde_json::from_value::<Evidence>(f.evidence.clone()) {
+        Ok(ev) if !ev.tests.is_empty() || !ev.transcript.is_empty() => {
+            // What a relay verdict rests on comes first: a reader must not take a routed-form
+            // acceptance for a proven relay.
+            if let Some(strength) = ev.relay_strength {
+                out.push(format!("verdict: {}", strength.describe()));
+            }
+            scan_lines(&ev)
+        }
         _ => field_lines(&f.evidence),
+    };
+    if let Some(from) = &f.tested_from {
+        out.push(format!("tested from: {}", clip(from)));
     }
+    out.extend(lines);
+    out
 }
 
 fn clip(s: &str) -> String {
@@ -125,6 +138,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
+            tested_from: None,
             admin_email: None,
         }
     }

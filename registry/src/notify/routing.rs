@@ -295,6 +295,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
+            tested_from: None,
             admin_email: None,
         }
     }

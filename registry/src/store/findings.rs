@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use super::overrides::{Override, OverrideState};
-use super::{Store, Tx, get_i64, get_opt_i64, get_str};
+use super::{Store, Tx, get_i64, get_opt_i64, get_opt_str, get_str};
 use crate::error::{Error, Result};
 pub use crate::reconcile::FindingSource;
 use crate::reconcile::{FindingKey, NewFinding};
@@ -90,6 +90,9 @@ pub struct FindingRow {
     pub resolved_at: Option<i64>,
     /// The last sweep that saw it.
     pub last_sweep: Option<i64>,
+    /// The address that sweep tested the host from (None for registry and agent findings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tested_from: Option<String>,
     /// Who answers for the address: the registration's admin, else the network owner.
     pub admin_email: Option<String>,
     /// The override made for it, if any (whether it still holds: [`FindingRow::override_state`]).
@@ -124,7 +127,7 @@ pub struct FindingFilter {
 }
 
 pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
-    first_seen, last_seen, resolved_at, last_sweep";
+    first_seen, last_seen, resolved_at, last_sweep, tested_from";
 
 /// The source stored as `name` (rows older than the source column's values read as sweeps).
 pub(crate) fn source_from_str(name: &str) -> FindingSource {
@@ -150,6 +153,7 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
         last_seen: get_i64(r, "last_seen")?,
         resolved_at: get_opt_i64(r, "resolved_at")?,
         last_sweep: get_opt_i64(r, "last_sweep")?,
+        tested_from: get_opt_str(r, "tested_from")?,
         admin_email: None,
         overridden: None,
     })
@@ -171,7 +175,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
         None => {
             sqlx::query(
                 "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
-                 first_seen, last_seen, resolved_at, last_sweep) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10)",
+                 first_seen, last_seen, resolved_at, last_sweep, tested_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11)",
             )
             .bind(f.key.address.clone())
             .bind(f.key.port)
@@ -183,6 +187,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
+            .bind(f.tested_from.clone())
             .execute(&mut **tx)
             .await?;
             Ok(true)
@@ -192,7 +197,8 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             let was_open = get_str(&row, "status")? == "open";
             sqlx::query(
                 "UPDATE findings SET source = $1, severity = $2, severity_rank = $3, summary = $4, evidence = $5, \
-                 status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep) WHERE id = $8",
+                 status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep), \
+                 tested_from = COALESCE($8, tested_from) WHERE id = $9",
             )
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
@@ -201,6 +207,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
+            .bind(f.tested_from.clone())
             .bind(id)
             .execute(&mut **tx)
             .await?;

@@ -17,6 +17,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_sweep_notes.sql"),
     ),
     (
+        4,
+        include_str!("../../migrations/sqlite/0004_finding_tested_from.sql"),
+    ),
+    (
         30,
         include_str!("../../migrations/sqlite/0030_notify_failures.sql"),
     ),
@@ -39,6 +43,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_sweep_notes.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_finding_tested_from.sql"),
     ),
     (
         30,

@@ -205,3 +205,7 @@ fn get_i64(row: &AnyRow, col: &str) -> Result<i64> {
 fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?)
 }
+
+fn get_opt_str(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}

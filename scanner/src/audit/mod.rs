@@ -275,6 +275,7 @@ async fn audit_port(
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
+    result.source = host.config.session.source;
 
     // Session 1 learns the server while reverse DNS is looked up.
     let reverse = async {
@@ -294,7 +295,11 @@ async fn audit_port(
     let reverse = cut_short(reverse, "reverse DNS", &mut result.notes);
     let mut transcript = first.transcript;
     let (conn, greeting) = match first.result {
-        Ok(pair) => pair,
+        Ok(pair) => {
+            // The address the kernel chose, unless --source fixed it.
+            result.source = result.source.or(pair.0.local_addr().map(|a| a.ip()));
+            pair
+        }
         Err(failed) => {
             transcript.append(failed.transcript);
             result.ptr = reverse.and_then(|r| r.ptr);
@@ -380,7 +385,9 @@ async fn audit_port(
         .cloned()
         .collect();
     result.findings = probe_findings(&Audited {
+        ip,
         port,
+        external_domain: &host.config.external_domain,
         rules: &host.config.rules,
         opening: OpeningSeen::Opened {
             smtp: &smtp,
@@ -525,7 +532,9 @@ fn finish_unopened(
 ) -> HostResult {
     let lines: Vec<TranscriptLine> = transcript.lines.iter().take(10).cloned().collect();
     result.findings = probe_findings(&Audited {
+        ip: host.addr.ip(),
         port: host.addr.port(),
+        external_domain: &host.config.external_domain,
         rules: &host.config.rules,
         opening: OpeningSeen::Failed {
             reason: &reason,

@@ -19,6 +19,7 @@ pub mod names;
 pub mod no_starttls;
 pub mod not_smtp;
 pub mod relay;
+pub mod relay_control;
 pub mod smtp_desync;
 pub mod starttls_injection;
 pub mod step;
@@ -41,12 +42,14 @@ pub use names::OwnNames;
 pub use step::{Judgement, SmtpStep, StepOutcome};
 
 /// Every probe, in the order their tests are planned and run: the cheap probes of the first
-/// session, then backscatter (whose address-literal test is the control the relay probe's
-/// review depends on), then the relay vectors, then the probes that only read the opening.
+/// session, then backscatter and the relay controls (an unknown user at every domain the relay
+/// vectors route through: the controls the relay probe's review depends on; backscatter's own
+/// review runs first and needs the relay results), then the relay vectors, then the probes that only read the opening.
 pub static PROBES: &[&dyn Probe] = &[
     &vrfy::Vrfy,
     &expn::Expn,
     &backscatter::Backscatter,
+    &relay_control::RelayControl,
     &relay::Relay,
     &auth_before_tls::AuthBeforeTls,
     &no_starttls::NoStarttls,
@@ -185,6 +188,10 @@ pub struct TestRecord {
 /// Everything findings are drawn from.
 #[derive(Debug, Clone, Copy)]
 pub struct Audited<'a> {
+    /// The host's address.
+    pub ip: IpAddr,
+    /// The third-party domain used in relay vectors.
+    pub external_domain: &'a str,
     /// The audited port.
     pub port: u16,
     /// The rules (for severities).
@@ -241,7 +248,11 @@ pub fn finding(
         kind,
         severity: rules.severity(kind),
         summary,
-        evidence: Evidence { tests, transcript },
+        evidence: Evidence {
+            tests,
+            transcript,
+            relay_strength: None,
+        },
     }
 }
 

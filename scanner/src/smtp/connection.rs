@@ -267,6 +267,16 @@ pub async fn tcp_connect(
 }
 
 impl Connection {
+    /// The local address of the TCP connection (the vantage the server sees), when it runs
+    /// over TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self.stream.as_ref()? {
+            Stream::Plain(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Other(_) => None,
+        }
+    }
+
     /// Wraps a connected stream as session number `session` of a host's audit.
     pub fn new(stream: TcpStream, session: u32, timing: Timing) -> Self {
         Self::with_stream(Stream::Plain(stream), session, timing)
