@@ -44,6 +44,9 @@ pub enum Verdict {
     /// No conclusion: a temporary failure, 252, a hang-up, a timeout, or an answer that cannot be
     /// told from local delivery on a host that accepts every local recipient.
     Inconclusive,
+    /// Not sent: the verdict it would have informed was already decided (a plainly external
+    /// recipient accepted proves an open relay); `--all-vectors` sends every test regardless.
+    NotRun,
 }
 
 impl Verdict {
@@ -54,6 +57,7 @@ impl Verdict {
             Verdict::Refused => "refused",
             Verdict::AuthRequired => "auth-required",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::NotRun => "not-run",
         }
     }
 }

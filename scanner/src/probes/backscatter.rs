@@ -58,6 +58,7 @@ impl Probe for Backscatter {
             .iter()
             .chain([&literal])
             .map(|domain| TestSpec {
+                decisive: false,
                 id: self.id().into(),
                 step: SmtpStep::Envelope {
                     mail_from: format!("<{}@{}>", host.probe_sender, host.external_domain),

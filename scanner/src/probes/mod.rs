@@ -174,6 +174,10 @@ pub struct TestSpec {
     pub id: String,
     /// What it sends.
     pub step: SmtpStep,
+    /// Whether its acceptance alone decides the probe's verdict (a plainly external recipient
+    /// accepted is an open relay, whatever else the host does): the probe's tests not yet sent
+    /// are then skipped, unless the audit runs every test (`--all-vectors`).
+    pub decisive: bool,
 }
 
 /// A finished test with the transcript lines that show it.

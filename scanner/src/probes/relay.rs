@@ -46,6 +46,9 @@ impl Probe for Relay {
             .into_iter()
             .map(|env| TestSpec {
                 id: env.id,
+                // A plainly external recipient accepted is an open relay whatever else the host
+                // does: the vectors after it cannot change the verdict.
+                decisive: is_plain_external(&env.rcpt_to, host.external_domain),
                 step: SmtpStep::Envelope {
                     mail_from: env.mail_from,
                     rcpt_to: env.rcpt_to,

@@ -24,6 +24,7 @@ impl Probe for RelayControl {
             .iter()
             .filter(|name| !host.names.local.contains(name))
             .map(|domain| TestSpec {
+                decisive: false,
                 id: self.id().into(),
                 step: SmtpStep::Envelope {
                     mail_from: format!("<{}@{}>", host.probe_sender, host.external_domain),
