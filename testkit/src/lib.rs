@@ -5,6 +5,7 @@
 //!   personalities the scanner is tested against, and a Maildir sink for what notify sends.
 //! - [`nsd`]: a real authoritative DNS server (nsd) on a loopback port serving the test zones in
 //!   `testkit/fixtures/dns/zones/`.
+//! - [`postgrey`]: a real postgrey greylisting policy daemon on a loopback port.
 //! - [`report`]: readers of `relayguard sweep --format json` documents.
 //!
 //! Everything here needs the Debian packages that `scripts/install-test-deps.sh` installs and, for
@@ -12,9 +13,11 @@
 
 pub mod nsd;
 pub mod postfix;
+pub mod postgrey;
 pub mod report;
 
 pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
+pub use postgrey::Postgrey;
 
 /// A registry database private to this test process, so sweeps run by tests never touch the
 /// user's own registry (`RELAYGUARD_DATABASE` for every CLI invocation).

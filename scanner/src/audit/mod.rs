@@ -13,6 +13,11 @@
 //! lower `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the
 //! session is left and the next test goes to a fresh one. A session that is dropped or answered
 //! with 421 is reopened and the interrupted test is tried once more.
+//!
+//! A host whose first greeting came in stages may sit behind a gate (Postfix's postscreen) that
+//! defers a new client's first session and lets it through only when it connects again (see
+//! [`run`]): the fresh sessions then wait until the first session has learned whether the gate
+//! opens, so they knock once, not each one twice.
 
 mod run;
 mod schedule;
@@ -104,6 +109,13 @@ struct Host {
     broken_sessions: AtomicU32,
     /// The transcript notes of every desynchronised session (with a few lines before each).
     desyncs: Mutex<Vec<TranscriptLine>>,
+    /// Sessions a gate in front of the server deferred (their tests ran again).
+    deferrals: AtomicU32,
+    /// Set once a session's greeting came in stages: the host may sit behind a gate.
+    gated: AtomicBool,
+    /// Whether fresh sessions may open: false while the first session, greeted in stages, has
+    /// not yet learned whether the host's gate opens.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// After this many broken sessions (protocol errors, timeouts, out-of-turn data) no new session
@@ -198,6 +210,25 @@ impl Host {
         }
     }
 
+    /// Counts a session a gate deferred.
+    fn note_deferral(&self) {
+        self.deferrals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lets fresh sessions open (see [`Host::gate_known`]).
+    fn gate_settled(&self) {
+        self.gate
+            .send_if_modified(|open| !std::mem::replace(open, true));
+    }
+
+    /// Waits until fresh sessions may open: at once, unless the first session was greeted in
+    /// stages and has not yet had a test answered or deferred.
+    async fn gate_known(&self) {
+        let mut known = self.gate.subscribe();
+        // The sender lives as long as the host, so this only ends when the flag is set.
+        let _ = known.wait_for(|open| *open).await;
+    }
+
     /// The evidence kept by [`Host::note_desync`].
     fn desync_evidence(&self) -> Vec<TranscriptLine> {
         self.desyncs
@@ -269,6 +300,9 @@ async fn audit_port(
         refused: OnceLock::new(),
         broken_sessions: AtomicU32::new(0),
         desyncs: Mutex::new(Vec::new()),
+        deferrals: AtomicU32::new(0),
+        gated: AtomicBool::new(false),
+        gate: tokio::sync::watch::channel(true).0,
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
@@ -298,6 +332,10 @@ async fn audit_port(
             return finish_unopened(result, failed.reason, failed.banner, transcript, &host);
         }
     };
+    if greeting.staged {
+        // Until the first session knows whether a gate lets it through, no fresh one opens.
+        host.gate.send_replace(false);
+    }
     if host.config.dns.is_some() && ip.is_loopback() {
         result.notes.push(
             "reverse DNS not checked: resolvers answer localhost for loopback addresses".into(),
@@ -329,7 +367,11 @@ async fn audit_port(
         // that delays its greeting, that saves a whole greeting's wait.
         let mut t = Transcript::default();
         let first = async {
-            let done = run::run_sequence(&host, Some(conn), first_tests, &mut t).await;
+            let live = run::Live {
+                conn,
+                staged: greeting.staged,
+            };
+            let done = run::run_sequence(&host, Some(live), first_tests, &mut t).await;
             drop(first_slot);
             done
         };
@@ -355,6 +397,13 @@ async fn audit_port(
     let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
     for probe in PROBES {
         probe.review(&mut records, &facts);
+    }
+
+    let deferred = host.deferrals.load(Ordering::Relaxed);
+    if deferred > 0 {
+        result.notes.push(format!(
+            "a gate in front of the server (as postscreen) greeted in stages and deferred {deferred} session(s) with 450 4.3.2: their tests ran once more in a fresh session"
+        ));
     }
 
     let desyncs = host.desync_evidence();
