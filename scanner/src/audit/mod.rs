@@ -19,6 +19,7 @@
 //! [`run`]): the fresh sessions then wait until the first session has learned whether the gate
 //! opens, so they knock once, not each one twice.
 
+mod greylist;
 mod run;
 mod schedule;
 
@@ -82,6 +83,9 @@ pub struct AuditConfig {
     pub sessions_per_host: usize,
     /// How many relay tests one session runs before a fresh one is opened.
     pub tests_per_session: usize,
+    /// How long after a greylisting deferral its tests are tried again with the same envelope
+    /// (zero: never); the host's deadline is moved for that retry, and only for that.
+    pub greylist_wait: Duration,
     /// The rules.
     pub rules: Arc<RuleSet>,
     /// DNS checks, unless disabled.
@@ -94,7 +98,10 @@ struct Host {
     known_name: Option<String>,
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
-    timing: Timing,
+    /// When the audit started (transcript times are relative to it).
+    started: Instant,
+    /// The host's deadline, shared with [`audit`]'s cut-off: a greylisting retry moves it.
+    deadline: Arc<Deadline>,
     sessions: AtomicU32,
     /// One permit per session that may be open at once (`sessions_per_host`).
     session_slots: Arc<Semaphore>,
@@ -143,7 +150,7 @@ impl Host {
             known_name: self.known_name.as_deref(),
             mode: self.mode(),
             session: number,
-            timing: self.timing,
+            timing: self.timing(),
         };
         match self
             .within(session::open(&self.config.session, &self.pacer, &target))
@@ -156,7 +163,7 @@ impl Host {
                 let mut transcript = Transcript::default();
                 transcript.push(TranscriptLine {
                     session: number,
-                    ms: self.timing.started.elapsed().as_millis() as u64,
+                    ms: self.started.elapsed().as_millis() as u64,
                     dir: Direction::Note,
                     text: format!(
                         "host deadline reached while opening a session to {}",
@@ -179,11 +186,20 @@ impl Host {
     /// bounds by the same deadline) goes through here, so no session, reconnect, handshake or
     /// DNS lookup can hold a host past `--host-deadline`.
     async fn within<F: Future>(&self, work: F) -> Option<F::Output> {
-        timeout_at(self.timing.deadline, work).await.ok()
+        timeout_at(self.deadline.get(), work).await.ok()
     }
 
     fn deadline_passed(&self) -> bool {
-        Instant::now() >= self.timing.deadline
+        Instant::now() >= self.deadline.get()
+    }
+
+    /// The timing a session opened now runs under.
+    fn timing(&self) -> Timing {
+        Timing {
+            started: self.started,
+            command_timeout: self.config.command_timeout,
+            deadline: self.deadline.get(),
+        }
     }
 
     /// Counts a session ended by `error`; past [`BROKEN_SESSIONS`] the host gets no new one. A
@@ -238,6 +254,60 @@ impl Host {
     }
 }
 
+/// The deadline of one audit: fixed at `--host-deadline` from the start, except that a
+/// greylisting retry moves it (see [`greylist`]).
+#[derive(Debug)]
+struct Deadline(Mutex<Instant>);
+
+impl Deadline {
+    fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+}
+
+/// The sweep's audit slot a host holds (one of `--audit-concurrency`): given back while the host
+/// only waits out a greylisting delay, so other hosts are audited meanwhile, and taken again
+/// for the retry.
+#[derive(Debug)]
+pub struct AuditSlot {
+    slots: Option<Arc<Semaphore>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AuditSlot {
+    /// A slot `permit` taken from `slots`.
+    pub fn new(slots: Arc<Semaphore>, permit: tokio::sync::OwnedSemaphorePermit) -> AuditSlot {
+        AuditSlot {
+            slots: Some(slots),
+            permit: Some(permit),
+        }
+    }
+
+    /// No slot: an audit run on its own.
+    pub fn none() -> AuditSlot {
+        AuditSlot {
+            slots: None,
+            permit: None,
+        }
+    }
+
+    /// Gives the slot back.
+    fn release(&mut self) {
+        self.permit = None;
+    }
+
+    /// Takes a slot again (waits for one).
+    async fn reacquire(&mut self) {
+        if let (Some(slots), None) = (&self.slots, &self.permit) {
+            self.permit = slots.clone().acquire_owned().await.ok();
+        }
+    }
+}
+
 /// Whether a transcript line is the connection's note of out-of-turn data.
 fn is_desync_note(line: &TranscriptLine) -> bool {
     line.dir == Direction::Note && line.text.starts_with("desync:")
@@ -252,6 +322,7 @@ const WRAP_UP: Duration = Duration::from_millis(500);
 /// The audit owns one deadline, `host_deadline` from the start: every session, reconnect, TLS
 /// handshake and DNS check runs under it, and the whole audit is cut off half a second later
 /// should anything still be running, so no port takes more than a second past the deadline.
+/// Only a greylisting retry moves the deadline (see [`AuditConfig::greylist_wait`]).
 pub async fn audit(
     ip: IpAddr,
     port: u16,
@@ -259,22 +330,49 @@ pub async fn audit(
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
 ) -> HostResult {
-    let started = Instant::now();
-    let cut_off = started + config.host_deadline + WRAP_UP;
-    let audited = audit_port(ip, port, known_name, config, pacer, started);
-    match timeout_at(cut_off, audited).await {
-        Ok(result) => result,
-        Err(_) => {
-            let mut result = HostResult::unreachable(ip, port, PortState::Open);
-            result.target_name = known_name.map(str::to_string);
-            result.error =
-                Some("host deadline reached; the audit was cut off and its results lost".into());
-            result.elapsed_ms = started.elapsed().as_millis() as u64;
-            result
-        }
-    }
+    audit_in_slot(ip, port, known_name, config, pacer, AuditSlot::none()).await
 }
 
+/// [`audit`], holding one of the sweep's audit slots, which it gives back while it waits out a
+/// greylisting delay.
+pub async fn audit_in_slot(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    slot: AuditSlot,
+) -> HostResult {
+    let started = Instant::now();
+    let deadline = Arc::new(Deadline(Mutex::new(started + config.host_deadline)));
+    let audited = audit_port(
+        ip,
+        port,
+        known_name,
+        config,
+        pacer,
+        started,
+        deadline.clone(),
+        slot,
+    );
+    let mut audited = std::pin::pin!(audited);
+    loop {
+        let cut_off = deadline.get() + WRAP_UP;
+        match timeout_at(cut_off, &mut audited).await {
+            Ok(result) => return result,
+            // The deadline was moved meanwhile (a greylisting retry): wait on.
+            Err(_) if deadline.get() + WRAP_UP > cut_off => continue,
+            Err(_) => break,
+        }
+    }
+    let mut result = HostResult::unreachable(ip, port, PortState::Open);
+    result.target_name = known_name.map(str::to_string);
+    result.error = Some("host deadline reached; the audit was cut off and its results lost".into());
+    result.elapsed_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn audit_port(
     ip: IpAddr,
     port: u16,
@@ -282,15 +380,14 @@ async fn audit_port(
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
     started: Instant,
+    deadline: Arc<Deadline>,
+    mut slot: AuditSlot,
 ) -> HostResult {
     let host = Arc::new(Host {
         addr: SocketAddr::new(ip, port),
         known_name: known_name.map(str::to_string),
-        timing: Timing {
-            started,
-            command_timeout: config.command_timeout,
-            deadline: started + config.host_deadline,
-        },
+        started,
+        deadline,
         session_slots: Arc::new(Semaphore::new(config.sessions_per_host.max(1))),
         config,
         pacer,
@@ -361,6 +458,8 @@ async fn audit_port(
     };
 
     let (first_tests, spread) = schedule::plan_tests(&facts);
+    // Kept to run greylisted tests again with the very same envelopes.
+    let planned: Vec<_> = first_tests.iter().chain(&spread).cloned().collect();
     let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
     let tests = async {
         // The first session goes on with its tests while the fresh sessions open: on a host
@@ -393,6 +492,11 @@ async fn audit_port(
     let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
     let dnsbl = cut_short(dnsbl, "DNS blocklists", &mut result.notes);
     transcript.append(t);
+    if let Some(note) =
+        greylist::retry(&host, &planned, &mut done, &mut transcript, &mut slot).await
+    {
+        result.notes.push(note);
+    }
     done.sort_by_key(|d| d.index);
     let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
     for probe in PROBES {
@@ -601,6 +705,6 @@ fn finish(mut result: HostResult, mut transcript: Transcript, host: &Host) -> Ho
     // Sessions ran side by side; present each one's lines together, in session order.
     transcript.lines.sort_by_key(|l| l.session);
     result.transcript = transcript;
-    result.elapsed_ms = host.timing.started.elapsed().as_millis() as u64;
+    result.elapsed_ms = host.started.elapsed().as_millis() as u64;
     result
 }
