@@ -37,7 +37,9 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::dns::Dns;
 use crate::pacing::Pacer;
-use crate::probes::{Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord};
+use crate::probes::{
+    Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord, relay_undetermined,
+};
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
     Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, SessionTarget,
@@ -529,7 +531,7 @@ async fn audit_port(
         .take(40)
         .cloned()
         .collect();
-    result.findings = probe_findings(&Audited {
+    let audited = Audited {
         port,
         rules: &host.config.rules,
         opening: OpeningSeen::Opened {
@@ -542,7 +544,9 @@ async fn audit_port(
         },
         tests: &records,
         desyncs: &desyncs,
-    });
+    };
+    result.findings = probe_findings(&audited);
+    note_undetermined(&audited, &mut result.notes);
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
         result.notes.extend(checks.inconclusive);
@@ -621,6 +625,15 @@ fn cut_short<T>(check: Option<Option<T>>, what: &str, notes: &mut Vec<String>) -
     check
 }
 
+/// Says on the host, besides its `relay-undetermined` finding, that it was not judged this time.
+fn note_undetermined(audited: &Audited<'_>, notes: &mut Vec<String>) {
+    if let Some(why) = relay_undetermined::reason(audited) {
+        notes.push(format!(
+            "relay verdict not reached this time ({why}): the host was not judged, sweep it again later"
+        ));
+    }
+}
+
 /// Every probe's findings, in the order their kinds are declared (the order the output has
 /// always had).
 fn probe_findings(seen: &Audited<'_>) -> Vec<relayguard_core::Finding> {
@@ -674,7 +687,8 @@ fn finish_unopened(
     host: &Host,
 ) -> HostResult {
     let lines: Vec<TranscriptLine> = transcript.lines.iter().take(10).cloned().collect();
-    result.findings = probe_findings(&Audited {
+    let desyncs = host.desync_evidence();
+    let audited = Audited {
         port: host.addr.port(),
         rules: &host.config.rules,
         opening: OpeningSeen::Failed {
@@ -682,8 +696,10 @@ fn finish_unopened(
             lines: &lines,
         },
         tests: &[],
-        desyncs: &host.desync_evidence(),
-    });
+        desyncs: &desyncs,
+    };
+    result.findings = probe_findings(&audited);
+    note_undetermined(&audited, &mut result.notes);
     if let Some(banner) = banner {
         let banner = banner.wire_lines().join("\n");
         result.smtp = Some(SmtpInfo {
