@@ -519,10 +519,13 @@ async fn an_open_relay_that_starts_greylisting_stays_open_in_the_registry() {
 const OPEN: u8 = 0;
 const GREYLISTING: u8 = 1;
 const CLOSED: u8 = 2;
+const GATE_SHUT: u8 = 3;
 
-/// A scripted SMTP server on a loopback port, in one of three modes: an open relay that
+/// A scripted SMTP server on a loopback port, in one of four modes: an open relay that
 /// accepts every recipient, a greylisting one that defers every RCPT with
-/// `451 4.7.1 Greylisted, try again later` however often it is retried, or a closed one.
+/// `451 4.7.1 Greylisted, try again later` however often it is retried, a closed one, or a gate
+/// that never opens (a postscreen-like staged greeting, then `450 4.3.2` to every RCPT of every
+/// session).
 struct Scripted {
     port: u16,
     mode: Arc<AtomicU8>,
@@ -553,6 +556,10 @@ impl Scripted {
 
 fn serve(stream: TcpStream, mode: u8) {
     let mut out = stream.try_clone().unwrap();
+    if mode == GATE_SHUT {
+        let _ = out.write_all(b"220-mx.scripted.test ESMTP\r\n");
+        std::thread::sleep(Duration::from_millis(1200));
+    }
     let _ = out.write_all(b"220 mx.scripted.test ESMTP\r\n");
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { return };
@@ -563,6 +570,7 @@ fn serve(stream: TcpStream, mode: u8) {
             match mode {
                 OPEN => b"250 2.1.5 Ok\r\n",
                 GREYLISTING => b"451 4.7.1 Greylisted, try again later\r\n",
+                GATE_SHUT => b"450 4.3.2 Service currently unavailable\r\n",
                 _ if cmd.contains("MX.SCRIPTED.TEST") || cmd.contains("[127.0.0.1]") => {
                     b"550 5.1.1 User unknown\r\n"
                 }
@@ -696,4 +704,53 @@ async fn a_greylisting_sweep_resolves_nothing_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_greylisting_sweep_resolves_nothing_postgres() {
     a_greylisting_sweep_resolves_nothing(common::Kind::Postgres).await;
+}
+
+#[test]
+fn a_gate_that_never_opens_is_knocked_on_twice_and_leaves_the_relay_undetermined() {
+    let server = Scripted::start();
+    server.mode.store(GATE_SHUT, Ordering::Relaxed);
+    let port = server.port.to_string();
+    let db = relayguard_testkit::test_database();
+    let doc = sweep_json(&db, &["--ports", &port], &["127.0.0.1".to_string()]);
+    let h = &doc["hosts"][0];
+    assert_eq!(
+        kinds(h),
+        set(&["relay-undetermined", "no-starttls"]),
+        "{h:#}"
+    );
+    // Discovery, the first session, and the one reconnect: the other sessions never opened.
+    assert_eq!(server.connections.load(Ordering::Relaxed), 3, "{h:#}");
+    assert_eq!(sessions(h).len(), 2, "{h:#}");
+    let deferred = "deferred by a gate in front of the server (450 4.3.2 after a staged greeting) in this session and again after reconnecting";
+    let shut = "not run: the gate in front of the server (450 4.3.2 after a staged greeting, as postscreen defers a new client) did not open on reconnecting";
+    let tests = h["tests"].as_array().unwrap();
+    assert!(
+        tests.iter().all(|t| t["verdict"] == "inconclusive"
+            && (t["note"] == deferred || t["note"] == shut)),
+        "{tests:#?}"
+    );
+    let first = tests.iter().filter(|t| t["note"] == deferred).count();
+    let relay = tests_of(h, "relay").count();
+    let summary = h["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "relay-undetermined")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "relay verdict not reached this time: all {relay} relay tests inconclusive: {shut} ("
+        )),
+        "{summary}"
+    );
+    assert!(first >= 1 && first < tests.len(), "{tests:#?}");
+    assert!(
+        notes(h)
+            .iter()
+            .any(|n| n.starts_with("relay verdict not reached this time (all ")),
+        "{h:#}"
+    );
 }

@@ -240,7 +240,8 @@ impl Host {
     }
 
     /// Waits until fresh sessions may open: at once, unless the first session was greeted in
-    /// stages and has not yet had a test answered or deferred.
+    /// stages and has not yet had an envelope answered past the gate, or found it shut, or
+    /// ended.
     async fn gate_known(&self) {
         let mut known = self.gate.subscribe();
         // The sender lives as long as the host, so this only ends when the flag is set.

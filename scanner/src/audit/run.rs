@@ -153,6 +153,7 @@ pub(super) async fn run_sequence(
         };
         let mut retried = false;
         let envelope = test.spec.step.mail_from().is_some();
+        let mut gate_deferred = false;
         loop {
             if host.deadline_passed() {
                 out.push(inconclusive(
@@ -232,6 +233,7 @@ pub(super) async fn run_sequence(
                         && is_gate_deferral(&done.record.result.reply);
                     session.provisional.push((test, done));
                     if deferred {
+                        gate_deferred = true;
                         // Leave at once, politely: the gate records a pass when the client
                         // disconnects, and every further command would only be deferred too.
                         let (t, desync) = if lost {
@@ -285,9 +287,9 @@ pub(super) async fn run_sequence(
                 }
             }
         }
-        // An envelope has been answered (or deferred, and its session left): sessions waiting
-        // to learn whether the host's gate opens may go ahead.
-        if envelope || conn.is_none() {
+        // Sessions waiting to learn whether the host's gate opens may go ahead once an
+        // envelope got past it, or once it is known not to open (they then run nothing).
+        if (envelope && !gate_deferred) || host.refused.get().is_some() {
             host.gate_settled();
         }
     }
