@@ -72,7 +72,7 @@ impl Ending {
 /// Whether a test's reply is a gate's deferral: `450 4.3.2` (RFC 3463: the system is not
 /// accepting network messages), which postscreen gives every RCPT of a new client's first
 /// session. Only read so on a host that greeted in stages.
-pub(super) fn is_gate_deferral(reply: &str) -> bool {
+fn is_gate_deferral(reply: &str) -> bool {
     let mut words = reply.split_ascii_whitespace();
     matches!(
         (words.next(), words.next()),
@@ -385,5 +385,27 @@ fn inconclusive(test: &PlannedTest, why: &str, session: u32, lines: Vec<Transcri
             },
             lines,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_gate_deferral;
+
+    #[test]
+    fn only_a_4xx_with_status_4_3_2_is_a_gates_deferral() {
+        assert!(is_gate_deferral("450 4.3.2 Service currently unavailable"));
+        assert!(is_gate_deferral(
+            "450 4.3.2 Service currently unavailable / 450 4.3.2 Service currently unavailable"
+        ));
+        assert!(!is_gate_deferral(
+            "454 4.7.1 <u@ext.example>: Relay access denied"
+        ));
+        assert!(!is_gate_deferral(
+            "450 4.2.0 <u@x>: Recipient address rejected: Greylisted"
+        ));
+        assert!(!is_gate_deferral("550 4.3.2 odd"));
+        assert!(!is_gate_deferral("250 2.1.5 Ok"));
+        assert!(!is_gate_deferral(""));
     }
 }
