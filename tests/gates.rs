@@ -23,14 +23,21 @@ use relayguard_testkit::report::{host, kinds, tests_of};
 use relayguard_testkit::{Personality, Postfix, Postgrey, scanner_source_addr};
 use serde_json::Value;
 
-/// Runs `relayguard sweep` from the scanner's source address, recording into `database`.
+/// Runs `relayguard sweep` from the scanner's source address, recording into `database`, with
+/// a 10 s command timeout and a 60 s host deadline unless `extra` sets them.
 fn sweep(database: &str, extra: &[&str], targets: &[String]) -> Output {
     let source = scanner_source_addr().to_string();
-    Command::new(env!("CARGO_BIN_EXE_relayguard"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relayguard"));
+    command
         .env("RELAYGUARD_DATABASE", database)
         .arg("sweep")
-        .args(["--source", &source, "--rate", "0", "--no-progress"])
-        .args(["--command-timeout", "10", "--host-deadline", "60"])
+        .args(["--source", &source, "--rate", "0", "--no-progress"]);
+    for (option, default) in [("--command-timeout", "10"), ("--host-deadline", "60")] {
+        if !extra.contains(&option) {
+            command.args([option, default]);
+        }
+    }
+    command
         .args(extra)
         .args(targets)
         .output()
@@ -393,6 +400,50 @@ fn greylisted_tests_are_retried_with_the_same_envelope_without_holding_up_other_
         );
         assert!(g["elapsed_ms"].as_u64().unwrap() >= 3000);
     }
+}
+
+#[test]
+fn the_host_deadline_moves_for_a_greylisting_retry_only() {
+    let open = Postfix::start(Personality::OpenRelay);
+    let bare = Postfix::start(Personality::Closed);
+    let grey = Postgrey::start(Duration::from_secs(2));
+    open.add_policy_service(grey.addr());
+    let targets = vec![open.addr().to_string(), bare.addr().to_string()];
+    let db = relayguard_testkit::test_database();
+    // The retry comes after the host deadline would have ended the audit.
+    let doc = sweep_json(
+        &db,
+        &[
+            "--host-deadline",
+            "3",
+            "--command-timeout",
+            "2",
+            "--greylist-wait",
+            "4",
+        ],
+        &targets,
+    );
+    let g = host(&doc, open.addr());
+    assert_eq!(
+        kinds(g),
+        set(&["open-relay", "vrfy-enabled", "no-starttls"]),
+        "{g:#}"
+    );
+    assert!(
+        tests_of(g, "relay").all(|t| t["verdict"] == "accepted"
+            && t["note"]
+                .as_str()
+                .and_then(retried_after)
+                .is_some_and(|n| n >= 4)),
+        "{g:#}"
+    );
+    // Moved as far as the retry needed: the wait, then about as long as the first round took
+    // and one command timeout.
+    let elapsed = g["elapsed_ms"].as_u64().unwrap();
+    assert!((4000..9000).contains(&elapsed), "{elapsed} ms");
+    let b = host(&doc, bare.addr());
+    assert_eq!(kinds(b), set(&["vrfy-enabled", "no-starttls"]), "{b:#}");
+    assert!(b["elapsed_ms"].as_u64().unwrap() < 3500, "{b:#}");
 }
 
 /// (kind, last sweep) of the open findings at `addr`.
