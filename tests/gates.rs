@@ -140,6 +140,9 @@ fn postscreen_is_passed_as_a_legitimate_client_does_and_the_verdicts_are_the_rea
     let closed = Postfix::start(Personality::Closed);
     let bare_open = Postfix::start(Personality::OpenRelay);
     let bare_closed = Postfix::start(Personality::Closed);
+    // AUTH offered in plaintext: the real smtpd's EHLO says so, postscreen's own does not.
+    open.enable_sasl("alice", "secret");
+    bare_open.enable_sasl("alice", "secret");
     let greet_wait = Duration::from_secs(3);
     open.enable_postscreen(greet_wait);
     closed.enable_postscreen(greet_wait);
@@ -153,7 +156,12 @@ fn postscreen_is_passed_as_a_legitimate_client_does_and_the_verdicts_are_the_rea
         (
             &open,
             &bare_open,
-            set(&["open-relay", "vrfy-enabled", "no-starttls"]),
+            set(&[
+                "open-relay",
+                "auth-before-tls",
+                "vrfy-enabled",
+                "no-starttls",
+            ]),
         ),
         (&closed, &bare_closed, set(&["vrfy-enabled", "no-starttls"])),
     ] {
@@ -161,6 +169,16 @@ fn postscreen_is_passed_as_a_legitimate_client_does_and_the_verdicts_are_the_rea
         let b = host(&doc, bare.addr());
         assert_eq!(kinds(g), expected, "{g:#}");
         assert_eq!(kinds(b), expected, "{b:#}");
+        // What the server offers is the real smtpd's EHLO, seen past the gate.
+        assert_eq!(g["smtp"]["ehlo"], b["smtp"]["ehlo"]);
+        assert!(
+            g["smtp"]["ehlo"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == "PIPELINING"),
+            "{g:#}"
+        );
         // Exactly the verdicts of the same Postfix without postscreen, test for test.
         assert_eq!(neutral(g, gated), neutral(b, bare));
         let relay: Vec<&Value> = tests_of(g, "relay").collect();

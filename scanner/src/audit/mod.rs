@@ -122,6 +122,9 @@ struct Host {
     deferrals: AtomicU32,
     /// Set once a session's greeting came in stages: the host may sit behind a gate.
     gated: AtomicBool,
+    /// The first session opened after a gate deferred one, and its opening: what the server
+    /// behind the gate offers (the gate's own EHLO offers neither PIPELINING nor AUTH).
+    past_gate: Mutex<Option<(u32, Greeting)>>,
     /// Whether fresh sessions may open: false while the first session, greeted in stages, has
     /// not yet learned whether the host's gate opens.
     gate: tokio::sync::watch::Sender<bool>,
@@ -231,6 +234,23 @@ impl Host {
     /// Counts a session a gate deferred.
     fn note_deferral(&self) {
         self.deferrals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps the opening of the first session opened after a gate deferred one.
+    fn note_opened(&self, session: u32, greeting: &Greeting) {
+        if self.deferrals.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut kept = self.past_gate.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get_or_insert_with(|| (session, greeting.clone()));
+    }
+
+    /// The opening kept by [`Host::note_opened`].
+    fn past_gate(&self) -> Option<(u32, Greeting)> {
+        self.past_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Lets fresh sessions open (see [`Host::gate_known`]).
@@ -402,6 +422,7 @@ async fn audit_port(
         desyncs: Mutex::new(Vec::new()),
         deferrals: AtomicU32::new(0),
         gated: AtomicBool::new(false),
+        past_gate: Mutex::new(None),
         gate: tokio::sync::watch::channel(true).0,
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
@@ -449,7 +470,6 @@ async fn audit_port(
         ptr.as_deref(),
         &host.config.local_domains,
     );
-    let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
     let facts = HostFacts {
         ip,
         port,
@@ -527,8 +547,16 @@ async fn audit_port(
         .map(|l| l.session)
         .min()
         .unwrap_or(1);
+    // Behind a gate, the first session talked to the gate: what the server offers is what the
+    // first session past it saw.
+    let past_gate = host.past_gate();
+    let (seen, opening_session, failed_tls, injection) = match &past_gate {
+        Some((session, opened)) => (opened, *session, None, None),
+        None => (&greeting, first_session, first.failed_tls, first.injection),
+    };
+    let smtp = smtp_info(&host, seen, failed_tls, &names.routing);
     let opening: Vec<TranscriptLine> = transcript
-        .session(first_session)
+        .session(opening_session)
         .take(40)
         .cloned()
         .collect();
@@ -537,10 +565,7 @@ async fn audit_port(
         rules: &host.config.rules,
         opening: OpeningSeen::Opened {
             smtp: &smtp,
-            starttls_injection: greeting
-                .starttls_injection
-                .as_deref()
-                .or(first.injection.as_deref()),
+            starttls_injection: seen.starttls_injection.as_deref().or(injection.as_deref()),
             lines: &opening,
         },
         tests: &records,

@@ -176,10 +176,13 @@ pub(super) async fn run_sequence(
                         break;
                     }
                     match host.open().await {
-                        Ok((conn, greeting)) => Live {
-                            conn,
-                            staged: greeting.staged,
-                        },
+                        Ok((conn, greeting)) => {
+                            host.note_opened(conn.session(), &greeting);
+                            Live {
+                                conn,
+                                staged: greeting.staged,
+                            }
+                        }
                         Err(failed) if host.deadline_passed() => {
                             transcript.append(failed.transcript);
                             out.push(inconclusive(
