@@ -112,6 +112,10 @@ pub struct SweepArgs {
     /// vectors are dealt evenly over as few sessions as hold them.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub tests_per_session: usize,
+    /// Seconds after a greylisting deferral before the deferred tests are tried again with the
+    /// same envelope (0 = never); the host's deadline is moved for that retry only.
+    #[arg(long, default_value_t = 310.0, value_name = "SECONDS")]
+    pub greylist_wait: f64,
 
     /// Local address to connect from. Relay verdicts depend on the vantage point: a server
     /// trusts its own networks, so sweep from an address outside them.

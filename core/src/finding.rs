@@ -140,6 +140,8 @@ finding_kinds! {
         "Something listens on a mail port but does not speak SMTP.";
     SmtpDesync = "smtp-desync", Info,
         "The server sent data when no reply was due; the audit discarded those sessions' verdicts.";
+    RelayUndetermined = "relay-undetermined", Info,
+        "No relay verdict was reached this time (every relay test inconclusive, or no session).";
     UnregisteredMta = "unregistered-mta", Medium,
         "An SMTP listener on a host with no mail role in the registry.";
     NonMailHostListening = "non-mail-host-listening", Medium,

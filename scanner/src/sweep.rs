@@ -14,7 +14,7 @@ use relayguard_core::scan::{HostResult, PortState};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::audit::{AuditConfig, audit};
+use crate::audit::{AuditConfig, AuditSlot, audit_in_slot};
 use crate::discover::{self, Answer};
 use crate::pacing::Pacer;
 use crate::targets::TargetSet;
@@ -255,16 +255,19 @@ async fn audit_all(
         let pacer = config.pacer.clone();
         let progress = progress.clone();
         let results = results.clone();
+        let slot = AuditSlot::new(slots.clone(), slot);
         tasks.spawn(async move {
-            let result = audit(
+            // The audit gives its slot back while it only waits out a greylisting delay, so a
+            // greylisting host does not hold up the others.
+            let result = audit_in_slot(
                 host.addr.ip(),
                 host.addr.port(),
                 host.name.as_deref(),
                 audit_config,
                 pacer,
+                slot,
             )
             .await;
-            drop(slot);
             progress.audited.fetch_add(1, Ordering::Relaxed);
             progress
                 .findings

@@ -39,6 +39,7 @@ fn config(dns: Option<DnsAudit>) -> Arc<AuditConfig> {
         host_deadline: DEADLINE,
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns,
     })

@@ -46,6 +46,7 @@ fn config() -> Arc<AuditConfig> {
         host_deadline: HOST_DEADLINE,
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns: None,
     })

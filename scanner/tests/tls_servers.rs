@@ -112,6 +112,7 @@ fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
         host_deadline: Duration::from_secs(20),
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns: None,
     })

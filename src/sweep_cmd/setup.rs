@@ -139,6 +139,13 @@ pub fn sweep_config(
             host_deadline: seconds("--host-deadline", args.host_deadline)?,
             sessions_per_host: args.sessions_per_host.max(1),
             tests_per_session: args.tests_per_session.max(1),
+            // Zero is allowed: never retry.
+            greylist_wait: Duration::try_from_secs_f64(args.greylist_wait).with_context(|| {
+                format!(
+                    "--greylist-wait must be a number of seconds, not {}",
+                    args.greylist_wait
+                )
+            })?,
             rules: Arc::new(rules),
             dns,
         }),

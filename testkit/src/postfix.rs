@@ -310,6 +310,69 @@ impl Postfix {
         self.wait_for_banner();
     }
 
+    /// Puts postscreen(8) in front of smtpd, as on most Postfix MXes, with its deep protocol
+    /// tests on and enforced (pipelining, non-SMTP commands, bare newlines) and the pregreet
+    /// test enforced with a `greet_wait` long greeting: postscreen sends `220-`, waits, then the
+    /// final `220 `. A client that passes is deferred (`450 4.3.2`) at every RCPT of that first
+    /// session and reaches the real smtpd only when it connects again. Its own clients
+    /// (`mynetworks`, and the instance's own address, from which the harness's checks come) are
+    /// let through at once, so the harness never touches the cache. Violations are logged as `PREGREET`,
+    /// `COMMAND PIPELINING`, `NON-SMTP COMMAND` and `BARE NEWLINE`.
+    pub fn enable_postscreen(&self, greet_wait: Duration) {
+        let etc = self.root.join("etc");
+        // The harness's own checks leave from the instance's address (the alias is the source
+        // the kernel picks for it): let them through like `mynetworks`.
+        let trusted = etc.join("postscreen_access.cidr");
+        write_file(&trusted, &format!("{}/32 permit\n", self.addr));
+        let access = format!(
+            "postscreen_access_list = permit_mynetworks, cidr:{}",
+            trusted.display()
+        );
+        let wait = format!("postscreen_greet_wait = {}s", greet_wait.as_secs().max(1));
+        run(Command::new("postconf").arg("-c").arg(&etc).args([
+            "-e",
+            &wait,
+            &access,
+            "postscreen_greet_action = enforce",
+            "postscreen_pipelining_enable = yes",
+            "postscreen_pipelining_action = enforce",
+            "postscreen_non_smtp_command_enable = yes",
+            "postscreen_non_smtp_command_action = enforce",
+            "postscreen_bare_newline_enable = yes",
+            "postscreen_bare_newline_action = enforce",
+            "postscreen_cache_map = btree:$data_directory/postscreen_cache",
+        ]));
+        let master = MASTER_CF.replacen(
+            "smtp      inet  n       -       n       -       -       smtpd\n",
+            POSTSCREEN_SERVICES,
+            1,
+        );
+        write_file(&etc.join("master.cf"), &master);
+        run(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+        std::thread::sleep(Duration::from_millis(500));
+        self.wait_for_banner();
+    }
+
+    /// Adds a policy service (`check_policy_service inet:ADDR`) first in
+    /// `smtpd_recipient_restrictions` and reloads: a greylisting daemon such as postgrey, which
+    /// defers a (client, sender, recipient) triplet it has not seen long enough.
+    pub fn add_policy_service(&self, addr: SocketAddr) {
+        let etc = self.root.join("etc");
+        let current = Command::new("postconf")
+            .arg("-c")
+            .arg(&etc)
+            .args(["-h", "smtpd_recipient_restrictions"])
+            .output()
+            .expect("postconf");
+        let current = String::from_utf8_lossy(&current.stdout).trim().to_string();
+        let restrictions = if current.is_empty() {
+            format!("check_policy_service inet:{addr}")
+        } else {
+            format!("check_policy_service inet:{addr}, {current}")
+        };
+        self.reconfigure(&[&format!("smtpd_recipient_restrictions = {restrictions}")]);
+    }
+
     /// Turns on SMTP AUTH (Cyrus SASL, PLAIN/LOGIN against a sasldb of this instance's own)
     /// with one user, and reloads; successful logins show as `sasl_username=` in the log.
     pub fn enable_sasl(&self, user: &str, password: &str) {
@@ -540,6 +603,16 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+";
+
+/// The services that put postscreen(8) in front of smtpd (replacing the plain `smtp` line):
+/// postscreen takes the port with a single process and passes good clients to smtpd; dnsblog
+/// and tlsproxy are the helpers it needs. No chroot, as everywhere in these instances.
+const POSTSCREEN_SERVICES: &str = "\
+smtp      inet  n       -       n       -       1       postscreen
+smtpd     pass  -       -       n       -       -       smtpd
+dnsblog   unix  -       -       n       -       0       dnsblog
+tlsproxy  unix  -       -       n       -       0       tlsproxy
 ";
 
 fn check_prerequisites() {

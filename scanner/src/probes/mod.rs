@@ -20,6 +20,7 @@ pub mod no_starttls;
 pub mod not_smtp;
 pub mod relay;
 pub mod relay_control;
+pub mod relay_undetermined;
 pub mod smtp_desync;
 pub mod starttls_injection;
 pub mod step;
@@ -58,6 +59,7 @@ pub static PROBES: &[&dyn Probe] = &[
     &starttls_injection::StarttlsInjection,
     &not_smtp::NotSmtp,
     &smtp_desync::SmtpDesync,
+    &relay_undetermined::RelayUndetermined,
 ];
 
 /// A future a probe returns from [`Probe::run`].
