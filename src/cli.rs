@@ -116,6 +116,10 @@ pub struct SweepArgs {
     /// same envelope (0 = never); the host's deadline is moved for that retry only.
     #[arg(long, default_value_t = 310.0, value_name = "SECONDS")]
     pub greylist_wait: f64,
+    /// Send every relay vector even to a host already proven an open relay (a plainly external
+    /// recipient accepted); by default the rest are listed as not run.
+    #[arg(long)]
+    pub all_vectors: bool,
 
     /// Local address to connect from. Relay verdicts depend on the vantage point: a server
     /// trusts its own networks, so sweep from an address outside them.

@@ -25,6 +25,7 @@ const BOUND: Duration = Duration::from_secs(3);
 
 fn config(dns: Option<DnsAudit>) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),

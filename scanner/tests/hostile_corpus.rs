@@ -32,6 +32,7 @@ const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
 
 fn config() -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),

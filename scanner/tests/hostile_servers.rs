@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn config(command_timeout: Duration) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),

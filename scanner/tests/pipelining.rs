@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 async fn audit(addr: SocketAddr) -> HostResult {
     let config = Arc::new(AuditConfig {
+        all_vectors: false,
         greylist_wait: Duration::ZERO,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),

@@ -98,6 +98,7 @@ async fn smtps_server(ip: IpAddr) -> (SocketAddr, CertificateDer<'static>) {
 
 fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),

@@ -125,6 +125,7 @@ pub fn sweep_config(
         discover_only: args.discover_only,
         pacer: Arc::new(Pacer::new(Some(args.rate))),
         audit: Arc::new(AuditConfig {
+            all_vectors: args.all_vectors,
             session: SessionConfig {
                 ehlo_name: args.ehlo_name.clone(),
                 connect_timeout,

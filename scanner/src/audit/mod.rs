@@ -26,7 +26,7 @@ mod schedule;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
@@ -88,6 +88,10 @@ pub struct AuditConfig {
     /// How long after a greylisting deferral its tests are tried again with the same envelope
     /// (zero: never); the host's deadline is moved for that retry, and only for that.
     pub greylist_wait: Duration,
+    /// Run every test even after one decided its probe's verdict (`--all-vectors`): by default
+    /// a host proven an open relay by a plainly external recipient gets no further relay
+    /// vectors, and they are listed as not run.
+    pub all_vectors: bool,
     /// The rules.
     pub rules: Arc<RuleSet>,
     /// DNS checks, unless disabled.
@@ -118,6 +122,8 @@ struct Host {
     broken_sessions: AtomicU32,
     /// The transcript notes of every desynchronised session (with a few lines before each).
     desyncs: Mutex<Vec<TranscriptLine>>,
+    /// Probes whose verdict a decisive test already settled (see [`crate::probes::TestSpec::decisive`]).
+    decided: Mutex<Vec<&'static str>>,
     /// Sessions a gate in front of the server deferred (their tests ran again).
     deferrals: AtomicU32,
     /// Set once a session's greeting came in stages: the host may sit behind a gate.
@@ -219,6 +225,25 @@ impl Host {
                 "{broken} sessions broke off with protocol errors, timeouts or out-of-turn data (last: {error})"
             ));
         }
+    }
+
+    /// Records that `probe`'s verdict is settled.
+    fn decide(&self, probe: &'static str) {
+        let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        if !decided.contains(&probe) {
+            decided.push(probe);
+        }
+    }
+
+    /// Whether `probe`'s remaining tests can be skipped: its verdict is settled and the audit
+    /// was not asked for every test.
+    fn skips(&self, probe: &'static str) -> bool {
+        !self.config.all_vectors
+            && self
+                .decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&probe)
     }
 
     /// Keeps the desync notes of a session's transcript, each with the lines before it.
@@ -432,6 +457,7 @@ async fn audit_port(
         refused: OnceLock::new(),
         broken_sessions: AtomicU32::new(0),
         desyncs: Mutex::new(Vec::new()),
+        decided: Mutex::new(Vec::new()),
         deferrals: AtomicU32::new(0),
         gated: AtomicBool::new(false),
         past_gate: Mutex::new(None),

@@ -155,6 +155,10 @@ pub(super) async fn run_sequence(
         let envelope = test.spec.step.mail_from().is_some();
         let mut gate_deferred = false;
         loop {
+            if host.skips(test.probe.id()) {
+                out.push(not_run(&test));
+                break;
+            }
             if host.deadline_passed() {
                 out.push(inconclusive(
                     &test,
@@ -231,6 +235,9 @@ pub(super) async fn run_sequence(
                 Ok(step) => {
                     let lost = step.connection_lost;
                     let done = finished(&test, step, number, lines);
+                    if test.spec.decisive && done.record.result.verdict == Verdict::Accepted {
+                        host.decide(test.probe.id());
+                    }
                     let deferred = envelope
                         && host.gated.load(Ordering::Relaxed)
                         && is_gate_deferral(&done.record.result.reply);
@@ -371,6 +378,17 @@ fn finished(
         },
     }
 }
+
+/// A test skipped because its probe's verdict was already decided.
+fn not_run(test: &PlannedTest) -> Done {
+    let mut done = inconclusive(test, NOT_RUN, 0, Vec::new());
+    done.record.result.verdict = Verdict::NotRun;
+    done
+}
+
+/// Why a test was skipped.
+const NOT_RUN: &str = "not run: the host already accepted a plainly external recipient, which \
+                       makes it an open relay (--all-vectors runs every vector)";
 
 fn inconclusive(test: &PlannedTest, why: &str, session: u32, lines: Vec<TranscriptLine>) -> Done {
     Done {

@@ -77,7 +77,7 @@ pub fn reason(seen: &Audited<'_>) -> Option<String> {
     if relay.is_empty()
         || relay
             .iter()
-            .any(|t| t.result.verdict != Verdict::Inconclusive)
+            .any(|t| !matches!(t.result.verdict, Verdict::Inconclusive | Verdict::NotRun))
     {
         return None;
     }
