@@ -14,6 +14,7 @@ need() { # need COMMAND PACKAGE
 need postfix postfix
 need postconf postfix
 need saslpasswd2 sasl2-bin
+need postgrey postgrey
 need nsd nsd
 need nsd-checkzone nsd
 need ip iproute2

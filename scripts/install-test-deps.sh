@@ -3,11 +3,13 @@
 # Real parts only: Postfix for SMTP behaviour (with Cyrus SASL for the notify AUTH test), nsd as
 # the authoritative DNS server of the DNS tests, PostgreSQL for the registry tests (they start
 # their own throwaway cluster), systemd for `systemctl --root` checks of the agent,
-# init-system-helpers (update-rc.d, deb-systemd-helper) to enable services in fixture roots the
-# way maintainer scripts do, iproute2 for loopback aliases and network namespaces.
+# postgrey as the greylisting policy daemon of the gate tests (they start their own on a
+# loopback port; the package's own service is not used), init-system-helpers (update-rc.d,
+# deb-systemd-helper) to enable services in fixture roots the way maintainer scripts do,
+# iproute2 for loopback aliases and network namespaces.
 set -euo pipefail
 
-packages=(postfix sasl2-bin libsasl2-modules nsd postgresql systemd init-system-helpers iproute2 openssl ca-certificates)
+packages=(postfix sasl2-bin libsasl2-modules nsd postgresql postgrey systemd init-system-helpers iproute2 openssl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -118,6 +118,14 @@ pub struct SweepArgs {
     /// vectors are dealt evenly over as few sessions as hold them.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub tests_per_session: usize,
+    /// Seconds after a greylisting deferral before the deferred tests are tried again with the
+    /// same envelope (0 = never); the host's deadline is moved for that retry only.
+    #[arg(long, default_value_t = 310.0, value_name = "SECONDS")]
+    pub greylist_wait: f64,
+    /// Send every relay vector even to a host already proven an open relay (a plainly external
+    /// recipient accepted); by default the rest are listed as not run.
+    #[arg(long)]
+    pub all_vectors: bool,
 
     /// Local address to connect from. Relay verdicts depend on the vantage point: a server
     /// trusts its own networks, so sweep from an address outside them.
@@ -171,6 +179,25 @@ pub struct SweepArgs {
     /// Skip the DNS checks (PTR, forward-confirmed reverse DNS, generic PTR, blocklists).
     #[arg(long)]
     pub no_dns: bool,
+    /// Prove relays by delivery: after the sweep, send one message per distinct accepted or
+    /// suspected relay vector form (at most --confirm-max per host) through the host to a canary
+    /// address that routes to --confirm-sink. The only mode in which relayguard sends DATA.
+    #[arg(long, requires = "confirm_sink")]
+    pub confirm: bool,
+    /// The receiving SMTP sink relayguard runs itself for --confirm, ADDR:PORT; ADDR must be one
+    /// of this machine's own addresses, reachable from the audited hosts.
+    #[arg(long, value_name = "ADDR:PORT", requires = "confirm")]
+    pub confirm_sink: Option<std::net::SocketAddr>,
+    /// Domain of the canary address, whose MX you point at the sink (default: the sink's address
+    /// literal, e.g. rg-confirm-…@[192.0.2.10]).
+    #[arg(long, value_name = "DOMAIN", requires = "confirm")]
+    pub confirm_domain: Option<String>,
+    /// Most confirmation messages sent through one host.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub confirm_max: usize,
+    /// Seconds to wait for the confirmation messages to arrive at the sink.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub confirm_wait: f64,
     /// `--rules DIR`, a global flag of [`Cli`] copied here so the sweep sees it beside its own.
     #[arg(skip)]
     pub rules: Option<PathBuf>,

@@ -74,6 +74,35 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             vec!["sweep", "--no-dns", "--dnsbl", "zen.example", "127.0.0.1"],
             "--no-dns",
         ),
+        (vec!["sweep", "--confirm", "127.0.0.1"], "--confirm-sink"),
+        (
+            vec!["sweep", "--confirm-sink", "127.66.0.1:2525", "127.0.0.1"],
+            "--confirm",
+        ),
+        (
+            vec![
+                "sweep",
+                "--confirm",
+                "--confirm-sink",
+                "127.66.0.1:0",
+                "--format",
+                "jsonl",
+                "127.0.0.1",
+            ],
+            "not jsonl",
+        ),
+        // Not one of this machine's addresses: refused before any traffic.
+        (
+            vec![
+                "sweep",
+                "--confirm",
+                "--confirm-sink",
+                "192.0.2.99:2525",
+                "--no-store",
+                "127.0.0.1",
+            ],
+            "cannot listen there",
+        ),
     ];
     for (args, expected) in cases {
         let out = relayguard().args(&args).output().unwrap();

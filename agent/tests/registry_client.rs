@@ -33,6 +33,7 @@ fn start_registry(dir: &Path, port: u16) -> String {
                 tls_cert: None,
                 tls_key: None,
                 admin_tokens: vec![ADMIN.to_string()],
+                metrics_tokens: Vec::new(),
             };
             serve(store, config).await.unwrap();
         });

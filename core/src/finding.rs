@@ -118,6 +118,8 @@ macro_rules! finding_kinds {
 finding_kinds! {
     OpenRelay = "open-relay", Critical,
         "A relay vector was accepted at RCPT without authentication.";
+    RelaySuspected = "relay-suspected", Medium,
+        "A routed or local-form relay vector was accepted on a host whose 250 cannot tell relaying from local delivery.";
     BackscatterSource = "backscatter-source", High,
         "A random unknown local recipient was accepted at RCPT: bounces will go to forged senders.";
     VrfyEnabled = "vrfy-enabled", Low,
@@ -138,6 +140,8 @@ finding_kinds! {
         "Something listens on a mail port but does not speak SMTP.";
     SmtpDesync = "smtp-desync", Info,
         "The server sent data when no reply was due; the audit discarded those sessions' verdicts.";
+    RelayUndetermined = "relay-undetermined", Info,
+        "No relay verdict was reached this time (every relay test inconclusive, or no session).";
     UnregisteredMta = "unregistered-mta", Medium,
         "An SMTP listener on a host with no mail role in the registry.";
     NonMailHostListening = "non-mail-host-listening", Medium,
@@ -188,9 +192,56 @@ impl FromStr for FindingKind {
     }
 }
 
+/// How strongly an `open-relay` verdict is proven, from the strongest down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelayStrength {
+    /// Only routed or local forms (`user%ext@host`, `ext!user@host`, ...) were accepted, on a
+    /// host that refuses unknown users at those domains: the host takes them for forwarding,
+    /// but whether the next hop delivers them to the external domain is not seen at RCPT.
+    RoutedForm,
+    /// A plainly external recipient (`user@external`) was accepted at RCPT: conclusive.
+    External,
+    /// A message sent through the host arrived at the auditor's own sink.
+    Delivered,
+}
+
+impl RelayStrength {
+    /// The stable kebab-case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayStrength::RoutedForm => "routed-form",
+            RelayStrength::External => "external",
+            RelayStrength::Delivered => "delivered",
+        }
+    }
+
+    /// One phrase for a human: what the verdict rests on.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RelayStrength::RoutedForm => {
+                "accepted at RCPT for routed forms only (user%ext@host and the like); not confirmed by delivery"
+            }
+            RelayStrength::External => {
+                "accepted at RCPT for a plainly external recipient (conclusive)"
+            }
+            RelayStrength::Delivered => "confirmed by delivery to the auditor's own sink",
+        }
+    }
+}
+
+impl fmt::Display for RelayStrength {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The proof behind a finding: which tests triggered it and the conversation that shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
+    /// For `open-relay`: what the verdict rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_strength: Option<RelayStrength>,
     /// Identifiers of the tests (e.g. relay vectors) that produced the finding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<String>,

@@ -16,7 +16,7 @@ pub mod sweep;
 pub mod text;
 pub mod transcript;
 
-pub use finding::{Evidence, Finding, FindingKind, Severity};
+pub use finding::{Evidence, Finding, FindingKind, RelayStrength, Severity};
 pub use registration::{HostStatus, Role, RoleResponse};
 pub use sweep::{SweepMeta, SweepUpload};
 pub use text::escape_controls;

@@ -44,6 +44,9 @@ pub enum Verdict {
     /// No conclusion: a temporary failure, 252, a hang-up, a timeout, or an answer that cannot be
     /// told from local delivery on a host that accepts every local recipient.
     Inconclusive,
+    /// Not sent: the verdict it would have informed was already decided (a plainly external
+    /// recipient accepted proves an open relay); `--all-vectors` sends every test regardless.
+    NotRun,
 }
 
 impl Verdict {
@@ -54,6 +57,7 @@ impl Verdict {
             Verdict::Refused => "refused",
             Verdict::AuthRequired => "auth-required",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::NotRun => "not-run",
         }
     }
 }
@@ -200,6 +204,11 @@ pub struct HostResult {
     /// The address's PTR name, when reverse DNS was checked and has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptr: Option<String>,
+    /// The local address the host was tested from (`--source`, else the address the kernel
+    /// chose for the first connection): a relay open from inside a campus may be closed from
+    /// outside it, so a verdict holds only for its vantage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<IpAddr>,
     /// What the TCP connect showed.
     pub state: PortState,
     /// The SMTP facts, when the port was open and spoke SMTP.
@@ -232,6 +241,7 @@ impl HostResult {
             port,
             target_name: None,
             ptr: None,
+            source: None,
             state,
             smtp: None,
             error: None,

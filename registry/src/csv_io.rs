@@ -12,7 +12,7 @@ use crate::model::{Host, HostInput, today};
 use crate::store::Store;
 
 /// The column order of exports (and the columns imports understand).
-pub const HEADER: [&str; 10] = [
+pub const HEADER: [&str; 11] = [
     "address",
     "hostname",
     "role",
@@ -23,6 +23,7 @@ pub const HEADER: [&str; 10] = [
     "reviewed_on",
     "review_months",
     "status",
+    "admin_lang",
 ];
 
 /// Most rows one import may carry (a campus has tens of thousands of hosts, not millions).
@@ -46,6 +47,8 @@ struct CsvRow {
     review_months: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    #[serde(default)]
+    admin_lang: Option<String>,
 }
 
 /// Parses and validates a registrations CSV (header row required; see [`HEADER`]).
@@ -126,6 +129,7 @@ pub fn parse_hosts_csv(data: &[u8]) -> Result<Vec<Host>> {
             reviewed_on: row.reviewed_on,
             review_months: months,
             status: row.status,
+            admin_lang: row.admin_lang,
         };
         match input.validate(today) {
             Ok(h) => {
@@ -207,6 +211,7 @@ pub fn hosts_to_csv(hosts: &[Host]) -> Result<String> {
             &h.reviewed_on,
             &h.review_months.to_string(),
             h.status.as_str(),
+            h.admin_lang.map_or("", |l| l.as_str()),
         ])
         .map_err(io)?;
     }

@@ -14,6 +14,48 @@ use crate::error::{Error, Result};
 use relayguard_core::SweepMeta;
 pub use relayguard_core::registration::{HostStatus, Role};
 
+/// The language mails to an administrator are written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// Japanese.
+    Ja,
+}
+
+impl Lang {
+    /// The code stored and shown: `en` or `ja`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+}
+
+impl std::str::FromStr for Lang {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "en" => Ok(Lang::En),
+            "ja" => Ok(Lang::Ja),
+            other => Err(Error::Invalid(format!(
+                "unknown language {other:?} (use en or ja)"
+            ))),
+        }
+    }
+}
+
+/// An optional language as given by a user: empty means none.
+fn parse_lang(s: Option<&str>) -> Result<Option<Lang>> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(code) => code.parse().map(Some),
+    }
+}
+
 /// Review interval when none is given (registrations are re-confirmed periodically).
 pub const DEFAULT_REVIEW_MONTHS: i64 = 6;
 
@@ -40,6 +82,9 @@ pub struct Host {
     pub review_months: i64,
     /// Whether the registration is in force.
     pub status: HostStatus,
+    /// The language the administrator is written to in (the notify run's default when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_lang: Option<Lang>,
 }
 
 impl Host {
@@ -86,6 +131,9 @@ pub struct HostInput {
     /// Default `active`.
     #[serde(default)]
     pub status: Option<String>,
+    /// `en` or `ja`; default none (the notify run's language).
+    #[serde(default)]
+    pub admin_lang: Option<String>,
 }
 
 impl HostInput {
@@ -115,6 +163,7 @@ impl HostInput {
                 Some(s) if !s.trim().is_empty() => s.parse()?,
                 _ => HostStatus::Active,
             },
+            admin_lang: parse_lang(self.admin_lang.as_deref())?,
         })
     }
 }
@@ -142,6 +191,8 @@ pub struct HostUpdate {
     pub review_months: Option<i64>,
     /// New status.
     pub status: Option<String>,
+    /// New language (`en`, `ja`; empty clears it).
+    pub admin_lang: Option<String>,
 }
 
 impl HostUpdate {
@@ -174,6 +225,9 @@ impl HostUpdate {
         if let Some(v) = &self.status {
             host.status = v.parse()?;
         }
+        if let Some(v) = &self.admin_lang {
+            host.admin_lang = parse_lang(Some(v))?;
+        }
         Ok(host)
     }
 }
@@ -191,6 +245,9 @@ pub struct Network {
     /// Free text.
     #[serde(default)]
     pub note: String,
+    /// The language the owner is written to in (the notify run's default when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_lang: Option<Lang>,
 }
 
 impl Network {
@@ -201,6 +258,7 @@ impl Network {
             owner_name: parse_text("owner name", &self.owner_name, true)?,
             owner_email: parse_email(&self.owner_email)?,
             note: parse_text("note", &self.note, false)?,
+            owner_lang: self.owner_lang,
         })
     }
 }

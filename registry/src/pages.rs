@@ -11,11 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
+use relayguard_core::RelayStrength;
 
 use crate::api::auth::PageAdmin;
 use crate::api::{ApiError, AppState};
 use crate::model::parse_address;
-use crate::store::{FindingFilter, FindingRow};
+use crate::store::{FindingFilter, FindingRow, OverrideState};
 
 /// The page routes (mounted at `/` by [`crate::api::router`]).
 pub fn routes() -> Router<AppState> {
@@ -29,7 +30,8 @@ pub fn routes() -> Router<AppState> {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
-nav a{margin-right:1em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}";
+nav a{margin-right:1em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}\
+tr.overridden{color:#777}";
 
 fn layout(title: &str, body: Markup) -> Response {
     let page = html! {
@@ -56,26 +58,57 @@ fn ts(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// What a relay verdict rests on, from a sweep finding's evidence.
+fn relay_strength(f: &FindingRow) -> Option<RelayStrength> {
+    serde_json::from_value(f.evidence.get("relay_strength")?.clone()).ok()
+}
+
 fn findings_table(rows: &[FindingRow]) -> Markup {
+    let today = crate::model::today();
     html! {
         @if rows.is_empty() { p { "No findings." } } @else {
             table {
-                tr { th { "Severity" } th { "Kind" } th { "Address" } th { "Port" } th { "Status" } th { "Summary" }
-                     th { "First seen" } th { "Last seen" } th { "Contact" } }
+                tr { th { "#" } th { "Severity" } th { "Kind" } th { "Address" } th { "Port" } th { "Status" } th { "Summary" }
+                     th { "Tested from" } th { "First seen" } th { "Last seen" } th { "Contact" } }
                 @for f in rows {
-                    tr {
+                    @let held = f.overridden_on(today);
+                    tr class=[held.then_some("overridden")] {
+                        td { (f.id) }
                         td class=(f.severity.as_str()) { (f.severity.as_str()) }
-                        td { (f.kind) }
+                        td {
+                            (f.kind)
+                            @if let Some(strength) = relay_strength(f) {
+                                br; small { "verdict: " (strength.describe()) }
+                            }
+                        }
                         td { a href={ "/hosts/" (f.address) } { (f.address) } }
                         td { (f.port) }
-                        td { (f.status.as_str()) }
-                        td { (f.summary) }
+                        td { (f.status.as_str()) (override_note(f, today)) }
+                        td { @if held { s { (f.summary) } } @else { (f.summary) } }
+                        td { (f.tested_from.as_deref().unwrap_or("—")) }
                         td { (ts(f.first_seen)) }
                         td { (ts(f.last_seen)) }
                         td { (f.admin_email.as_deref().unwrap_or("—")) }
                     }
                 }
             }
+        }
+    }
+}
+
+/// What a finding's override says, after its status: held (kind, until, who, why) or lapsed.
+fn override_note(f: &FindingRow, today: time::Date) -> Markup {
+    let (Some(o), Some(state)) = (&f.overridden, f.override_state(today)) else {
+        return html! {};
+    };
+    html! {
+        @match state {
+            OverrideState::InForce => {
+                br; em { (o.kind.as_str()) @if let Some(u) = &o.until { " until " (u) } }
+                br; small { (o.made_by) ": " (o.reason) }
+            }
+            OverrideState::Expired => { br; small { "override expired: open again" } }
+            OverrideState::EvidenceChanged => { br; small { "evidence changed since the override: open again" } }
         }
     }
 }
@@ -122,6 +155,7 @@ async fn host(
         Vec::new()
     };
     let history = s.store.observations_for(&address, 50).await?;
+    let notices = crate::notify::sent::notices_about(&s.store, &address, 50).await?;
     let net = match address.parse() {
         Ok(ip) => s.store.network_for(ip).await?,
         Err(_) => None,
@@ -154,6 +188,16 @@ async fn host(
                     @for r in &reports {
                         tr { td { (ts(r.received_at)) } td { (r.report_id) } td { (r.hostname) } td { (r.agent_version) }
                              td { (r.mta_enabled) } td { (r.mta_listening) } td { (r.actions) } }
+                    }
+                }
+            }
+            h2 { "Notices" }
+            @if notices.is_empty() { p { "No mail has been sent about this host." } } @else {
+                table {
+                    tr { th { "Sent" } th { "To" } th { "Finding" } th { "As reported" } th { "Message-ID" } }
+                    @for n in &notices {
+                        tr { td { (ts(n.sent_at)) } td { (n.admin_email) } td { (n.kind) " (port " (n.port) ")" }
+                             td { (n.status) ", " (n.severity) } td { code { (n.message_id) } } }
                     }
                 }
             }
@@ -196,7 +240,9 @@ async fn findings(
                 label { "Admin e-mail " input name="admin" value=(v("admin")); }
                 " " button { "Filter" }
             }
-            p { (rows.len()) " findings." }
+            @let today = crate::model::today();
+            @let held = rows.iter().filter(|f| f.overridden_on(today)).count();
+            p { (rows.len()) " findings" @if held > 0 { ", " (held) " of them overridden (accepted risks and false positives, struck through)" } "." }
             (findings_table(&rows))
         },
     ))

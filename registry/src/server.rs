@@ -10,6 +10,8 @@ use crate::store::Store;
 
 /// Environment variable with admin tokens (comma- or newline-separated).
 pub const ADMIN_TOKENS_ENV: &str = "RELAYGUARD_ADMIN_TOKENS";
+/// Environment variable with tokens that may read `/metrics` only.
+pub const METRICS_TOKENS_ENV: &str = "RELAYGUARD_METRICS_TOKENS";
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -22,17 +24,28 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// Admin bearer tokens.
     pub admin_tokens: Vec<String>,
+    /// Tokens that may read `/metrics` only.
+    pub metrics_tokens: Vec<String>,
 }
 
 /// Reads admin tokens from a file (one per line, `#` comments) and/or [`ADMIN_TOKENS_ENV`].
 /// Tokens shorter than 16 characters are refused: they would be guessable.
 pub fn load_admin_tokens(file: Option<&std::path::Path>) -> Result<Vec<String>> {
+    load_tokens("admin", file, ADMIN_TOKENS_ENV)
+}
+
+/// Reads metrics tokens from a file and/or [`METRICS_TOKENS_ENV`], as [`load_admin_tokens`].
+pub fn load_metrics_tokens(file: Option<&std::path::Path>) -> Result<Vec<String>> {
+    load_tokens("metrics", file, METRICS_TOKENS_ENV)
+}
+
+fn load_tokens(what: &str, file: Option<&std::path::Path>, env: &str) -> Result<Vec<String>> {
     let mut text = String::new();
     if let Some(f) = file {
         text = std::fs::read_to_string(f)
-            .map_err(|e| Error::io(format!("reading admin token file {}", f.display()), e))?;
+            .map_err(|e| Error::io(format!("reading {what} token file {}", f.display()), e))?;
     }
-    if let Ok(v) = std::env::var(ADMIN_TOKENS_ENV) {
+    if let Ok(v) = std::env::var(env) {
         text.push('\n');
         text.push_str(&v.replace(',', "\n"));
     }
@@ -44,7 +57,7 @@ pub fn load_admin_tokens(file: Option<&std::path::Path>) -> Result<Vec<String>> 
         .collect();
     if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
         return Err(Error::Invalid(format!(
-            "admin token {}… is shorter than 16 characters",
+            "{what} token {}… is shorter than 16 characters",
             short.chars().take(2).collect::<String>()
         )));
     }
@@ -62,6 +75,7 @@ pub async fn serve(store: Store, config: ServeConfig) -> Result<()> {
     let app = router(AppState {
         store,
         admin_tokens: Arc::new(config.admin_tokens),
+        metrics_tokens: Arc::new(config.metrics_tokens),
     });
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -42,6 +42,7 @@ async fn app(kind: Kind) -> App {
     let router = router(AppState {
         store: t.store.clone(),
         admin_tokens: Arc::new(vec![ADMIN.to_string()]),
+        metrics_tokens: Arc::new(Vec::new()),
     });
     App { router, _t: t }
 }
@@ -444,7 +445,7 @@ async fn networks_sweeps_findings_exports(kind: Kind) {
         .await;
     a.ok_json("POST", "/api/v1/hosts", host("10.1.0.26", "non-mail"))
         .await;
-    let result = json!({"address":"10.1.0.99","port":25,"state":"open","smtp":{"banner":"220 <x>","mta":"postfix","starttls":false},"elapsed_ms":3});
+    let result = json!({"address":"10.1.0.99","port":25,"source":"198.19.0.1","state":"open","smtp":{"banner":"220 <x>","mta":"postfix","starttls":false},"elapsed_ms":3});
     let up = json!({"meta":{"vantage":"core","targets":["10.1.0.0/24"],"started_at":10,"finished_at":20},"results":[result]});
     let sw = a.ok_json("POST", "/api/v1/sweeps", up.to_string()).await;
     assert_eq!(sw["smtp_listeners"], 1);
@@ -593,6 +594,14 @@ async fn networks_sweeps_findings_exports(kind: Kind) {
     assert!(
         history.contains("<td>postfix</td>") && history.contains("220 &lt;x&gt;"),
         "{history}"
+    );
+    // The findings page says where each finding was tested from.
+    let (_, b) = a
+        .call("GET", "/findings?status=open", Some(ADMIN), "")
+        .await;
+    assert!(
+        b.contains("Tested from") && b.contains("<td>198.19.0.1</td>"),
+        "{b}"
     );
     assert_eq!(
         a.call("GET", "/findings?severity=bogus", Some(ADMIN), "")

@@ -31,6 +31,7 @@ const INJECTED: &str = "attacker@evil.example";
 fn host(address: &str, name: &str, role: Role, admin_name: &str, admin_email: &str) -> Host {
     let d = format_date(today());
     Host {
+        admin_lang: None,
         address: address.into(),
         hostname: name.into(),
         role,
@@ -53,6 +54,7 @@ fn result(address: &str, mta: &str, findings: serde_json::Value) -> HostResult {
     serde_json::from_value(json!({
         "address": address,
         "port": 25,
+        "source": "198.19.0.1",
         "state": "open",
         "smtp": { "banner": format!("220 mx ESMTP {mta}"), "mta": mta, "starttls": false },
         "tests": [],
@@ -69,6 +71,7 @@ fn open_relay() -> serde_json::Value {
         "severity": "critical",
         "summary": "accepted 1 of 16 relay tests without authentication (plain-external)",
         "evidence": {
+            "relay_strength": "external",
             "tests": ["plain-external"],
             "transcript": [
                 line(2, "client", "EHLO relayguard.invalid"),
@@ -152,6 +155,7 @@ async fn seed(store: &Store) {
         .unwrap();
     store
         .add_network(&Network {
+            owner_lang: None,
             cidr: "10.2.0.0/16".into(),
             owner_name: "Network Owner".into(),
             owner_email: OWNER.into(),
@@ -300,6 +304,31 @@ fn for_addr<'a>(mails: &'a [Mail], addr: &str) -> Vec<&'a Mail> {
         .collect()
 }
 
+/// The registry's page of one host, as an admin sees it.
+async fn host_page(store: &Store, address: &str) -> String {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    const TOKEN: &str = "notify-test-admin-token-0123456789";
+    let app = relayguard_registry::api::router(relayguard_registry::api::AppState {
+        store: store.clone(),
+        admin_tokens: std::sync::Arc::new(vec![TOKEN.to_string()]),
+        metrics_tokens: std::sync::Arc::new(Vec::new()),
+    });
+    let resp = app
+        .oneshot(
+            axum::http::Request::get(format!("/hosts/{address}"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// The header block (Maildir files have LF line endings, .eml files CRLF).
 fn headers(raw: &str) -> String {
     let raw = raw.replace("\r\n", "\n");
@@ -380,6 +409,24 @@ async fn full_flow(kind: common::Kind) {
 
     // Alice: her two hosts only; the open relay with its MAIL/RCPT evidence and the Postfix fix;
     // the non-mail host with how to stop Sendmail at boot.
+    // The host's page lists what was mailed about it, to whom, under which Message-ID.
+    let page = host_page(&ts.store, "10.1.0.10").await;
+    let notices = &page[page.find("<h2>Notices</h2>").expect("a Notices section")..];
+    let notices = &notices[..notices.find("<h2>Sweep history</h2>").unwrap()];
+    let alice_mail = for_addr(&mails, ALICE)[0];
+    let message_id = alice_mail
+        .raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: <"))
+        .map(|id| id.trim_end_matches(['>', '\r']))
+        .expect("a Message-ID");
+    assert!(
+        notices.contains(ALICE)
+            && notices.contains("open-relay (port 25)")
+            && notices.contains(message_id),
+        "{notices}"
+    );
+
     let alice = for_addr(&mails, ALICE);
     assert_eq!(alice.len(), 1);
     let a = alice[0];
@@ -397,6 +444,8 @@ async fn full_flow(kind: common::Kind) {
         "10.1.0.10 (mx1.lab.example.ac.jp, mail-direct)",
         "10.1.0.11 (pc11.lab.example.ac.jp, non-mail)",
         "[critical] open-relay (port 25) - new",
+        "verdict: accepted at RCPT for a plainly external recipient (conclusive)",
+        "tested from: 198.19.0.1",
         "C: MAIL FROM:<relaytest@relayguard.invalid>",
         "C: RCPT TO:<victim@external.example>",
         "S: 250 2.1.5 Ok",
@@ -658,6 +707,72 @@ async fn dry_run_writes_eml_files_and_records_nothing() {
     assert!(m.to.contains(ALICE));
     assert!(m.text.contains("C: RCPT TO:<victim@external.example>"));
     assert!(sent::list_notices(&ts.store).await.unwrap().is_empty());
+}
+
+async fn each_admin_is_written_in_their_own_language(kind: common::Kind) {
+    let ts = common::open(kind).await;
+    seed(&ts.store).await;
+    for address in ["10.1.0.10", "10.1.0.11"] {
+        let update = relayguard_registry::model::HostUpdate {
+            admin_lang: Some("ja".into()),
+            ..Default::default()
+        };
+        let h = ts.store.update_host(address, &update).await.unwrap();
+        assert_eq!(h.admin_lang, Some(Lang::Ja));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let subjects = |outcome: relayguard_registry::notify::NotifyOutcome| -> Vec<(String, String)> {
+        outcome
+            .digests
+            .into_iter()
+            .map(|d| (d.admin, d.subject))
+            .collect()
+    };
+    let dry = |lang: Lang| NotifyOptions {
+        lang,
+        ..options(NotifyArgs {
+            dry_run: true,
+            out: Some(dir.path().to_path_buf()),
+            ..args()
+        })
+    };
+    // The run's language is English: Alice gets Japanese, everybody else English.
+    let en = subjects(notify(&ts.store, &dry(Lang::En)).await.unwrap());
+    assert_eq!(en.len(), 4, "{en:?}");
+    for (admin, subject) in &en {
+        let japanese = subject.contains("管理ホスト");
+        assert_eq!(japanese, admin == ALICE, "{admin}: {subject}");
+    }
+    // The run's language is the default only: with --lang ja everybody is written in Japanese,
+    // and an admin whose language is English stays English.
+    let update = relayguard_registry::model::HostUpdate {
+        admin_lang: Some("en".into()),
+        ..Default::default()
+    };
+    ts.store.update_host("10.1.0.10", &update).await.unwrap();
+    ts.store.update_host("10.1.0.11", &update).await.unwrap();
+    let ja = subjects(notify(&ts.store, &dry(Lang::Ja)).await.unwrap());
+    for (admin, subject) in &ja {
+        let japanese = subject.contains("管理ホスト");
+        assert_eq!(japanese, admin != ALICE, "{admin}: {subject}");
+    }
+    // A language the registry does not know is refused with a clear error.
+    let bad = relayguard_registry::model::HostUpdate {
+        admin_lang: Some("fr".into()),
+        ..Default::default()
+    };
+    let err = ts.store.update_host("10.1.0.10", &bad).await.unwrap_err();
+    assert!(err.to_string().contains("unknown language"), "{err}");
+}
+
+#[tokio::test]
+async fn each_admin_is_written_in_their_own_language_sqlite() {
+    each_admin_is_written_in_their_own_language(common::Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn each_admin_is_written_in_their_own_language_postgres() {
+    each_admin_is_written_in_their_own_language(common::Kind::Postgres).await;
 }
 
 fn eml_files(dir: &Path) -> Vec<String> {

@@ -10,7 +10,7 @@ use relayguard_core::agent_report::{
     SCHEMA_VERSION,
 };
 use relayguard_core::scan::{HostResult, PortState, SmtpInfo, TestKind, TestResult, Verdict};
-use relayguard_core::{Evidence, Finding, FindingKind, Severity};
+use relayguard_core::{Evidence, Finding, FindingKind, RelayStrength, Severity};
 use relayguard_registry::model::{HostInput, HostUpdate, Network, format_date, today};
 use relayguard_registry::store::{FindingFilter, FindingStatus, ReportOutcome};
 use relayguard_registry::{Error, Store, SweepMeta, csv_io, record_sweep};
@@ -162,6 +162,7 @@ async fn networks_and_longest_prefix(kind: Kind) {
     let t = common::open(kind).await;
     let s = &t.store;
     let net = |c: &str, e: &str| Network {
+        owner_lang: None,
         cidr: c.into(),
         owner_name: "Owner".into(),
         owner_email: e.into(),
@@ -286,17 +287,20 @@ async fn non_mail_host_listening_and_scanner_findings(kind: Kind) {
     add(s, "10.0.0.7", "non-mail").await;
     add(s, "10.0.0.8", "mail-direct").await;
     let mut relay = listener("10.0.0.8");
+    relay.source = Some("198.19.0.1".parse().unwrap());
     relay.findings.push(Finding {
         kind: FindingKind::OpenRelay,
         severity: Severity::Critical,
         summary: "relays".into(),
         evidence: Evidence {
             tests: vec!["v1".into()],
-            transcript: vec![],
+            relay_strength: Some(RelayStrength::External),
+            ..Evidence::default()
         },
     });
     // The same kind twice in one result is one finding.
     relay.findings.push(relay.findings[0].clone());
+    let relay_findings = relay.findings.clone();
     record_sweep(s, &meta(&["10.0.0.0/24"]), &[listener("10.0.0.7"), relay])
         .await
         .unwrap();
@@ -316,6 +320,25 @@ async fn non_mail_host_listening_and_scanner_findings(kind: Kind) {
         .unwrap();
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].evidence["tests"][0], "v1");
+    assert_eq!(f[0].evidence["relay_strength"], "external");
+    // The address it was tested from is kept per finding; a finding the sweep derived without one has none.
+    assert_eq!(f[0].tested_from.as_deref(), Some("198.19.0.1"));
+    let all = s.list_findings(&FindingFilter::default()).await.unwrap();
+    let listening = all
+        .iter()
+        .find(|f| f.kind == "non-mail-host-listening")
+        .unwrap();
+    assert_eq!(listening.tested_from, None);
+    // A later sweep from elsewhere records its own address.
+    let mut again = listener("10.0.0.8");
+    again.source = Some("10.9.9.9".parse().unwrap());
+    again.findings = relay_findings.clone();
+    record_sweep(s, &meta(&["10.0.0.8"]), &[again])
+        .await
+        .unwrap();
+    let all = s.list_findings(&FindingFilter::default()).await.unwrap();
+    let relay = all.iter().find(|f| f.kind == "open-relay").unwrap();
+    assert_eq!(relay.tested_from.as_deref(), Some("10.9.9.9"));
 }
 
 async fn stale_after_two_covering_sweeps(kind: Kind) {
@@ -379,6 +402,7 @@ async fn findings_filters(kind: Kind) {
     .unwrap();
     s.add_network(
         &Network {
+            owner_lang: None,
             cidr: "10.0.0.0/24".into(),
             owner_name: "Net".into(),
             owner_email: "net@example.ac.jp".into(),
@@ -605,7 +629,7 @@ async fn a_sweep_that_could_not_judge_leaves_the_relay_open(kind: Kind) {
         summary: "s".into(),
         evidence: Evidence {
             tests: vec![test.into()],
-            transcript: vec![],
+            ..Evidence::default()
         },
     };
     let mut relay = listener("10.0.0.25");

@@ -7,6 +7,7 @@
 //! returns [`relayguard_core::scan::HostResult`]s.
 
 pub mod audit;
+pub mod confirm;
 pub mod discover;
 pub mod dns;
 pub mod pacing;

@@ -14,7 +14,7 @@ use relayguard_core::scan::{HostResult, PortState};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::audit::{AuditConfig, audit};
+use crate::audit::{AuditConfig, AuditSlot, audit_in_slot};
 use crate::discover::{self, Answer};
 use crate::pacing::Pacer;
 use crate::targets::TargetSet;
@@ -245,6 +245,7 @@ async fn audit_all(
             // No conversation: the port state is the whole result.
             let mut r = HostResult::unreachable(host.addr.ip(), host.addr.port(), host.state);
             r.target_name = host.name.as_deref().map(str::to_string);
+            r.source = config.audit.session.source;
             // The receiver only goes away when the caller stopped listening.
             let _ = results.send(r).await;
             continue;
@@ -254,16 +255,19 @@ async fn audit_all(
         let pacer = config.pacer.clone();
         let progress = progress.clone();
         let results = results.clone();
+        let slot = AuditSlot::new(slots.clone(), slot);
         tasks.spawn(async move {
-            let result = audit(
+            // The audit gives its slot back while it only waits out a greylisting delay, so a
+            // greylisting host does not hold up the others.
+            let result = audit_in_slot(
                 host.addr.ip(),
                 host.addr.port(),
                 host.name.as_deref(),
                 audit_config,
                 pacer,
+                slot,
             )
             .await;
-            drop(slot);
             progress.audited.fetch_add(1, Ordering::Relaxed);
             progress
                 .findings

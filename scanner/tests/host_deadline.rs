@@ -25,6 +25,7 @@ const BOUND: Duration = Duration::from_secs(3);
 
 fn config(dns: Option<DnsAudit>) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),
@@ -39,6 +40,7 @@ fn config(dns: Option<DnsAudit>) -> Arc<AuditConfig> {
         host_deadline: DEADLINE,
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns,
     })

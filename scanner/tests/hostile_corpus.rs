@@ -32,6 +32,7 @@ const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
 
 fn config() -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),
@@ -46,6 +47,7 @@ fn config() -> Arc<AuditConfig> {
         host_deadline: HOST_DEADLINE,
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns: None,
     })

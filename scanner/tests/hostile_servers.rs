@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn config(command_timeout: Duration) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),
@@ -31,6 +32,7 @@ fn config(command_timeout: Duration) -> Arc<AuditConfig> {
         host_deadline: Duration::from_secs(20),
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns: None,
     })

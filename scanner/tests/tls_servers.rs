@@ -98,6 +98,7 @@ async fn smtps_server(ip: IpAddr) -> (SocketAddr, CertificateDer<'static>) {
 
 fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
+        all_vectors: false,
         session: SessionConfig {
             ehlo_name: "scanner.test".into(),
             connect_timeout: Duration::from_secs(2),
@@ -112,6 +113,7 @@ fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
         host_deadline: Duration::from_secs(20),
         sessions_per_host: 3,
         tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         dns: None,
     })

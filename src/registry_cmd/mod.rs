@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use relayguard_core::rules::RuleSet;
 use relayguard_registry::model::{HostInput, HostUpdate, Network, today};
-use relayguard_registry::server::{ServeConfig, load_admin_tokens, serve};
+use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_tokens, serve};
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
@@ -168,6 +168,9 @@ pub struct HostAddArgs {
     /// active, suspended or retired [default: active].
     #[arg(long)]
     pub status: Option<String>,
+    /// Language the administrator is mailed in: en or ja [default: notify's --lang].
+    #[arg(long)]
+    pub admin_lang: Option<String>,
 }
 
 /// `hosts update`
@@ -202,6 +205,9 @@ pub struct HostUpdateArgs {
     /// New status.
     #[arg(long)]
     pub status: Option<String>,
+    /// New mail language: en or ja ("" clears it).
+    #[arg(long)]
+    pub admin_lang: Option<String>,
 }
 
 /// `networks …`
@@ -220,6 +226,9 @@ pub enum NetworksCommand {
         /// Free text.
         #[arg(long, default_value = "")]
         note: String,
+        /// Language the owner is mailed in: en or ja [default: notify's --lang].
+        #[arg(long)]
+        owner_lang: Option<String>,
     },
     /// List blocks.
     List {
@@ -236,7 +245,11 @@ pub enum NetworksCommand {
 
 /// `findings`
 #[derive(Debug, Default, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct FindingsArgs {
+    /// Override a finding, or read the audit log (without one: list findings).
+    #[command(subcommand)]
+    pub action: Option<FindingsAction>,
     /// Only open findings (same as --status open).
     #[arg(long)]
     pub open: bool,
@@ -257,6 +270,41 @@ pub struct FindingsArgs {
     pub format: Format,
 }
 
+/// `findings override …`, `findings audit-log`
+#[derive(Debug, Subcommand)]
+pub enum FindingsAction {
+    /// Mark a finding as an accepted risk or a false positive (or --clear the mark): it is then
+    /// not mailed, and shown struck through, until the date passes or its evidence changes.
+    Override {
+        /// The finding's number (the # column of `findings` and the pages).
+        id: i64,
+        /// The risk is accepted until --until.
+        #[arg(long, required_unless_present_any = ["false_positive", "clear"], conflicts_with_all = ["false_positive", "clear"])]
+        accepted_risk: bool,
+        /// The finding is wrong for a reason relayguard cannot see.
+        #[arg(long, conflicts_with = "clear")]
+        false_positive: bool,
+        /// Remove the override.
+        #[arg(long)]
+        clear: bool,
+        /// Last day the override holds, YYYY-MM-DD (required with --accepted-risk).
+        #[arg(long, conflicts_with = "clear")]
+        until: Option<String>,
+        /// Why (required unless --clear).
+        #[arg(long, required_unless_present = "clear")]
+        reason: Option<String>,
+        /// Who decides [default: $SUDO_USER or $USER].
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Print the audit log (every override made or cleared), newest first.
+    AuditLog {
+        /// Most entries shown.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
 /// `serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -272,6 +320,10 @@ pub struct ServeArgs {
     /// File with admin bearer tokens, one per line (also read: $RELAYGUARD_ADMIN_TOKENS).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// File with tokens that may read /metrics and nothing else, one per line (also read:
+    /// $RELAYGUARD_METRICS_TOKENS).
+    #[arg(long)]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// `agents …`
@@ -319,6 +371,7 @@ pub async fn run_to(
         RegistryCommand::Findings(a) => findings(&store, a, out).await,
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
+            let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
             serve(
                 store,
                 ServeConfig {
@@ -326,6 +379,7 @@ pub async fn run_to(
                     tls_cert: a.tls_cert,
                     tls_key: a.tls_key,
                     admin_tokens,
+                    metrics_tokens,
                 },
             )
             .await?;
@@ -348,6 +402,7 @@ async fn hosts(
     match cmd {
         HostsCommand::Add(a) => {
             let host = HostInput {
+                admin_lang: a.admin_lang,
                 address: a.address,
                 hostname: a.hostname,
                 role: a.role,
@@ -449,6 +504,7 @@ async fn hosts(
         }
         HostsCommand::Update(a) => {
             let upd = HostUpdate {
+                admin_lang: a.admin_lang,
                 hostname: a.hostname,
                 role: a.role,
                 admin_name: a.admin_name,
@@ -515,8 +571,13 @@ async fn networks(
             owner_name,
             owner_email,
             note,
+            owner_lang,
         } => {
             let net = Network {
+                owner_lang: owner_lang
+                    .as_deref()
+                    .map(str::parse::<relayguard_registry::model::Lang>)
+                    .transpose()?,
                 cidr,
                 owner_name,
                 owner_email,
@@ -571,11 +632,72 @@ async fn networks(
     Ok(())
 }
 
+async fn findings_action(
+    store: &Store,
+    action: FindingsAction,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    match action {
+        FindingsAction::Override {
+            id,
+            accepted_risk,
+            false_positive: _,
+            clear,
+            until,
+            reason,
+            by,
+        } => {
+            let by = by
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            if clear {
+                if !store.clear_override(id, &by).await? {
+                    anyhow::bail!("finding {id} has no override");
+                }
+                writeln!(out, "finding {id}: override cleared")?;
+                return Ok(());
+            }
+            let kind = if accepted_risk {
+                "accepted-risk"
+            } else {
+                "false-positive"
+            };
+            let o = store
+                .set_override(
+                    id,
+                    &relayguard_registry::store::OverrideInput {
+                        kind: kind.into(),
+                        reason: reason.unwrap_or_default(),
+                        by,
+                        until,
+                    },
+                )
+                .await?;
+            let until = o.until.map(|u| format!(" until {u}")).unwrap_or_default();
+            writeln!(out, "finding {id}: {}{until}", o.kind)?;
+        }
+        FindingsAction::AuditLog { limit } => {
+            for e in store.audit_log(limit).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    e.at, e.actor, e.action, e.subject, e.detail
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn findings(
     store: &Store,
     a: FindingsArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
+    if let Some(action) = a.action {
+        return findings_action(store, action, out).await;
+    }
     let status = match (a.open, a.status.as_deref().map(str::trim)) {
         (true, Some(s)) if s != "open" => anyhow::bail!("--open contradicts --status {s}"),
         (true, _) => Some(FindingStatus::Open),

@@ -14,6 +14,8 @@ use anyhow::Context;
 use relayguard_core::scan::HostResult;
 use relayguard_core::{SweepMeta, exit};
 use relayguard_registry::{Store, record_sweep};
+use relayguard_scanner::confirm::ConfirmConfig;
+use relayguard_scanner::confirm::sink::Sink;
 use relayguard_scanner::{Progress, SweepConfig, TargetSet, sweep};
 use tokio::sync::mpsc;
 
@@ -56,6 +58,13 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     };
     let dns = prepared.dns.clone();
     let config = setup::sweep_config(&args, prepared.rules, prepared.dns)?;
+    // The sink listens from the start, so that a wrong address fails before any traffic.
+    let sink = match (args.confirm, args.confirm_sink) {
+        (true, Some(addr)) => Some(Sink::bind(addr).await.with_context(|| {
+            format!("--confirm-sink {addr}: cannot listen there (it must be one of this machine's own addresses)")
+        })?),
+        _ => None,
+    };
     let targets = prepared.targets;
     let addresses = targets.len();
     let coverage = targets.coverage();
@@ -67,7 +76,22 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     let ticker = bar
         .clone()
         .map(|bar| progress::spawn_ticker(bar, progress.clone()));
-    let (hosts, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
+    let (mut hosts, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
+    if let (Some(sink), Some((_, config))) = (&sink, &finished) {
+        let confirm = ConfirmConfig {
+            max_per_host: args.confirm_max,
+            wait: std::time::Duration::from_secs_f64(args.confirm_wait),
+            domain: args.confirm_domain.clone(),
+        };
+        relayguard_scanner::confirm::confirm(
+            &mut hosts,
+            sink,
+            &config.audit,
+            &config.pacer,
+            &confirm,
+        )
+        .await;
+    }
     if let Some(t) = ticker {
         t.abort();
     }

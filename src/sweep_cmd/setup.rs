@@ -13,7 +13,7 @@ use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::targets::{self, TargetSet};
 use relayguard_scanner::{AuditConfig, Pacer, SweepConfig};
 
-use crate::cli::SweepArgs;
+use crate::cli::{Format, SweepArgs};
 
 /// Descriptors kept free for everything that is not a discovery connection.
 const RESERVED_FILES: u64 = 64;
@@ -51,6 +51,22 @@ pub async fn prepare(args: &SweepArgs) -> anyhow::Result<Prepared> {
     }
     if args.ports.is_empty() || args.ports.contains(&0) {
         bail!("--ports needs one or more ports between 1 and 65535");
+    }
+    if args.confirm {
+        if args.format == Format::Jsonl {
+            bail!(
+                "--confirm revises verdicts after the sweep: use --format json, csv or table, not jsonl"
+            );
+        }
+        if args.confirm_max == 0 {
+            bail!("--confirm-max needs at least 1 message per host");
+        }
+        if !(args.confirm_wait.is_finite() && args.confirm_wait >= 0.0) {
+            bail!("--confirm-wait needs a number of seconds");
+        }
+        if let Some(d) = &args.confirm_domain {
+            check_token("--confirm-domain", d)?;
+        }
     }
     let rules = RuleSet::load(args.rules.as_deref()).context("loading rules")?;
     let dns = dns_audit(args, &rules)?;
@@ -109,6 +125,7 @@ pub fn sweep_config(
         discover_only: args.discover_only,
         pacer: Arc::new(Pacer::new(Some(args.rate))),
         audit: Arc::new(AuditConfig {
+            all_vectors: args.all_vectors,
             session: SessionConfig {
                 ehlo_name: args.ehlo_name.clone(),
                 connect_timeout,
@@ -123,6 +140,13 @@ pub fn sweep_config(
             host_deadline: seconds("--host-deadline", args.host_deadline)?,
             sessions_per_host: args.sessions_per_host.max(1),
             tests_per_session: args.tests_per_session.max(1),
+            // Zero is allowed: never retry.
+            greylist_wait: Duration::try_from_secs_f64(args.greylist_wait).with_context(|| {
+                format!(
+                    "--greylist-wait must be a number of seconds, not {}",
+                    args.greylist_wait
+                )
+            })?,
             rules: Arc::new(rules),
             dns,
         }),

@@ -3,8 +3,10 @@
 //!
 //! - [`postfix`]: real Debian Postfix instances on their own `127.77.X.Y` loopback aliases, in the
 //!   personalities the scanner is tested against, and a Maildir sink for what notify sends.
+//! - [`dnat`]: Postfix instances behind an nftables DNAT in network namespaces of their own.
 //! - [`nsd`]: a real authoritative DNS server (nsd) on a loopback port serving the test zones in
 //!   `testkit/fixtures/dns/zones/`.
+//! - [`postgrey`]: a real postgrey greylisting policy daemon on a loopback port.
 //! - [`report`]: readers of `relayguard sweep --format json` documents.
 //! - [`db`]: fresh registry databases, SQLite or in a real PostgreSQL cluster started on first use.
 //!
@@ -12,11 +14,14 @@
 //! Postfix, root; a missing one fails loudly with the package to install, never skips.
 
 pub mod db;
+pub mod dnat;
 pub mod nsd;
 pub mod postfix;
+pub mod postgrey;
 pub mod report;
 
 pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
+pub use postgrey::Postgrey;
 
 /// A registry database private to this test process, so sweeps run by tests never touch the
 /// user's own registry (`RELAYGUARD_DATABASE` for every CLI invocation).

@@ -44,9 +44,11 @@ pub enum Personality {
     /// Like `ClosedStrict`, plus opportunistic STARTTLS with a self-signed certificate whose
     /// CN and SAN are the instance's `myhostname`.
     StartTlsSelfSigned,
-    /// Backup MX: `relay_domains = campus.test` ([`DOMAIN`]), `allow_untrusted_routing = yes`,
-    /// `reject_unauth_destination`. Relays `user%ext.example@campus.test` but refuses
-    /// `user@ext.example` (554 5.7.1).
+    /// Catch-all backup MX: `relay_domains = campus.test` ([`DOMAIN`]), `relay_recipient_maps`
+    /// left empty (Postfix's default: any recipient there is accepted),
+    /// `allow_untrusted_routing = yes`, `reject_unauth_destination`. Accepts
+    /// `user%ext.example@campus.test` and any unknown user at campus.test for the primary, but
+    /// refuses `user@ext.example` (554 5.7.1).
     UntrustedRouting,
 }
 
@@ -61,7 +63,12 @@ enum Setup<'a> {
 /// A running Postfix instance; stopped and cleaned up on drop.
 #[derive(Debug)]
 pub struct Postfix {
+    /// The address it listens on: its `127.77.X.Y` slot, or the address given in a namespace.
     addr: Ipv4Addr,
+    /// The `127.77.X.Y` slot that names its directory and lock (equal to `addr` on loopback).
+    slot: Ipv4Addr,
+    /// The network namespace it runs in, when not the test's own.
+    netns: Option<String>,
     hostname: String,
     root: PathBuf,
     /// flock on `BASE_DIR/<addr>.lock`, held for the instance's lifetime; it is what makes
@@ -80,25 +87,34 @@ impl Postfix {
     /// Starts an instance; blocks until it answers 220 on `addr():25`. Panics with a clear
     /// message if Postfix is missing, we are not root, or the instance does not come up.
     pub fn start(p: Personality) -> Postfix {
-        Postfix::launch(Setup::Personality(p))
+        Postfix::launch(Setup::Personality(p), None)
+    }
+
+    /// Starts an instance inside the network namespace `netns` (which the caller created and
+    /// deletes after dropping the instance), listening on `listen`, an address this adds to the
+    /// namespace's `lo`. Its banner is awaited from inside the namespace.
+    pub fn start_in_netns(p: Personality, netns: &str, listen: Ipv4Addr) -> Postfix {
+        Postfix::launch(Setup::Personality(p), Some((netns, listen)))
     }
 
     /// Starts an instance that accepts mail for `domains` (any local part) from loopback and
     /// delivers it into one Maildir (virtual(8)); nothing else is delivered. For tests of what
     /// relayguard sends (`relayguard notify`): see [`Postfix::wait_for`].
     pub fn start_maildir_sink(domains: &[&str]) -> Postfix {
-        Postfix::launch(Setup::MaildirSink(domains))
+        Postfix::launch(Setup::MaildirSink(domains), None)
     }
 
-    fn launch(setup: Setup<'_>) -> Postfix {
+    fn launch(setup: Setup<'_>, netns: Option<(&str, Ipv4Addr)>) -> Postfix {
         check_prerequisites();
-        let (addr, lock) = allocate_address();
-        let [_, _, x, y] = addr.octets();
+        let (slot, lock) = allocate_address();
+        let [_, _, x, y] = slot.octets();
         let hostname = format!("pf{}.{DOMAIN}", u32::from(x) * 256 + u32::from(y));
-        let root = Path::new(BASE_DIR).join(addr.to_string());
+        let root = Path::new(BASE_DIR).join(slot.to_string());
         // Construct the guard before any side effect so a failure below still cleans up.
         let pf = Postfix {
-            addr,
+            addr: netns.map_or(slot, |(_, listen)| listen),
+            slot,
+            netns: netns.map(|(ns, _)| ns.to_string()),
             hostname,
             root,
             _lock: lock,
@@ -107,13 +123,29 @@ impl Postfix {
             Setup::Personality(p) => pf.write_config(p),
             Setup::MaildirSink(domains) => pf.write_sink_config(domains),
         }
-        run(Command::new("ip").args(["addr", "add", &format!("{addr}/32"), "dev", "lo"]));
-        run(Command::new("postfix")
+        let addr = pf.addr;
+        run(pf
+            .in_netns("ip")
+            .args(["addr", "add", &format!("{addr}/32"), "dev", "lo"]));
+        run(pf
+            .in_netns("postfix")
             .arg("-c")
             .arg(pf.root.join("etc"))
             .arg("start"));
         pf.wait_for_banner();
         pf
+    }
+
+    /// A command that runs in the instance's namespace.
+    fn in_netns(&self, program: &str) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, program]);
+                cmd
+            }
+        }
     }
 
     /// The instance's own loopback address (`127.77.X.Y`, aliased on `lo`); it listens on port 25.
@@ -246,6 +278,23 @@ impl Postfix {
         }
     }
 
+    /// Gives the instance an SMTP client (master.cf `smtp`) and routes with these main.cf
+    /// settings, e.g. `relayhost = [127.66.0.1]:2525` or
+    /// `relay_transport = smtp:[127.77.0.9]:25`, then reloads. For the tests of `--confirm` only:
+    /// every route given must end at an address of the test itself on loopback.
+    pub fn route_by_smtp(&self, settings: &[&str]) {
+        let etc = self.root.join("etc");
+        let master =
+            format!("{MASTER_CF}smtp      unix  -       -       n       -       -       smtp\n");
+        write_file(&etc.join("master.cf"), &master);
+        let mut all = vec![
+            "smtp_host_lookup = native",
+            "smtp_tls_security_level = none",
+        ];
+        all.extend_from_slice(settings);
+        self.reconfigure(&all);
+    }
+
     /// Changes main.cf settings (`name = value`) with postconf and reloads.
     pub fn reconfigure(&self, settings: &[&str]) {
         let etc = self.root.join("etc");
@@ -259,6 +308,69 @@ impl Postfix {
         // have restarted; the banner shows it is back.
         std::thread::sleep(Duration::from_millis(500));
         self.wait_for_banner();
+    }
+
+    /// Puts postscreen(8) in front of smtpd, as on most Postfix MXes, with its deep protocol
+    /// tests on and enforced (pipelining, non-SMTP commands, bare newlines) and the pregreet
+    /// test enforced with a `greet_wait` long greeting: postscreen sends `220-`, waits, then the
+    /// final `220 `. A client that passes is deferred (`450 4.3.2`) at every RCPT of that first
+    /// session and reaches the real smtpd only when it connects again. Its own clients
+    /// (`mynetworks`, and the instance's own address, from which the harness's checks come) are
+    /// let through at once, so the harness never touches the cache. Violations are logged as `PREGREET`,
+    /// `COMMAND PIPELINING`, `NON-SMTP COMMAND` and `BARE NEWLINE`.
+    pub fn enable_postscreen(&self, greet_wait: Duration) {
+        let etc = self.root.join("etc");
+        // The harness's own checks leave from the instance's address (the alias is the source
+        // the kernel picks for it): let them through like `mynetworks`.
+        let trusted = etc.join("postscreen_access.cidr");
+        write_file(&trusted, &format!("{}/32 permit\n", self.addr));
+        let access = format!(
+            "postscreen_access_list = permit_mynetworks, cidr:{}",
+            trusted.display()
+        );
+        let wait = format!("postscreen_greet_wait = {}s", greet_wait.as_secs().max(1));
+        run(Command::new("postconf").arg("-c").arg(&etc).args([
+            "-e",
+            &wait,
+            &access,
+            "postscreen_greet_action = enforce",
+            "postscreen_pipelining_enable = yes",
+            "postscreen_pipelining_action = enforce",
+            "postscreen_non_smtp_command_enable = yes",
+            "postscreen_non_smtp_command_action = enforce",
+            "postscreen_bare_newline_enable = yes",
+            "postscreen_bare_newline_action = enforce",
+            "postscreen_cache_map = btree:$data_directory/postscreen_cache",
+        ]));
+        let master = MASTER_CF.replacen(
+            "smtp      inet  n       -       n       -       -       smtpd\n",
+            POSTSCREEN_SERVICES,
+            1,
+        );
+        write_file(&etc.join("master.cf"), &master);
+        run(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+        std::thread::sleep(Duration::from_millis(500));
+        self.wait_for_banner();
+    }
+
+    /// Adds a policy service (`check_policy_service inet:ADDR`) first in
+    /// `smtpd_recipient_restrictions` and reloads: a greylisting daemon such as postgrey, which
+    /// defers a (client, sender, recipient) triplet it has not seen long enough.
+    pub fn add_policy_service(&self, addr: SocketAddr) {
+        let etc = self.root.join("etc");
+        let current = Command::new("postconf")
+            .arg("-c")
+            .arg(&etc)
+            .args(["-h", "smtpd_recipient_restrictions"])
+            .output()
+            .expect("postconf");
+        let current = String::from_utf8_lossy(&current.stdout).trim().to_string();
+        let restrictions = if current.is_empty() {
+            format!("check_policy_service inet:{addr}")
+        } else {
+            format!("check_policy_service inet:{addr}, {current}")
+        };
+        self.reconfigure(&[&format!("smtpd_recipient_restrictions = {restrictions}")]);
     }
 
     /// Turns on SMTP AUTH (Cyrus SASL, PLAIN/LOGIN against a sasldb of this instance's own)
@@ -410,14 +522,17 @@ impl Postfix {
         let deadline = Instant::now() + Duration::from_secs(20);
         let target = SocketAddr::from((self.addr, 25));
         loop {
-            let banner =
+            let banner = if self.netns.is_some() {
+                self.banner_in_netns()
+            } else {
                 TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(|s| {
                     s.set_read_timeout(Some(Duration::from_secs(2)))?;
                     let mut line = String::new();
                     BufReader::new(&s).read_line(&mut line)?;
                     (&s).write_all(b"QUIT\r\n")?;
                     Ok(line)
-                });
+                })
+            };
             match banner {
                 Ok(line) if line.starts_with("220 ") => return,
                 // A fatal config error makes master throttle smtpd forever: fail fast.
@@ -433,9 +548,34 @@ impl Postfix {
     }
 }
 
+impl Postfix {
+    /// The first line the instance sends, read from inside its namespace with bash's
+    /// `/dev/tcp` (the test process itself lives outside it).
+    fn banner_in_netns(&self) -> std::io::Result<String> {
+        let script = format!(
+            "exec 3<>/dev/tcp/{}/25 && IFS= read -r -t 2 line <&3 && printf '%s\\n' \"$line\" && printf 'QUIT\\r\\n' >&3",
+            self.addr
+        );
+        let out = self
+            .in_netns("timeout")
+            .args(["3", "bash", "-c", &script])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 impl Drop for Postfix {
     fn drop(&mut self) {
-        teardown(self.addr, &self.root);
+        if let Some(ns) = &self.netns {
+            // postfix refuses to run where its inet_interfaces address does not exist: stop it
+            // from inside its namespace; teardown below then only waits for it and cleans up.
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "postfix", "-c"])
+                .arg(self.root.join("etc"))
+                .arg("stop")
+                .output();
+        }
+        teardown(self.slot, &self.root);
     }
 }
 
@@ -463,6 +603,16 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+";
+
+/// The services that put postscreen(8) in front of smtpd (replacing the plain `smtp` line):
+/// postscreen takes the port with a single process and passes good clients to smtpd; dnsblog
+/// and tlsproxy are the helpers it needs. No chroot, as everywhere in these instances.
+const POSTSCREEN_SERVICES: &str = "\
+smtp      inet  n       -       n       -       1       postscreen
+smtpd     pass  -       -       n       -       -       smtpd
+dnsblog   unix  -       -       n       -       0       dnsblog
+tlsproxy  unix  -       -       n       -       0       tlsproxy
 ";
 
 fn check_prerequisites() {

@@ -14,7 +14,7 @@ use super::auth::Admin;
 use super::{ApiError, AppState, parse_json, typed};
 use crate::error::Error;
 use crate::model::{HostInput, HostUpdate, Network, parse_address, today};
-use crate::store::{FindingFilter, parse_severity};
+use crate::store::{FindingFilter, OverrideInput, parse_severity};
 use crate::{csv_io, export};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -195,4 +195,46 @@ pub(super) async fn export(
             .into());
         }
     })
+}
+
+fn finding_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError(Error::Invalid(format!("invalid finding id {id:?}"))))
+}
+
+/// `POST /api/v1/findings/{id}/override` with an [`OverrideInput`].
+pub(super) async fn set_override(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let input: OverrideInput = parse_json(&body)?;
+    let o = s.store.set_override(finding_id(&id)?, &input).await?;
+    Ok(Json(o).into_response())
+}
+
+/// `DELETE /api/v1/findings/{id}/override` with `{"by": "…"}`.
+pub(super) async fn clear_override(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Clear {
+        by: String,
+    }
+    let c: Clear = parse_json(&body)?;
+    let id = finding_id(&id)?;
+    if !s.store.clear_override(id, &c.by).await? {
+        return Err(Error::NotFound(format!("override of finding {id}")).into());
+    }
+    Ok(Json(json!({ "cleared": id })).into_response())
+}
+
+/// `GET /api/v1/audit-log`: the newest 1000 entries.
+pub(super) async fn audit_log(_: Admin, State(s): State<AppState>) -> ApiResult {
+    Ok(Json(s.store.audit_log(1000).await?).into_response())
 }

@@ -26,6 +26,10 @@ pub struct Admin;
 #[derive(Debug)]
 pub struct Agent(pub String);
 
+/// Extractor for `/metrics`: an admin token or a metrics token.
+#[derive(Debug)]
+pub struct MetricsReader;
+
 /// Extractor for pages: an admin, by bearer token or by HTTP Basic (password = admin token), so
 /// a browser can log in with its own prompt.
 #[derive(Debug)]
@@ -113,6 +117,21 @@ impl FromRequestParts<AppState> for PageAdmin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         admin_from(parts, state, true).await.map(|_| PageAdmin)
+    }
+}
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = Response;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match presented(parts, false) {
+            Some(secret) if token::matches_any(&secret, &state.metrics_tokens) => Ok(MetricsReader),
+            _ => admin_from(parts, state, false)
+                .await
+                .map(|()| MetricsReader),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod admin;
 pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Store,
     /// Admin bearer tokens (compared in constant time, see [`crate::token::matches_any`]).
     pub admin_tokens: Arc<Vec<String>>,
+    /// Tokens that may read `/metrics` and nothing else.
+    pub metrics_tokens: Arc<Vec<String>>,
 }
 
 /// The whole application: `/api/v1/…` JSON, `/` pages.
@@ -74,6 +77,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sweeps/{id}", get(admin::get_sweep))
         .route("/findings", get(admin::list_findings))
+        .route(
+            "/findings/{id}/override",
+            post(admin::set_override).delete(admin::clear_override),
+        )
+        .route("/audit-log", get(admin::audit_log))
         .route("/export/{name}", get(admin::export))
         .route("/agent/{address}/role", get(agent::role))
         .route(
@@ -83,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError(Error::NotFound("endpoint".into())) });
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::metrics))
         .merge(crate::pages::routes())
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .with_state(state)

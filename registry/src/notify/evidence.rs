@@ -15,10 +15,23 @@ const MAX_CHARS: usize = 300;
 /// registry or an agent made (no tests, no transcript) becomes one `key: value` line per field
 /// that says something. Control characters are escaped and long lines cut.
 pub fn evidence_lines(f: &FindingRow) -> Vec<String> {
-    match serde_json::from_value::<Evidence>(f.evidence.clone()) {
-        Ok(ev) if !ev.tests.is_empty() || !ev.transcript.is_empty() => scan_lines(&ev),
+    let mut out = Vec::new();
+    let lines = match serde_json::from_value::<Evidence>(f.evidence.clone()) {
+        Ok(ev) if !ev.tests.is_empty() || !ev.transcript.is_empty() => {
+            // What a relay verdict rests on comes first: a reader must not take a routed-form
+            // acceptance for a proven relay.
+            if let Some(strength) = ev.relay_strength {
+                out.push(format!("verdict: {}", strength.describe()));
+            }
+            scan_lines(&ev)
+        }
         _ => field_lines(&f.evidence),
+    };
+    if let Some(from) = &f.tested_from {
+        out.push(format!("tested from: {}", clip(from)));
     }
+    out.extend(lines);
+    out
 }
 
 fn clip(s: &str) -> String {
@@ -50,15 +63,21 @@ fn scan_lines(ev: &Evidence) -> Vec<String> {
     let mut picked = Vec::new();
     if ev.transcript.iter().any(|l| is_envelope(l.dir, &l.text)) {
         let mut keep_replies = false;
+        let mut after_envelope = false;
         for l in &ev.transcript {
             if is_envelope(l.dir, &l.text) {
                 keep_replies = true;
+                picked.push(quote(l.dir, &l.text));
+            } else if l.dir == Direction::Client && after_envelope {
+                // A pipelined flight (MAIL, RCPT, RSET, then their replies): the RSET is quoted
+                // so that the replies line up with the commands they answer.
                 picked.push(quote(l.dir, &l.text));
             } else if l.dir == Direction::Server && keep_replies {
                 picked.push(quote(l.dir, &l.text));
             } else if l.dir == Direction::Client {
                 keep_replies = false;
             }
+            after_envelope = is_envelope(l.dir, &l.text);
         }
     } else {
         picked = ev
@@ -105,6 +124,7 @@ mod tests {
 
     fn finding(status: FindingStatus, evidence: serde_json::Value) -> FindingRow {
         FindingRow {
+            overridden: None,
             id: 1,
             address: "192.0.2.1".into(),
             port: 25,
@@ -118,6 +138,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
+            tested_from: None,
             admin_email: None,
         }
     }
@@ -145,6 +166,36 @@ mod tests {
         assert_eq!(
             evidence_lines(&f),
             vec!["banner: 220 \\u{1b}[2J", "sweep: 3"]
+        );
+    }
+
+    #[test]
+    fn a_pipelined_flight_keeps_its_replies_in_line_with_its_commands() {
+        let line = |ms, dir, text| json!({"session": 1, "ms": ms, "dir": dir, "text": text});
+        let f = finding(
+            FindingStatus::Open,
+            json!({"tests": ["v1"], "transcript": [
+                line(0, "client", "MAIL FROM:<a@b.c>"),
+                line(0, "client", "RCPT TO:<u@ext.example>"),
+                line(0, "client", "RSET"),
+                line(1, "server", "250 2.1.0 Ok"),
+                line(1, "server", "250 2.1.5 Ok"),
+                line(1, "server", "250 2.0.0 Ok"),
+                line(2, "client", "QUIT"),
+                line(3, "server", "221 bye")
+            ]}),
+        );
+        assert_eq!(
+            evidence_lines(&f),
+            vec![
+                "tests: v1",
+                "C: MAIL FROM:<a@b.c>",
+                "C: RCPT TO:<u@ext.example>",
+                "C: RSET",
+                "S: 250 2.1.0 Ok",
+                "S: 250 2.1.5 Ok",
+                "S: 250 2.0.0 Ok"
+            ]
         );
     }
 }

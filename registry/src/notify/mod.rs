@@ -28,15 +28,8 @@ use crate::store::{FindingFilter, FindingStatus, Store};
 use remediation::Remediation;
 use routing::{Contact, Digest, Via};
 
-/// Language of the digests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Lang {
-    /// English.
-    #[default]
-    En,
-    /// Japanese.
-    Ja,
-}
+/// Language of the digests: each contact's own when the registry knows it, else the run's.
+pub use crate::model::Lang;
 
 /// How the messages leave.
 #[derive(Debug, Clone)]
@@ -132,9 +125,10 @@ fn parse_from(from: &str) -> Result<Mailbox> {
     }
 }
 
-/// Plans, renders and delivers the digests. A delivery failure for one recipient does not stop
-/// the others; it is reported in the outcome and nothing is recorded for it, so the next run
-/// tries again.
+/// Plans, renders and delivers the digests, each in its contact's language when the registry
+/// knows it (the host's `admin_lang`, the network owner's `owner_lang`), else in `opts.lang`.
+/// A delivery failure for one recipient does not stop the others; it is reported in the outcome
+/// and recorded as a failure only, so the next run tries again.
 pub async fn notify(store: &Store, opts: &NotifyOptions) -> Result<NotifyOutcome> {
     let remediation = Remediation::embedded()?;
     let from = parse_from(&opts.from)?;
@@ -147,6 +141,7 @@ pub async fn notify(store: &Store, opts: &NotifyOptions) -> Result<NotifyOutcome
                 email: mb.email.to_string(),
                 name: mb.name.unwrap_or_default(),
                 via: Via::Fallback,
+                lang: None,
             })
         })
         .transpose()?;
@@ -205,7 +200,8 @@ async fn deliver(
     index: usize,
     d: &Digest,
 ) -> Result<DigestOutcome> {
-    let subject = labels::subject(d, opts.lang);
+    let lang = d.contact.lang.unwrap_or(opts.lang);
+    let subject = labels::subject(d, lang);
     let message_id = mail::new_message_id(from, opts.now)?;
     let mut out = DigestOutcome {
         admin: d.contact.email.clone(),
@@ -226,8 +222,8 @@ async fn deliver(
         &to,
         &subject,
         &message_id,
-        render::render_text(d, opts.lang, remediation),
-        render::render_html(d, opts.lang, remediation),
+        render::render_text(d, lang, remediation),
+        render::render_html(d, lang, remediation),
     )?;
     match (&opts.delivery, transport) {
         (Delivery::DryRun(dir), _) => {
@@ -253,6 +249,11 @@ async fn deliver(
             }
             Err(e) => {
                 tracing::warn!(admin = %d.contact.email, "delivery failed: {e}");
+                if let Err(db) =
+                    sent::record_failure(store, &d.contact.email, opts.now, &e.to_string()).await
+                {
+                    tracing::error!(admin = %d.contact.email, "could not record the failure: {db}");
+                }
                 out.result = Err(e.to_string());
             }
         },

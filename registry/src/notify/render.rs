@@ -291,6 +291,7 @@ mod tests {
                 email: "admin@campus.test".into(),
                 name: hostile.into(),
                 via: Via::Registered,
+                lang: None,
             },
             hosts: vec![HostSection {
                 address: "192.0.2.1".into(),
@@ -298,6 +299,7 @@ mod tests {
                 mta: Some(hostile.into()),
                 items: vec![Item {
                     finding: FindingRow {
+                        overridden: None,
                         id: 1,
                         address: "192.0.2.1".into(),
                         port: 25,
@@ -311,6 +313,7 @@ mod tests {
                         last_seen: 0,
                         resolved_at: None,
                         last_sweep: None,
+                        tested_from: None,
                         admin_email: None,
                     },
                     change: Change::New,
@@ -323,6 +326,97 @@ mod tests {
         assert!(
             html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
             "{html}"
+        );
+    }
+
+    fn row(kind: &str, severity: Severity, summary: &str, evidence: serde_json::Value) -> Item {
+        Item {
+            finding: FindingRow {
+                overridden: None,
+                id: 1,
+                address: "192.0.2.1".into(),
+                port: 25,
+                kind: kind.into(),
+                source: FindingSource::Sweep,
+                severity,
+                summary: summary.into(),
+                evidence,
+                status: FindingStatus::Open,
+                first_seen: 0,
+                last_seen: 0,
+                resolved_at: None,
+                last_sweep: None,
+                tested_from: Some("198.19.0.1".into()),
+                admin_email: None,
+            },
+            change: Change::New,
+        }
+    }
+
+    fn digest(items: Vec<Item>) -> Digest {
+        Digest {
+            contact: Contact {
+                lang: None,
+                email: "admin@campus.test".into(),
+                name: "Admin".into(),
+                via: Via::Registered,
+            },
+            hosts: vec![HostSection {
+                address: "192.0.2.1".into(),
+                host: None,
+                mta: Some("postfix".into()),
+                items,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_suspected_relay_is_never_mailed_as_an_open_relay() {
+        let rcpt = serde_json::json!({
+            "tests": ["percent-hack-host"],
+            "transcript": [
+                { "session": 2, "ms": 1, "dir": "client", "text": "RCPT TO:<v%ext.example@campus.test>" },
+                { "session": 2, "ms": 2, "dir": "server", "text": "250 2.1.5 Ok" }
+            ]
+        });
+        let d = digest(vec![row(
+            "relay-suspected",
+            Severity::Medium,
+            "accepted 1 routed or local-form relay vectors (percent-hack-host: <v%ext.example@campus.test>) but also accepts unknown users at those domains, so the 250 cannot tell relaying from local delivery (unconfirmed)",
+            rcpt,
+        )]);
+        let rem = Remediation::embedded().unwrap();
+        for lang in [Lang::En, Lang::Ja] {
+            let text = render_text(&d, lang, &rem).to_ascii_lowercase();
+            let html = render_html(&d, lang, &rem).to_ascii_lowercase();
+            for body in [&text, &html] {
+                assert!(!body.contains("open relay"), "{body}");
+                assert!(!body.contains("open-relay"), "{body}");
+                assert!(body.contains("relay-suspected"), "{body}");
+                assert!(body.contains("tested from: 198.19.0.1"), "{body}");
+                assert!(
+                    !body.contains("verdict:"),
+                    "no strength on a suspicion: {body}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_open_relay_says_what_its_verdict_rests_on() {
+        let ev = serde_json::json!({
+            "relay_strength": "routed-form",
+            "tests": ["percent-hack-host"],
+            "transcript": [
+                { "session": 2, "ms": 1, "dir": "client", "text": "RCPT TO:<v%ext.example@campus.test>" },
+                { "session": 2, "ms": 2, "dir": "server", "text": "250 2.1.5 Ok" }
+            ]
+        });
+        let d = digest(vec![row("open-relay", Severity::Critical, "accepted", ev)]);
+        let text = render_text(&d, Lang::En, &Remediation::embedded().unwrap());
+        assert!(
+            text.contains("verdict: accepted at RCPT for routed forms only"),
+            "{text}"
         );
     }
 }

@@ -28,6 +28,8 @@ pub struct Contact {
     pub name: String,
     /// Why this address.
     pub via: Via,
+    /// The language the registry knows for this address, if any.
+    pub lang: Option<crate::model::Lang>,
 }
 
 /// What is new about a finding since the last notice to the same address.
@@ -120,6 +122,7 @@ pub fn contact_for(address: &str, hosts: &[Host], nets: &[Network]) -> Option<Co
                 email: h.admin_email.trim().to_string(),
                 name: h.admin_name.clone(),
                 via: Via::Registered,
+                lang: h.admin_lang,
             });
         }
         tracing::warn!(
@@ -137,6 +140,7 @@ pub fn contact_for(address: &str, hosts: &[Host], nets: &[Network]) -> Option<Co
         email: net.owner_email.trim().to_string(),
         name: net.owner_name.clone(),
         via: Via::NetworkOwner(net.cidr.clone()),
+        lang: net.owner_lang,
     })
 }
 
@@ -194,20 +198,36 @@ pub fn plan(
                 continue;
             }
         };
+        // An override in force keeps the finding out of every digest.
+        let day = time::OffsetDateTime::from_unix_timestamp(now)
+            .map(time::OffsetDateTime::date)
+            .unwrap_or_else(|_| crate::model::today());
+        if f.overridden_on(day) {
+            continue;
+        }
         let key = contact.email.to_ascii_lowercase();
-        let Some(change) = classify(f, last.get(&(key.clone(), f.id)), now, reminder_secs) else {
+        let last_notice = last.get(&(key.clone(), f.id));
+        let Some(mut change) = classify(f, last_notice, now, reminder_secs) else {
             continue;
         };
-        by_admin
+        // A lapsed override (expired, or the evidence changed): the finding is back, and the
+        // admin last heard of it before it was overridden, if at all.
+        if let Some(o) = &f.overridden
+            && f.status == FindingStatus::Open
+            && last_notice.is_none_or(|l| l.sent_at < o.made_at)
+        {
+            change = Change::Reopened;
+        }
+        let lang = contact.lang;
+        let entry = by_admin
             .entry(key)
-            .or_insert_with(|| (contact, BTreeMap::new()))
-            .1
-            .entry(f.address.clone())
-            .or_default()
-            .push(Item {
-                finding: f.clone(),
-                change,
-            });
+            .or_insert_with(|| (contact, BTreeMap::new()));
+        // One digest per address: a language set on any of its hosts (or block) is kept.
+        entry.0.lang = entry.0.lang.or(lang);
+        entry.1.entry(f.address.clone()).or_default().push(Item {
+            finding: f.clone(),
+            change,
+        });
     }
     if !orphans.is_empty() {
         return Err(crate::Error::Invalid(format!(
@@ -261,6 +281,7 @@ mod tests {
 
     fn finding(status: FindingStatus, evidence: serde_json::Value) -> FindingRow {
         FindingRow {
+            overridden: None,
             id: 1,
             address: "192.0.2.1".into(),
             port: 25,
@@ -274,6 +295,7 @@ mod tests {
             last_seen: 0,
             resolved_at: None,
             last_sweep: None,
+            tested_from: None,
             admin_email: None,
         }
     }

@@ -126,6 +126,8 @@ pub struct NewFinding {
     pub evidence: serde_json::Value,
     /// The sweep that saw it, when a sweep did.
     pub sweep: Option<i64>,
+    /// The address the sweep tested the host from, when a sweep saw it and recorded one.
+    pub tested_from: Option<String>,
 }
 
 /// A change to a registration's missed-sweep counter.
@@ -235,6 +237,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                 summary: f.summary.clone(),
                 evidence: serde_json::to_value(&f.evidence).unwrap_or_default(),
                 sweep: snapshot.sweep,
+                tested_from: r.source.map(|s| s.to_string()),
             });
         }
         if r.state == PortState::Open
@@ -269,6 +272,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                     summary,
                     evidence,
                     sweep: snapshot.sweep,
+                    tested_from: r.source.map(|s| s.to_string()),
                 });
             }
         }
@@ -339,6 +343,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                     ),
                     evidence: json!({ "missed_sweeps": misses, "sweep": snapshot.sweep }),
                     sweep: snapshot.sweep,
+                    tested_from: None,
                 });
             }
         }
@@ -428,6 +433,7 @@ pub fn registrations(snapshot: &Snapshot) -> Changes {
                 ),
                 evidence: json!({ "reviewed_on": h.reviewed_on, "review_months": h.review_months, "due": due }),
                 sweep: None,
+                tested_from: None,
             });
         } else if snapshot.is_open(&h.address, 0, FindingKind::RegistrationExpired) {
             changes.resolve(expired);
@@ -504,6 +510,7 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
             evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
                                "facts": report.check.findings }),
             sweep: None,
+            tested_from: None,
         });
     } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
         changes.resolve(key);

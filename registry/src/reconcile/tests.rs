@@ -23,6 +23,7 @@ fn host(address: &str, role: Role) -> Host {
         reviewed_on: "2026-11-01".into(),
         review_months: 6,
         status: HostStatus::Active,
+        admin_lang: None,
     }
 }
 

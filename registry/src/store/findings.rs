@@ -7,7 +7,8 @@ use relayguard_core::Severity;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
-use super::{Store, Tx, get_i64, get_opt_i64, get_str};
+use super::overrides::{Override, OverrideState};
+use super::{Store, Tx, get_i64, get_opt_i64, get_opt_str, get_str};
 use crate::error::{Error, Result};
 pub use crate::reconcile::FindingSource;
 use crate::reconcile::{FindingKey, NewFinding};
@@ -89,8 +90,27 @@ pub struct FindingRow {
     pub resolved_at: Option<i64>,
     /// The last sweep that saw it.
     pub last_sweep: Option<i64>,
+    /// The address that sweep tested the host from (None for registry and agent findings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tested_from: Option<String>,
     /// Who answers for the address: the registration's admin, else the network owner.
     pub admin_email: Option<String>,
+    /// The override made for it, if any (whether it still holds: [`FindingRow::override_state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<Override>,
+}
+
+impl FindingRow {
+    /// The state of its override on `day`; `None` without one.
+    pub fn override_state(&self, day: time::Date) -> Option<OverrideState> {
+        self.overridden.as_ref().map(|o| o.state(self, day))
+    }
+
+    /// Whether an override holds on `day`: the finding is then not mailed, and counted apart.
+    pub fn overridden_on(&self, day: time::Date) -> bool {
+        self.status == FindingStatus::Open
+            && self.override_state(day) == Some(OverrideState::InForce)
+    }
 }
 
 /// Which findings to list.
@@ -107,7 +127,7 @@ pub struct FindingFilter {
 }
 
 pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
-    first_seen, last_seen, resolved_at, last_sweep";
+    first_seen, last_seen, resolved_at, last_sweep, tested_from";
 
 /// The source stored as `name` (rows older than the source column's values read as sweeps).
 pub(crate) fn source_from_str(name: &str) -> FindingSource {
@@ -133,7 +153,9 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
         last_seen: get_i64(r, "last_seen")?,
         resolved_at: get_opt_i64(r, "resolved_at")?,
         last_sweep: get_opt_i64(r, "last_sweep")?,
+        tested_from: get_opt_str(r, "tested_from")?,
         admin_email: None,
+        overridden: None,
     })
 }
 
@@ -153,7 +175,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
         None => {
             sqlx::query(
                 "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
-                 first_seen, last_seen, resolved_at, last_sweep) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10)",
+                 first_seen, last_seen, resolved_at, last_sweep, tested_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11)",
             )
             .bind(f.key.address.clone())
             .bind(f.key.port)
@@ -165,6 +187,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
+            .bind(f.tested_from.clone())
             .execute(&mut **tx)
             .await?;
             Ok(true)
@@ -174,7 +197,8 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             let was_open = get_str(&row, "status")? == "open";
             sqlx::query(
                 "UPDATE findings SET source = $1, severity = $2, severity_rank = $3, summary = $4, evidence = $5, \
-                 status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep) WHERE id = $8",
+                 status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep), \
+                 tested_from = COALESCE($8, tested_from) WHERE id = $9",
             )
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
@@ -183,6 +207,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(evidence)
             .bind(now)
             .bind(f.sweep)
+            .bind(f.tested_from.clone())
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -208,6 +233,23 @@ pub(crate) async fn resolve_key(tx: &mut Tx, key: &FindingKey, now: i64) -> Resu
 }
 
 impl Store {
+    /// One finding by its number, with its override.
+    pub async fn finding(&self, id: i64) -> Result<Option<FindingRow>> {
+        let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(mut f) = row.as_ref().map(finding_from_row).transpose()? else {
+            return Ok(None);
+        };
+        f.overridden = super::overrides::all_overrides(self)
+            .await?
+            .into_iter()
+            .find_map(|(fid, o)| (fid == id).then_some(o));
+        Ok(Some(f))
+    }
+
     /// Findings matching `filter`, most severe first, each with its responsible contact.
     pub async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>> {
         // Status and severity narrow the query in SQL; the contact is derived (registration,
@@ -236,7 +278,13 @@ impl Store {
         let mut out: Vec<FindingRow> = rows.iter().map(finding_from_row).collect::<Result<_>>()?;
         let hosts = self.list_hosts().await?;
         let nets = self.list_networks().await?;
+        let mut overrides: std::collections::HashMap<i64, Override> =
+            super::overrides::all_overrides(self)
+                .await?
+                .into_iter()
+                .collect();
         for f in &mut out {
+            f.overridden = overrides.remove(&f.id);
             f.admin_email = hosts
                 .iter()
                 .find(|h| h.address == f.address)

@@ -1,12 +1,13 @@
 //! Registrations (hosts) in the store.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, Tx, get_i64, get_str};
 use crate::error::{Error, Result};
-use crate::model::{Host, HostUpdate, now_unix, parse_address, today};
+use crate::model::{Host, HostUpdate, Lang, now_unix, parse_address, today};
 
-const COLUMNS: &str = "address, hostname, role, admin_name, admin_email, note, registered_on, reviewed_on, review_months, status";
+const COLUMNS: &str = "address, hostname, role, admin_name, admin_email, note, registered_on, reviewed_on, review_months, status, admin_lang";
 
 fn host_from_row(row: &AnyRow) -> Result<Host> {
     Ok(Host {
@@ -20,6 +21,10 @@ fn host_from_row(row: &AnyRow) -> Result<Host> {
         reviewed_on: get_str(row, "reviewed_on")?,
         review_months: get_i64(row, "review_months")?,
         status: get_str(row, "status")?.parse()?,
+        admin_lang: row
+            .try_get::<Option<String>, _>("admin_lang")?
+            .map(|l| l.parse())
+            .transpose()?,
     })
 }
 
@@ -72,7 +77,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE hosts SET hostname = $1, role = $2, admin_name = $3, admin_email = $4, note = $5, \
-             reviewed_on = $6, review_months = $7, status = $8 WHERE address = $9",
+             reviewed_on = $6, review_months = $7, status = $8, admin_lang = $9 WHERE address = $10",
         )
         .bind(new.hostname.clone())
         .bind(new.role.as_str())
@@ -82,6 +87,7 @@ impl Store {
         .bind(new.reviewed_on.clone())
         .bind(new.review_months)
         .bind(new.status.as_str())
+        .bind(new.admin_lang.map(Lang::as_str))
         .bind(new.address.clone())
         .execute(&mut *tx)
         .await?;
@@ -127,8 +133,9 @@ async fn insert_host(tx: &mut Tx, host: &Host) -> Result<()> {
             host.address
         )));
     }
-    let sql =
-        format!("INSERT INTO hosts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    let sql = format!(
+        "INSERT INTO hosts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(host.address.clone())
         .bind(host.hostname.clone())
@@ -140,6 +147,7 @@ async fn insert_host(tx: &mut Tx, host: &Host) -> Result<()> {
         .bind(host.reviewed_on.clone())
         .bind(host.review_months)
         .bind(host.status.as_str())
+        .bind(host.admin_lang.map(Lang::as_str))
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -16,6 +16,22 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_sweep_notes.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_finding_tested_from.sql"),
+    ),
+    (
+        30,
+        include_str!("../../migrations/sqlite/0030_notify_failures.sql"),
+    ),
+    (
+        31,
+        include_str!("../../migrations/sqlite/0031_admin_lang.sql"),
+    ),
+    (
+        32,
+        include_str!("../../migrations/sqlite/0032_overrides.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -29,11 +45,27 @@ const POSTGRES: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_sweep_notes.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_finding_tested_from.sql"),
+    ),
     // PostgreSQL only: the sharded-sweep tables (the job queue needs PostgreSQL).
     (10, include_str!("../../migrations/postgres/0010_queue.sql")),
     (
         11,
         include_str!("../../migrations/postgres/0011_schedules.sql"),
+    ),
+    (
+        30,
+        include_str!("../../migrations/postgres/0030_notify_failures.sql"),
+    ),
+    (
+        31,
+        include_str!("../../migrations/postgres/0031_admin_lang.sql"),
+    ),
+    (
+        32,
+        include_str!("../../migrations/postgres/0032_overrides.sql"),
     ),
 ];
 

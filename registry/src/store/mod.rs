@@ -8,8 +8,10 @@ mod agents;
 mod apply;
 pub(crate) mod findings;
 mod hosts;
+mod metrics;
 mod migrate;
 pub(crate) mod networks;
+pub(crate) mod overrides;
 pub(crate) mod sweeps;
 
 use std::path::Path;
@@ -25,7 +27,11 @@ pub use agents::{AgentReportRow, ReportOutcome};
 pub use apply::Applied;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
+pub use metrics::{MetricsSnapshot, VantageSweep};
 pub use networks::most_specific;
+pub use overrides::{
+    AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
+};
 pub use relayguard_core::SweepMeta;
 pub use sweeps::{Observation, SweepRow};
 
@@ -198,4 +204,8 @@ fn get_i64(row: &AnyRow, col: &str) -> Result<i64> {
 
 fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+fn get_opt_str(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
 }

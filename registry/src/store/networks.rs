@@ -4,9 +4,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use sqlx::Row;
+
 use super::{Store, get_str};
 use crate::error::{Error, Result};
-use crate::model::{Network, parse_cidr};
+use crate::model::{Lang, Network, parse_cidr};
 
 impl Store {
     /// Adds a validated network block; the same CIDR twice is a conflict.
@@ -22,12 +24,14 @@ impl Store {
             )));
         }
         sqlx::query(
-            "INSERT INTO networks (cidr, owner_name, owner_email, note) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO networks (cidr, owner_name, owner_email, note, owner_lang) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(net.cidr.clone())
         .bind(net.owner_name.clone())
         .bind(net.owner_email.clone())
         .bind(net.note.clone())
+        .bind(net.owner_lang.map(Lang::as_str))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -35,10 +39,11 @@ impl Store {
 
     /// All network blocks, ordered by CIDR text.
     pub async fn list_networks(&self) -> Result<Vec<Network>> {
-        let rows =
-            sqlx::query("SELECT cidr, owner_name, owner_email, note FROM networks ORDER BY cidr")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT cidr, owner_name, owner_email, note, owner_lang FROM networks ORDER BY cidr",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Network {
@@ -46,6 +51,10 @@ impl Store {
                     owner_name: get_str(r, "owner_name")?,
                     owner_email: get_str(r, "owner_email")?,
                     note: get_str(r, "note")?,
+                    owner_lang: r
+                        .try_get::<Option<String>, _>("owner_lang")?
+                        .map(|l| l.parse())
+                        .transpose()?,
                 })
             })
             .collect()

@@ -13,14 +13,20 @@
 //! lower `smtpd_soft_error_limit`) is noticed by its replies: once it holds them back, the
 //! session is left and the next test goes to a fresh one. A session that is dropped or answered
 //! with 421 is reopened and the interrupted test is tried once more.
+//!
+//! A host whose first greeting came in stages may sit behind a gate (Postfix's postscreen) that
+//! defers a new client's first session and lets it through only when it connects again (see
+//! [`run`]): the fresh sessions then wait until the first session has learned whether the gate
+//! opens, so they knock once, not each one twice.
 
+mod greylist;
 mod run;
 mod schedule;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use relayguard_core::rules::RuleSet;
@@ -31,7 +37,9 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::dns::Dns;
 use crate::pacing::Pacer;
-use crate::probes::{Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord};
+use crate::probes::{
+    Audited, HostFacts, OpeningSeen, OwnNames, PROBES, TestRecord, relay_undetermined,
+};
 use crate::smtp::session::{self, extension};
 use crate::smtp::{
     Connection, Failed, Greeting, OpenFailure, Reply, SessionConfig, SessionError, SessionTarget,
@@ -77,6 +85,13 @@ pub struct AuditConfig {
     pub sessions_per_host: usize,
     /// How many relay tests one session runs before a fresh one is opened.
     pub tests_per_session: usize,
+    /// How long after a greylisting deferral its tests are tried again with the same envelope
+    /// (zero: never); the host's deadline is moved for that retry, and only for that.
+    pub greylist_wait: Duration,
+    /// Run every test even after one decided its probe's verdict (`--all-vectors`): by default
+    /// a host proven an open relay by a plainly external recipient gets no further relay
+    /// vectors, and they are listed as not run.
+    pub all_vectors: bool,
     /// The rules.
     pub rules: Arc<RuleSet>,
     /// DNS checks, unless disabled.
@@ -89,7 +104,10 @@ struct Host {
     known_name: Option<String>,
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
-    timing: Timing,
+    /// When the audit started (transcript times are relative to it).
+    started: Instant,
+    /// The host's deadline, shared with [`audit`]'s cut-off: a greylisting retry moves it.
+    deadline: Arc<Deadline>,
     sessions: AtomicU32,
     /// One permit per session that may be open at once (`sessions_per_host`).
     session_slots: Arc<Semaphore>,
@@ -104,6 +122,18 @@ struct Host {
     broken_sessions: AtomicU32,
     /// The transcript notes of every desynchronised session (with a few lines before each).
     desyncs: Mutex<Vec<TranscriptLine>>,
+    /// Probes whose verdict a decisive test already settled (see [`crate::probes::TestSpec::decisive`]).
+    decided: Mutex<Vec<&'static str>>,
+    /// Sessions a gate in front of the server deferred (their tests ran again).
+    deferrals: AtomicU32,
+    /// Set once a session's greeting came in stages: the host may sit behind a gate.
+    gated: AtomicBool,
+    /// The first session opened after a gate deferred one, and its opening: what the server
+    /// behind the gate offers (the gate's own EHLO offers neither PIPELINING nor AUTH).
+    past_gate: Mutex<Option<(u32, Greeting)>>,
+    /// Whether fresh sessions may open: false while the first session, greeted in stages, has
+    /// not yet learned whether the host's gate opens.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// After this many broken sessions (protocol errors, timeouts, out-of-turn data) no new session
@@ -131,7 +161,7 @@ impl Host {
             known_name: self.known_name.as_deref(),
             mode: self.mode(),
             session: number,
-            timing: self.timing,
+            timing: self.timing(),
         };
         match self
             .within(session::open(&self.config.session, &self.pacer, &target))
@@ -144,7 +174,7 @@ impl Host {
                 let mut transcript = Transcript::default();
                 transcript.push(TranscriptLine {
                     session: number,
-                    ms: self.timing.started.elapsed().as_millis() as u64,
+                    ms: self.started.elapsed().as_millis() as u64,
                     dir: Direction::Note,
                     text: format!(
                         "host deadline reached while opening a session to {}",
@@ -167,11 +197,20 @@ impl Host {
     /// bounds by the same deadline) goes through here, so no session, reconnect, handshake or
     /// DNS lookup can hold a host past `--host-deadline`.
     async fn within<F: Future>(&self, work: F) -> Option<F::Output> {
-        timeout_at(self.timing.deadline, work).await.ok()
+        timeout_at(self.deadline.get(), work).await.ok()
     }
 
     fn deadline_passed(&self) -> bool {
-        Instant::now() >= self.timing.deadline
+        Instant::now() >= self.deadline.get()
+    }
+
+    /// The timing a session opened now runs under.
+    fn timing(&self) -> Timing {
+        Timing {
+            started: self.started,
+            command_timeout: self.config.command_timeout,
+            deadline: self.deadline.get(),
+        }
     }
 
     /// Counts a session ended by `error`; past [`BROKEN_SESSIONS`] the host gets no new one. A
@@ -188,6 +227,25 @@ impl Host {
         }
     }
 
+    /// Records that `probe`'s verdict is settled.
+    fn decide(&self, probe: &'static str) {
+        let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        if !decided.contains(&probe) {
+            decided.push(probe);
+        }
+    }
+
+    /// Whether `probe`'s remaining tests can be skipped: its verdict is settled and the audit
+    /// was not asked for every test.
+    fn skips(&self, probe: &'static str) -> bool {
+        !self.config.all_vectors
+            && self
+                .decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&probe)
+    }
+
     /// Keeps the desync notes of a session's transcript, each with the lines before it.
     fn note_desync(&self, session: &Transcript) {
         let mut kept = self
@@ -201,12 +259,112 @@ impl Host {
         }
     }
 
+    /// Counts a session a gate deferred.
+    fn note_deferral(&self) {
+        self.deferrals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps the opening of the first session opened after a gate deferred one.
+    fn note_opened(&self, session: u32, greeting: &Greeting) {
+        if self.deferrals.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut kept = self
+            .past_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.get_or_insert_with(|| (session, greeting.clone()));
+    }
+
+    /// The opening kept by [`Host::note_opened`].
+    fn past_gate(&self) -> Option<(u32, Greeting)> {
+        self.past_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Lets fresh sessions open (see [`Host::gate_known`]).
+    fn gate_settled(&self) {
+        self.gate
+            .send_if_modified(|open| !std::mem::replace(open, true));
+    }
+
+    /// Waits until fresh sessions may open: at once, unless the first session was greeted in
+    /// stages and has not yet had an envelope answered past the gate, or found it shut, or
+    /// ended.
+    async fn gate_known(&self) {
+        let mut known = self.gate.subscribe();
+        // The sender lives as long as the host, so this only ends when the flag is set.
+        let _ = known.wait_for(|open| *open).await;
+    }
+
     /// The evidence kept by [`Host::note_desync`].
     fn desync_evidence(&self) -> Vec<TranscriptLine> {
         self.desyncs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// The deadline of one audit: fixed at `--host-deadline` from the start, except that a
+/// greylisting retry moves it (see [`greylist`]).
+#[derive(Debug)]
+struct Deadline(Mutex<Instant>);
+
+impl Deadline {
+    fn get(&self) -> Instant {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, at: Instant) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+    }
+}
+
+/// The sweep's audit slot a host holds (one of `--audit-concurrency`): given back while the host
+/// only waits out a greylisting delay, so other hosts are audited meanwhile, and taken again
+/// for the retry.
+#[derive(Debug)]
+pub struct AuditSlot {
+    slots: Option<Arc<Semaphore>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AuditSlot {
+    /// A slot `permit` taken from `slots`.
+    pub fn new(slots: Arc<Semaphore>, permit: tokio::sync::OwnedSemaphorePermit) -> AuditSlot {
+        AuditSlot {
+            slots: Some(slots),
+            permit: Some(permit),
+        }
+    }
+
+    /// No slot: an audit run on its own.
+    pub fn none() -> AuditSlot {
+        AuditSlot {
+            slots: None,
+            permit: None,
+        }
+    }
+
+    /// Gives the slot back.
+    fn release(&mut self) {
+        self.permit = None;
+    }
+
+    /// Takes a slot again (waits for one).
+    async fn reacquire(&mut self) {
+        if let (Some(slots), None) = (&self.slots, &self.permit) {
+            self.permit = slots.clone().acquire_owned().await.ok();
+        }
     }
 }
 
@@ -224,6 +382,7 @@ const WRAP_UP: Duration = Duration::from_millis(500);
 /// The audit owns one deadline, `host_deadline` from the start: every session, reconnect, TLS
 /// handshake and DNS check runs under it, and the whole audit is cut off half a second later
 /// should anything still be running, so no port takes more than a second past the deadline.
+/// Only a greylisting retry moves the deadline (see [`AuditConfig::greylist_wait`]).
 pub async fn audit(
     ip: IpAddr,
     port: u16,
@@ -231,22 +390,49 @@ pub async fn audit(
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
 ) -> HostResult {
-    let started = Instant::now();
-    let cut_off = started + config.host_deadline + WRAP_UP;
-    let audited = audit_port(ip, port, known_name, config, pacer, started);
-    match timeout_at(cut_off, audited).await {
-        Ok(result) => result,
-        Err(_) => {
-            let mut result = HostResult::unreachable(ip, port, PortState::Open);
-            result.target_name = known_name.map(str::to_string);
-            result.error =
-                Some("host deadline reached; the audit was cut off and its results lost".into());
-            result.elapsed_ms = started.elapsed().as_millis() as u64;
-            result
-        }
-    }
+    audit_in_slot(ip, port, known_name, config, pacer, AuditSlot::none()).await
 }
 
+/// [`audit`], holding one of the sweep's audit slots, which it gives back while it waits out a
+/// greylisting delay.
+pub async fn audit_in_slot(
+    ip: IpAddr,
+    port: u16,
+    known_name: Option<&str>,
+    config: Arc<AuditConfig>,
+    pacer: Arc<Pacer>,
+    slot: AuditSlot,
+) -> HostResult {
+    let started = Instant::now();
+    let deadline = Arc::new(Deadline(Mutex::new(started + config.host_deadline)));
+    let audited = audit_port(
+        ip,
+        port,
+        known_name,
+        config,
+        pacer,
+        started,
+        deadline.clone(),
+        slot,
+    );
+    let mut audited = std::pin::pin!(audited);
+    loop {
+        let cut_off = deadline.get() + WRAP_UP;
+        match timeout_at(cut_off, &mut audited).await {
+            Ok(result) => return result,
+            // The deadline was moved meanwhile (a greylisting retry): wait on.
+            Err(_) if deadline.get() + WRAP_UP > cut_off => continue,
+            Err(_) => break,
+        }
+    }
+    let mut result = HostResult::unreachable(ip, port, PortState::Open);
+    result.target_name = known_name.map(str::to_string);
+    result.error = Some("host deadline reached; the audit was cut off and its results lost".into());
+    result.elapsed_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn audit_port(
     ip: IpAddr,
     port: u16,
@@ -254,15 +440,14 @@ async fn audit_port(
     config: Arc<AuditConfig>,
     pacer: Arc<Pacer>,
     started: Instant,
+    deadline: Arc<Deadline>,
+    mut slot: AuditSlot,
 ) -> HostResult {
     let host = Arc::new(Host {
         addr: SocketAddr::new(ip, port),
         known_name: known_name.map(str::to_string),
-        timing: Timing {
-            started,
-            command_timeout: config.command_timeout,
-            deadline: started + config.host_deadline,
-        },
+        started,
+        deadline,
         session_slots: Arc::new(Semaphore::new(config.sessions_per_host.max(1))),
         config,
         pacer,
@@ -272,9 +457,15 @@ async fn audit_port(
         refused: OnceLock::new(),
         broken_sessions: AtomicU32::new(0),
         desyncs: Mutex::new(Vec::new()),
+        decided: Mutex::new(Vec::new()),
+        deferrals: AtomicU32::new(0),
+        gated: AtomicBool::new(false),
+        past_gate: Mutex::new(None),
+        gate: tokio::sync::watch::channel(true).0,
     });
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
+    result.source = host.config.session.source;
 
     // Session 1 learns the server while reverse DNS is looked up.
     let reverse = async {
@@ -294,13 +485,21 @@ async fn audit_port(
     let reverse = cut_short(reverse, "reverse DNS", &mut result.notes);
     let mut transcript = first.transcript;
     let (conn, greeting) = match first.result {
-        Ok(pair) => pair,
+        Ok(pair) => {
+            // The address the kernel chose, unless --source fixed it.
+            result.source = result.source.or(pair.0.local_addr().map(|a| a.ip()));
+            pair
+        }
         Err(failed) => {
             transcript.append(failed.transcript);
             result.ptr = reverse.and_then(|r| r.ptr);
             return finish_unopened(result, failed.reason, failed.banner, transcript, &host);
         }
     };
+    if greeting.staged {
+        // Until the first session knows whether a gate lets it through, no fresh one opens.
+        host.gate.send_replace(false);
+    }
     if host.config.dns.is_some() && ip.is_loopback() {
         result.notes.push(
             "reverse DNS not checked: resolvers answer localhost for loopback addresses".into(),
@@ -314,7 +513,6 @@ async fn audit_port(
         ptr.as_deref(),
         &host.config.local_domains,
     );
-    let smtp = smtp_info(&host, &greeting, first.failed_tls, &names.routing);
     let facts = HostFacts {
         ip,
         port,
@@ -326,13 +524,19 @@ async fn audit_port(
     };
 
     let (first_tests, spread) = schedule::plan_tests(&facts);
+    // Kept to run greylisted tests again with the very same envelopes.
+    let planned: Vec<_> = first_tests.iter().chain(&spread).cloned().collect();
     let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
     let tests = async {
         // The first session goes on with its tests while the fresh sessions open: on a host
         // that delays its greeting, that saves a whole greeting's wait.
         let mut t = Transcript::default();
         let first = async {
-            let done = run::run_sequence(&host, Some(conn), first_tests, &mut t).await;
+            let live = run::Live {
+                conn,
+                staged: greeting.staged,
+            };
+            let done = run::run_sequence(&host, Some(live), first_tests, &mut t).await;
             drop(first_slot);
             done
         };
@@ -354,10 +558,22 @@ async fn audit_port(
     let ((mut done, t), dnsbl) = tokio::join!(tests, dnsbl);
     let dnsbl = cut_short(dnsbl, "DNS blocklists", &mut result.notes);
     transcript.append(t);
+    if let Some(note) =
+        greylist::retry(&host, &planned, &mut done, &mut transcript, &mut slot).await
+    {
+        result.notes.push(note);
+    }
     done.sort_by_key(|d| d.index);
     let mut records: Vec<TestRecord> = done.into_iter().map(|d| d.record).collect();
     for probe in PROBES {
         probe.review(&mut records, &facts);
+    }
+
+    let deferred = host.deferrals.load(Ordering::Relaxed);
+    if deferred > 0 {
+        result.notes.push(format!(
+            "a gate in front of the server (as postscreen) greeted in stages and deferred {deferred} session(s) with 450 4.3.2: their tests ran once more in a fresh session"
+        ));
     }
 
     let desyncs = host.desync_evidence();
@@ -374,25 +590,34 @@ async fn audit_port(
         .map(|l| l.session)
         .min()
         .unwrap_or(1);
+    // Behind a gate, the first session talked to the gate: what the server offers is what the
+    // first session past it saw.
+    let past_gate = host.past_gate();
+    let (seen, opening_session, failed_tls, injection) = match &past_gate {
+        Some((session, opened)) => (opened, *session, None, None),
+        None => (&greeting, first_session, first.failed_tls, first.injection),
+    };
+    let smtp = smtp_info(&host, seen, failed_tls, &names.routing);
     let opening: Vec<TranscriptLine> = transcript
-        .session(first_session)
+        .session(opening_session)
         .take(40)
         .cloned()
         .collect();
-    result.findings = probe_findings(&Audited {
+    let audited = Audited {
+        ip,
         port,
+        external_domain: &host.config.external_domain,
         rules: &host.config.rules,
         opening: OpeningSeen::Opened {
             smtp: &smtp,
-            starttls_injection: greeting
-                .starttls_injection
-                .as_deref()
-                .or(first.injection.as_deref()),
+            starttls_injection: seen.starttls_injection.as_deref().or(injection.as_deref()),
             lines: &opening,
         },
         tests: &records,
         desyncs: &desyncs,
-    });
+    };
+    result.findings = probe_findings(&audited);
+    note_undetermined(&audited, &mut result.notes);
     for checks in reverse.map(|r| r.checks).into_iter().chain(dnsbl) {
         result.findings.extend(checks.findings);
         result.notes.extend(checks.inconclusive);
@@ -471,6 +696,15 @@ fn cut_short<T>(check: Option<Option<T>>, what: &str, notes: &mut Vec<String>) -
     check
 }
 
+/// Says on the host, besides its `relay-undetermined` finding, that it was not judged this time.
+fn note_undetermined(audited: &Audited<'_>, notes: &mut Vec<String>) {
+    if let Some(why) = relay_undetermined::reason(audited) {
+        notes.push(format!(
+            "relay verdict not reached this time ({why}): the host was not judged, sweep it again later"
+        ));
+    }
+}
+
 /// Every probe's findings, in the order their kinds are declared (the order the output has
 /// always had).
 fn probe_findings(seen: &Audited<'_>) -> Vec<relayguard_core::Finding> {
@@ -524,16 +758,21 @@ fn finish_unopened(
     host: &Host,
 ) -> HostResult {
     let lines: Vec<TranscriptLine> = transcript.lines.iter().take(10).cloned().collect();
-    result.findings = probe_findings(&Audited {
+    let desyncs = host.desync_evidence();
+    let audited = Audited {
+        ip: host.addr.ip(),
         port: host.addr.port(),
+        external_domain: &host.config.external_domain,
         rules: &host.config.rules,
         opening: OpeningSeen::Failed {
             reason: &reason,
             lines: &lines,
         },
         tests: &[],
-        desyncs: &host.desync_evidence(),
-    });
+        desyncs: &desyncs,
+    };
+    result.findings = probe_findings(&audited);
+    note_undetermined(&audited, &mut result.notes);
     if let Some(banner) = banner {
         let banner = banner.wire_lines().join("\n");
         result.smtp = Some(SmtpInfo {
@@ -555,6 +794,6 @@ fn finish(mut result: HostResult, mut transcript: Transcript, host: &Host) -> Ho
     // Sessions ran side by side; present each one's lines together, in session order.
     transcript.lines.sort_by_key(|l| l.session);
     result.transcript = transcript;
-    result.elapsed_ms = host.timing.started.elapsed().as_millis() as u64;
+    result.elapsed_ms = host.started.elapsed().as_millis() as u64;
     result
 }

@@ -6,9 +6,19 @@
 //! have been read as the answer to the wrong command (a `250` owed to MAIL FROM read as the
 //! answer to RCPT is a false open relay), so every verdict of that session is discarded and its
 //! tests are run once more in a fresh session. Tests discarded twice stay inconclusive.
+//!
+//! A gate in front of the server is handled the same way. Postfix's postscreen greets a new
+//! client in stages (`220-`, then the final `220 ` seconds later; later sessions may get a plain
+//! greeting once that test has passed) and answers every RCPT (and VRFY) with `450 4.3.2` until
+//! the client has shown, by a whole envelope, that it passes its tests after the greeting; the
+//! client is let through to the real server only when it connects again. So on a host that
+//! greeted in stages, a session whose RCPT is answered `450 4.3.2` is ended there (QUIT, so the
+//! gate records the pass) and its tests run once more in a fresh session. Tests deferred twice
+//! stay inconclusive, and the host gets no new session: its gate did not open.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use relayguard_core::Transcript;
 use relayguard_core::TranscriptLine;
@@ -23,6 +33,52 @@ use crate::smtp::{Connection, OpenFailure, SessionError};
 /// Why a test is inconclusive when the server was out of turn both times it ran.
 const DESYNCED_TWICE: &str = "discarded: the server sent data out of turn in this session and in \
                               the retry, so its replies cannot be matched to the commands";
+
+/// Why a test is inconclusive when a gate deferred it in its session and in the retry.
+const DEFERRED_TWICE: &str = "deferred by a gate in front of the server (450 4.3.2 after a \
+                              staged greeting) in this session and again after reconnecting";
+
+/// Why the host gets no new session once a reconnect did not get past its gate.
+const GATE_SHUT: &str = "the gate in front of the server (450 4.3.2 after a staged greeting, \
+                         as postscreen defers a new client) did not open on reconnecting";
+
+/// A live session: the connection and whether its greeting came in stages.
+pub(super) struct Live {
+    pub(super) conn: Connection,
+    pub(super) staged: bool,
+}
+
+/// How a session ended, which decides whether its verdicts stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// In step to the end: its verdicts stand.
+    InStep,
+    /// The server sent data out of turn: its replies may answer other commands.
+    Desynced,
+    /// A gate in front of the server deferred it: the real server never answered.
+    Deferred,
+}
+
+impl Ending {
+    fn of(desynced: bool) -> Ending {
+        if desynced {
+            Ending::Desynced
+        } else {
+            Ending::InStep
+        }
+    }
+}
+
+/// Whether a test's reply is a gate's deferral: `450 4.3.2` (RFC 3463: the system is not
+/// accepting network messages), which postscreen gives every RCPT of a new client's first
+/// session. Only read so on a host that greeted in stages.
+fn is_gate_deferral(reply: &str) -> bool {
+    let mut words = reply.split_ascii_whitespace();
+    matches!(
+        (words.next(), words.next()),
+        (Some(code), Some("4.3.2")) if code.starts_with('4')
+    )
+}
 
 /// A finished test and its place in plan order.
 pub(super) struct Done {
@@ -42,6 +98,8 @@ pub(super) async fn run_chunks(
         let host = host.clone();
         sessions.spawn(async move {
             // Past the deadline the sequence runs no test, so the slot is not waited for.
+            // Behind a gate, the first session finds out whether it opens before more knock.
+            host.within(host.gate_known()).await;
             let _slot = host
                 .within(host.session_slots.clone().acquire_owned())
                 .await;
@@ -72,11 +130,11 @@ struct Session {
 }
 
 /// Runs tests one after another on `conn` (or a fresh session), reconnecting when the server
-/// hangs up or says 421; the interrupted test is tried once more. A session found out of turn
-/// has its tests run again in a fresh one (see the module comment).
+/// hangs up or says 421; the interrupted test is tried once more. A session found out of turn,
+/// or deferred by a gate, has its tests run again in a fresh one (see the module comment).
 pub(super) async fn run_sequence(
     host: &Host,
-    mut conn: Option<Connection>,
+    mut conn: Option<Live>,
     tests: Vec<PlannedTest>,
     transcript: &mut Transcript,
 ) -> Vec<Done> {
@@ -87,13 +145,20 @@ pub(super) async fn run_sequence(
     };
     loop {
         let Some(mut test) = queue.pop_front() else {
-            let Some(c) = conn.take() else { break };
-            let (t, desync) = c.quit_checked().await;
-            session.settle(host, t, desync.is_some(), &mut queue, &mut out, transcript);
+            let Some(live) = conn.take() else { break };
+            let (t, desync) = live.conn.quit_checked().await;
+            let ending = Ending::of(desync.is_some());
+            session.settle(host, t, ending, &mut queue, &mut out, transcript);
             continue;
         };
         let mut retried = false;
+        let envelope = test.spec.step.mail_from().is_some();
+        let mut gate_deferred = false;
         loop {
+            if host.skips(test.probe.id()) {
+                out.push(not_run(&test));
+                break;
+            }
             if host.deadline_passed() {
                 out.push(inconclusive(
                     &test,
@@ -103,8 +168,11 @@ pub(super) async fn run_sequence(
                 ));
                 break;
             }
-            let mut c = match conn.take() {
-                Some(c) => c,
+            let Live {
+                conn: mut c,
+                staged,
+            } = match conn.take() {
+                Some(live) => live,
                 None => {
                     if let Some(why) = host.refused.get() {
                         let why = format!("not run: {why}");
@@ -112,7 +180,13 @@ pub(super) async fn run_sequence(
                         break;
                     }
                     match host.open().await {
-                        Ok((c, _)) => c,
+                        Ok((conn, greeting)) => {
+                            host.note_opened(conn.session(), &greeting);
+                            Live {
+                                conn,
+                                staged: greeting.staged,
+                            }
+                        }
                         Err(failed) if host.deadline_passed() => {
                             transcript.append(failed.transcript);
                             out.push(inconclusive(
@@ -147,6 +221,9 @@ pub(super) async fn run_sequence(
                     }
                 }
             };
+            if staged {
+                host.gated.store(true, Ordering::Relaxed);
+            }
             let mark = c.transcript.lines.len();
             let outcome = host
                 .within(test.probe.run(&mut c, &test.spec.step))
@@ -158,20 +235,44 @@ pub(super) async fn run_sequence(
                 Ok(step) => {
                     let lost = step.connection_lost;
                     let done = finished(&test, step, number, lines);
+                    if test.spec.decisive && done.record.result.verdict == Verdict::Accepted {
+                        host.decide(test.probe.id());
+                    }
+                    let deferred = envelope
+                        && host.gated.load(Ordering::Relaxed)
+                        && is_gate_deferral(&done.record.result.reply);
                     session.provisional.push((test, done));
-                    if lost {
+                    if deferred {
+                        gate_deferred = true;
+                        // Leave at once, politely: the gate records a pass when the client
+                        // disconnects, and every further command would only be deferred too.
+                        let (t, desync) = if lost {
+                            let desync = c.check_in_turn().await.err();
+                            (c.into_transcript(), desync)
+                        } else {
+                            c.quit_checked().await
+                        };
+                        let ending = if desync.is_some() {
+                            Ending::Desynced
+                        } else {
+                            Ending::Deferred
+                        };
+                        session.settle(host, t, ending, &mut queue, &mut out, transcript);
+                    } else if lost {
                         let desync = c.check_in_turn().await.is_err();
                         let t = c.into_transcript();
-                        session.settle(host, t, desync, &mut queue, &mut out, transcript);
+                        let ending = Ending::of(desync);
+                        session.settle(host, t, ending, &mut queue, &mut out, transcript);
                     } else if c.held_back_after_errors() && !queue.is_empty() {
                         // The server now holds every reply back (Postfix past its soft error
                         // limit delays each by a second): the next test goes to a fresh
                         // session, which is answered at full speed again.
                         let desync = c.check_in_turn().await.is_err();
                         let t = c.quit_now().await;
-                        session.settle(host, t, desync, &mut queue, &mut out, transcript);
+                        let ending = Ending::of(desync);
+                        session.settle(host, t, ending, &mut queue, &mut out, transcript);
                     } else {
-                        conn = Some(c);
+                        conn = Some(Live { conn: c, staged });
                     }
                     break;
                 }
@@ -180,13 +281,13 @@ pub(super) async fn run_sequence(
                     let done = inconclusive(&test, &e.to_string(), number, lines);
                     session.provisional.push((test, done));
                     let t = c.into_transcript();
-                    session.settle(host, t, true, &mut queue, &mut out, transcript);
+                    session.settle(host, t, Ending::Desynced, &mut queue, &mut out, transcript);
                     break;
                 }
                 Err(e) => {
                     host.session_broke(&e);
                     let t = c.into_transcript();
-                    session.settle(host, t, false, &mut queue, &mut out, transcript);
+                    session.settle(host, t, Ending::InStep, &mut queue, &mut out, transcript);
                     if e.is_retryable() && !retried && host.refused.get().is_none() {
                         retried = true;
                         continue;
@@ -196,39 +297,55 @@ pub(super) async fn run_sequence(
                 }
             }
         }
+        // Sessions waiting to learn whether the host's gate opens may go ahead once an
+        // envelope got past it, or once it is known not to open (they then run nothing).
+        if (envelope && !gate_deferred) || host.refused.get().is_some() {
+            host.gate_settled();
+        }
     }
+    host.gate_settled();
     out
 }
 
 impl Session {
-    /// Ends the session: its verdicts stand when it stayed in turn; otherwise each of its tests
-    /// goes back to the front of the queue for a fresh session, or, if it was already run again
-    /// once, stays inconclusive.
+    /// Ends the session: its verdicts stand when it stayed in turn; otherwise (out of turn, or
+    /// deferred by a gate) each of its tests goes back to the front of the queue for a fresh
+    /// session, or, if it was already run again for the same reason once, stays inconclusive.
     fn settle(
         &mut self,
         host: &Host,
         session_transcript: Transcript,
-        desynced: bool,
+        ending: Ending,
         queue: &mut VecDeque<PlannedTest>,
         out: &mut Vec<Done>,
         transcript: &mut Transcript,
     ) {
-        if !desynced {
-            out.extend(self.provisional.drain(..).map(|(_, done)| done));
-            transcript.append(session_transcript);
-            return;
+        match ending {
+            Ending::InStep => {
+                out.extend(self.provisional.drain(..).map(|(_, done)| done));
+                transcript.append(session_transcript);
+                return;
+            }
+            Ending::Desynced => host.note_desync(&session_transcript),
+            Ending::Deferred => host.note_deferral(),
         }
-        host.note_desync(&session_transcript);
         transcript.append(session_transcript);
         let mut again = Vec::new();
         for (mut test, mut done) in self.provisional.drain(..) {
-            if test.desync_retried {
+            let (retried, why) = match ending {
+                Ending::Deferred => (&mut test.gate_retried, DEFERRED_TWICE),
+                _ => (&mut test.desync_retried, DESYNCED_TWICE),
+            };
+            if *retried {
+                if ending == Ending::Deferred {
+                    let _ = host.refused.set(GATE_SHUT.to_string());
+                }
                 let result = &mut done.record.result;
                 result.verdict = Verdict::Inconclusive;
-                result.note = Some(DESYNCED_TWICE.to_string());
+                result.note = Some(why.to_string());
                 out.push(done);
             } else {
-                test.desync_retried = true;
+                *retried = true;
                 again.push(test);
             }
         }
@@ -262,6 +379,17 @@ fn finished(
     }
 }
 
+/// A test skipped because its probe's verdict was already decided.
+fn not_run(test: &PlannedTest) -> Done {
+    let mut done = inconclusive(test, NOT_RUN, 0, Vec::new());
+    done.record.result.verdict = Verdict::NotRun;
+    done
+}
+
+/// Why a test was skipped.
+const NOT_RUN: &str = "not run: the host already accepted a plainly external recipient, which \
+                       makes it an open relay (--all-vectors runs every vector)";
+
 fn inconclusive(test: &PlannedTest, why: &str, session: u32, lines: Vec<TranscriptLine>) -> Done {
     Done {
         index: test.index,
@@ -278,5 +406,27 @@ fn inconclusive(test: &PlannedTest, why: &str, session: u32, lines: Vec<Transcri
             },
             lines,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_gate_deferral;
+
+    #[test]
+    fn only_a_4xx_with_status_4_3_2_is_a_gates_deferral() {
+        assert!(is_gate_deferral("450 4.3.2 Service currently unavailable"));
+        assert!(is_gate_deferral(
+            "450 4.3.2 Service currently unavailable / 450 4.3.2 Service currently unavailable"
+        ));
+        assert!(!is_gate_deferral(
+            "454 4.7.1 <u@ext.example>: Relay access denied"
+        ));
+        assert!(!is_gate_deferral(
+            "450 4.2.0 <u@x>: Recipient address rejected: Greylisted"
+        ));
+        assert!(!is_gate_deferral("550 4.3.2 odd"));
+        assert!(!is_gate_deferral("250 2.1.5 Ok"));
+        assert!(!is_gate_deferral(""));
     }
 }

@@ -14,6 +14,8 @@ pub(super) struct PlannedTest {
     pub(super) spec: TestSpec,
     /// Whether it already ran in a session the server desynchronised (it runs again once).
     pub(super) desync_retried: bool,
+    /// Whether it already ran in a session a gate deferred (it runs again once).
+    pub(super) gate_retried: bool,
 }
 
 /// Plans every probe's tests, numbered in one sequence, and splits them into the first
@@ -28,6 +30,7 @@ pub(super) fn plan_tests(facts: &HostFacts<'_>) -> (Vec<PlannedTest>, Vec<Planne
             probe,
             spec,
             desync_retried: false,
+            gate_retried: false,
         })
         .partition(|t| t.probe.placement() == Placement::First)
 }

@@ -136,8 +136,8 @@ pub(crate) fn finding(
         severity: dns.severity(kind),
         summary,
         evidence: Evidence {
-            tests: vec![],
             transcript,
+            ..Evidence::default()
         },
     }
 }

@@ -16,6 +16,7 @@ impl Probe for Expn {
 
     fn plan(&self, _host: &HostFacts<'_>) -> Vec<TestSpec> {
         vec![TestSpec {
+            decisive: false,
             id: self.id().into(),
             step: SmtpStep::Commands(vec!["EXPN postmaster".into()]),
         }]

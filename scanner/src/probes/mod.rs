@@ -19,6 +19,8 @@ pub mod names;
 pub mod no_starttls;
 pub mod not_smtp;
 pub mod relay;
+pub mod relay_control;
+pub mod relay_undetermined;
 pub mod smtp_desync;
 pub mod starttls_injection;
 pub mod step;
@@ -41,12 +43,14 @@ pub use names::OwnNames;
 pub use step::{Judgement, SmtpStep, StepOutcome};
 
 /// Every probe, in the order their tests are planned and run: the cheap probes of the first
-/// session, then backscatter (whose address-literal test is the control the relay probe's
-/// review depends on), then the relay vectors, then the probes that only read the opening.
+/// session, then backscatter and the relay controls (an unknown user at every domain the relay
+/// vectors route through: the controls the relay probe's review depends on; backscatter's own
+/// review runs first and needs the relay results), then the relay vectors, then the probes that only read the opening.
 pub static PROBES: &[&dyn Probe] = &[
     &vrfy::Vrfy,
     &expn::Expn,
     &backscatter::Backscatter,
+    &relay_control::RelayControl,
     &relay::Relay,
     &auth_before_tls::AuthBeforeTls,
     &no_starttls::NoStarttls,
@@ -55,6 +59,7 @@ pub static PROBES: &[&dyn Probe] = &[
     &starttls_injection::StarttlsInjection,
     &not_smtp::NotSmtp,
     &smtp_desync::SmtpDesync,
+    &relay_undetermined::RelayUndetermined,
 ];
 
 /// A future a probe returns from [`Probe::run`].
@@ -171,6 +176,10 @@ pub struct TestSpec {
     pub id: String,
     /// What it sends.
     pub step: SmtpStep,
+    /// Whether its acceptance alone decides the probe's verdict (a plainly external recipient
+    /// accepted is an open relay, whatever else the host does): the probe's tests not yet sent
+    /// are then skipped, unless the audit runs every test (`--all-vectors`).
+    pub decisive: bool,
 }
 
 /// A finished test with the transcript lines that show it.
@@ -185,6 +194,10 @@ pub struct TestRecord {
 /// Everything findings are drawn from.
 #[derive(Debug, Clone, Copy)]
 pub struct Audited<'a> {
+    /// The host's address.
+    pub ip: IpAddr,
+    /// The third-party domain used in relay vectors.
+    pub external_domain: &'a str,
     /// The audited port.
     pub port: u16,
     /// The rules (for severities).
@@ -241,7 +254,11 @@ pub fn finding(
         kind,
         severity: rules.severity(kind),
         summary,
-        evidence: Evidence { tests, transcript },
+        evidence: Evidence {
+            tests,
+            transcript,
+            relay_strength: None,
+        },
     }
 }
 

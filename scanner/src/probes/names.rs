@@ -126,6 +126,28 @@ pub fn is_local_form(path: &str, names: &[String], ip: IpAddr) -> bool {
     }
 }
 
+/// The domain of `path`, lower-cased and without a trailing dot, as the controls are compared:
+/// `None` when the path has no `@` at all.
+pub fn normalized_domain(path: &str) -> Option<String> {
+    path_domain(path).map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Whether `path` is a plainly external address, `<user@ext>`: the external domain after a local
+/// part with no routing in it (no `%`, `!`, `@`, quotes) and no source route. A server that
+/// accepts it at RCPT has agreed to relay to `ext`: no local delivery can explain the 250.
+pub fn is_plain_external(path: &str, ext: &str) -> bool {
+    let inner = path.trim_start_matches('<').trim_end_matches('>');
+    let Some((local, domain)) = inner.rsplit_once('@') else {
+        return false;
+    };
+    !inner.starts_with('@')
+        && !local.is_empty()
+        && !local.contains(['%', '!', '@', '"', ':'])
+        && domain
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(ext.trim_end_matches('.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +209,23 @@ mod tests {
         ));
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert!(is_local_form("<u@[IPv6:2001:db8::1]>", &names, v6));
+    }
+
+    #[test]
+    fn plain_external_addresses() {
+        let ext = "ext.example";
+        assert!(is_plain_external("<u@ext.example>", ext));
+        assert!(is_plain_external("<u@EXT.example.>", ext));
+        assert!(!is_plain_external("<u%ext.example@mx.example.edu>", ext));
+        assert!(!is_plain_external("<\"u@ext.example\">", ext));
+        assert!(!is_plain_external("<@mx.example.edu:u@ext.example>", ext));
+        assert!(!is_plain_external("<ext.example!u>", ext));
+        assert!(!is_plain_external("<u@ext.example@[192.0.2.1]>", ext));
+        assert!(!is_plain_external("<u@other.example>", ext));
+        assert!(!is_plain_external("<>", ext));
+        assert_eq!(
+            normalized_domain("<u%x@MX.Example.>"),
+            Some("mx.example".to_string())
+        );
     }
 }

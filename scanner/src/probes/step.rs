@@ -111,39 +111,83 @@ struct EnvelopeAnswer {
     sender_refused: bool,
 }
 
-async fn try_envelope(
-    conn: &mut Connection,
-    mail_from: &str,
-    rcpt_to: &str,
-) -> Result<EnvelopeAnswer, SessionError> {
-    let mail = conn.command(&format!("MAIL FROM:{mail_from}")).await?;
-    closing(&mail)?;
-    if !mail.is_positive() {
-        let (verdict, note) = classify(&mail);
+impl EnvelopeAnswer {
+    /// The envelope was refused at MAIL FROM: the recipient was not judged.
+    fn refused_at_mail(mail: &Reply) -> EnvelopeAnswer {
+        let (verdict, note) = classify(mail);
         let why = match note {
             Some(n) => format!("refused at MAIL FROM ({n})"),
             None => "refused at MAIL FROM".to_string(),
         };
-        return Ok(EnvelopeAnswer {
+        EnvelopeAnswer {
             judgement: Judgement {
                 verdict,
                 reply: mail.summary(),
                 note: Some(why),
             },
             sender_refused: mail.class() == 5,
-        });
+        }
     }
-    let rcpt = conn.command(&format!("RCPT TO:{rcpt_to}")).await?;
-    closing(&rcpt)?;
-    let (verdict, note) = classify(&rcpt);
-    Ok(EnvelopeAnswer {
-        judgement: Judgement {
-            verdict,
-            reply: rcpt.summary(),
-            note,
-        },
-        sender_refused: refuses_sender(&rcpt),
-    })
+
+    /// The sender was accepted: the RCPT reply is the verdict.
+    fn judged_at_rcpt(rcpt: &Reply) -> EnvelopeAnswer {
+        let (verdict, note) = classify(rcpt);
+        EnvelopeAnswer {
+            judgement: Judgement {
+                verdict,
+                reply: rcpt.summary(),
+                note,
+            },
+            sender_refused: refuses_sender(rcpt),
+        }
+    }
+}
+
+/// One MAIL FROM / RCPT TO pair and the RSET after it; returns the answer and whether the
+/// connection is still usable. In one flight when the server offers PIPELINING (one round trip
+/// instead of three; RFC 2920 lets MAIL, RCPT and RSET go anywhere in a flight, and a RCPT after
+/// a refused MAIL is merely answered 503), otherwise command by command, RCPT only after an
+/// accepted MAIL.
+async fn envelope(
+    conn: &mut Connection,
+    mail_from: &str,
+    rcpt_to: &str,
+) -> Result<(EnvelopeAnswer, bool), SessionError> {
+    let mail_cmd = format!("MAIL FROM:{mail_from}");
+    let rcpt_cmd = format!("RCPT TO:{rcpt_to}");
+    if conn.pipelining() {
+        let (replies, stopped) = conn
+            .pipeline(&[mail_cmd, rcpt_cmd, "RSET".to_string()])
+            .await?;
+        let mut replies = replies.into_iter();
+        let (mail, rcpt, rset) = (replies.next(), replies.next(), replies.next());
+        let answer = match (mail, rcpt, stopped) {
+            // Out of turn anywhere in the flight: nothing in it can be trusted.
+            (_, _, Some(e @ SessionError::Desync(_))) => return Err(e),
+            (Some(mail), _, _) if !mail.is_positive() => {
+                closing(&mail)?;
+                EnvelopeAnswer::refused_at_mail(&mail)
+            }
+            (Some(_), Some(rcpt), _) => {
+                closing(&rcpt)?;
+                EnvelopeAnswer::judged_at_rcpt(&rcpt)
+            }
+            // The server stopped before answering RCPT: as if it hung up mid-envelope.
+            (_, _, stopped) => return Err(stopped.unwrap_or(SessionError::Closed)),
+        };
+        // As with RSET in turn: a hang-up after the RCPT reply leaves that reply standing.
+        return Ok((answer, rset.is_some_and(|r| r.code != 421)));
+    }
+    let mail = conn.command(&mail_cmd).await?;
+    closing(&mail)?;
+    let answer = if mail.is_positive() {
+        let rcpt = conn.command(&rcpt_cmd).await?;
+        closing(&rcpt)?;
+        EnvelopeAnswer::judged_at_rcpt(&rcpt)
+    } else {
+        EnvelopeAnswer::refused_at_mail(&mail)
+    };
+    Ok((answer, reset(conn).await?))
 }
 
 /// Resets the envelope; returns whether the connection is still usable. Out-of-turn data is
@@ -156,22 +200,22 @@ async fn reset(conn: &mut Connection) -> Result<bool, SessionError> {
     }
 }
 
-/// Runs an envelope step: MAIL FROM, RCPT TO, once more with the fallback sender when the
-/// server refused the sender, then RSET. Never DATA.
+/// Runs an envelope step: MAIL FROM, RCPT TO, RSET, and once more with the fallback sender when
+/// the server refused the sender. Never DATA.
 pub async fn run_envelope(
     conn: &mut Connection,
     mail_from: &str,
     rcpt_to: &str,
     fallback_sender: Option<&str>,
 ) -> Result<StepOutcome, SessionError> {
-    let mut answer = try_envelope(conn, mail_from, rcpt_to).await?;
+    let (mut answer, mut usable) = envelope(conn, mail_from, rcpt_to).await?;
     let mut sender = mail_from;
     if let Some(fallback) = fallback_sender.filter(|f| answer.sender_refused && *f != mail_from) {
-        if !reset(conn).await? {
+        if !usable {
             return Err(SessionError::Closed);
         }
         let first = answer.judgement.reply;
-        answer = try_envelope(conn, fallback, rcpt_to).await?;
+        (answer, usable) = envelope(conn, fallback, rcpt_to).await?;
         let why = answer
             .judgement
             .note
@@ -182,12 +226,10 @@ pub async fn run_envelope(
         ));
         sender = fallback;
     }
-    // Never DATA: reset the envelope and go on.
-    let connection_lost = !reset(conn).await?;
     Ok(StepOutcome {
         mail_from: Some(sender.to_string()),
         judgement: answer.judgement,
-        connection_lost,
+        connection_lost: !usable,
     })
 }
 

@@ -86,7 +86,9 @@ fn is_unresolvable_domain(reply: &Reply, text: &str) -> bool {
     code || words
 }
 
-fn is_greylisting(text: &str) -> bool {
+/// Whether a temporary refusal's text (lower case) says greylisting: postgrey's "Greylisted",
+/// "try again later" of other greylisting daemons.
+pub fn is_greylisting(text: &str) -> bool {
     text.contains("greylist") || text.contains("graylist") || text.contains("try again later")
 }
 

@@ -18,6 +18,7 @@ impl Probe for Vrfy {
 
     fn plan(&self, _host: &HostFacts<'_>) -> Vec<TestSpec> {
         vec![TestSpec {
+            decisive: false,
             id: self.id().into(),
             step: SmtpStep::Commands(vec![
                 "VRFY postmaster".into(),

@@ -203,6 +203,8 @@ pub struct Connection {
     timing: Timing,
     limits: Limits,
     pace: ReplyPace,
+    /// Whether the EHLO reply in force offers PIPELINING (RFC 2920).
+    pipelining: bool,
     /// Everything said on this connection.
     pub transcript: Transcript,
 }
@@ -265,6 +267,16 @@ pub async fn tcp_connect(
 }
 
 impl Connection {
+    /// The local address of the TCP connection (the vantage the server sees), when it runs
+    /// over TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self.stream.as_ref()? {
+            Stream::Plain(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Other(_) => None,
+        }
+    }
+
     /// Wraps a connected stream as session number `session` of a host's audit.
     pub fn new(stream: TcpStream, session: u32, timing: Timing) -> Self {
         Self::with_stream(Stream::Plain(stream), session, timing)
@@ -288,6 +300,7 @@ impl Connection {
             timing,
             limits: Limits::default(),
             pace: ReplyPace::default(),
+            pipelining: false,
             transcript: Transcript::default(),
         }
     }
@@ -299,6 +312,17 @@ impl Connection {
     pub fn held_back_after_errors(&self) -> bool {
         let pace = self.pace;
         pace.errors > 0 && pace.fastest.is_some_and(|f| pace.last >= f + HELD_BACK)
+    }
+
+    /// Whether commands may be sent in one flight: the EHLO reply in force offered PIPELINING.
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
+    }
+
+    /// Records what the EHLO reply in force says about PIPELINING (a HELO reply offers nothing;
+    /// after STARTTLS only the new EHLO reply counts).
+    pub(crate) fn set_pipelining(&mut self, offered: bool) {
+        self.pipelining = offered;
     }
 
     /// The session number of this connection.
@@ -416,14 +440,58 @@ impl Connection {
         self.write_line(line).await
     }
 
+    /// Sends `lines` in one flight and reads one reply per line, in order (RFC 2920), after
+    /// checking that the server has sent nothing out of turn. Only for servers that offer
+    /// PIPELINING ([`Connection::pipelining`]), and only for commands whose answers decide
+    /// nothing about the commands after them in the flight (MAIL, RCPT, RSET). Each reply is
+    /// read as strictly as in [`Connection::command`]: a complete reply each; anything more is
+    /// caught as out of turn before the next command.
+    ///
+    /// Returns the replies read, in order, and the error that stopped the reading early, if
+    /// any: a server may answer the first commands and then hang up (Exim after its third
+    /// syntax error), and those answers still count.
+    pub async fn pipeline(
+        &mut self,
+        lines: &[String],
+    ) -> Result<(Vec<Reply>, Option<SessionError>), SessionError> {
+        debug_assert!(
+            self.pipelining,
+            "pipelining only where the server offers it"
+        );
+        self.check_in_turn().await?;
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut since = Instant::now();
+        self.write_lines(&refs).await?;
+        let mut replies = Vec::with_capacity(lines.len());
+        for _ in lines {
+            match self.read_reply().await {
+                Ok(reply) => {
+                    // Each reply's wait counts from the one before: the server answers in order.
+                    self.pace.observe(since.elapsed(), &reply);
+                    since = Instant::now();
+                    replies.push(reply);
+                }
+                Err(e) => return Ok((replies, Some(e))),
+            }
+        }
+        Ok((replies, None))
+    }
+
     /// Writes one command line, unchecked.
     async fn write_line(&mut self, line: &str) -> Result<(), SessionError> {
-        debug_assert!(!line.contains(['\r', '\n']), "one command per line");
-        self.log(Direction::Client, line);
+        self.write_lines(&[line]).await
+    }
+
+    /// Writes command lines in one write, unchecked.
+    async fn write_lines(&mut self, lines: &[&str]) -> Result<(), SessionError> {
+        let mut wire = Vec::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
+        for line in lines {
+            debug_assert!(!line.contains(['\r', '\n']), "one command per line");
+            self.log(Direction::Client, *line);
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+        }
         let stream = self.stream.as_mut().ok_or(SessionError::Closed)?;
-        let mut wire = Vec::with_capacity(line.len() + 2);
-        wire.extend_from_slice(line.as_bytes());
-        wire.extend_from_slice(b"\r\n");
         let (deadline, late) = self.timing.reply_deadline();
         match timeout_at(deadline, stream.write_all(&wire)).await {
             Ok(Ok(())) => Ok(()),

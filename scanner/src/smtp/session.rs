@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use relayguard_core::scan::TlsInfo;
 use relayguard_core::{Direction, Transcript};
+use tokio::time::Instant;
 
 use super::connection::{Connection, SessionError, Timing, tcp_connect};
 use super::hostname::name_in;
@@ -55,7 +56,16 @@ pub struct Greeting {
     pub tls: Option<TlsInfo>,
     /// Bytes the server sent after its 220 to STARTTLS, before the handshake.
     pub starttls_injection: Option<String>,
+    /// The greeting came in stages (`220-` lines before the final `220 `) or its final line
+    /// came late: how a gate in front of the server (Postfix's postscreen) greets, watching
+    /// whether the client talks before the final line.
+    pub staged: bool,
 }
+
+/// How long after the connect a greeting's final line must come to count as held back by a
+/// gate: postscreen waits `postscreen_greet_wait` (2 to 6 s) before it; a server answering
+/// normally greets within milliseconds.
+pub const LATE_GREETING: Duration = Duration::from_secs(1);
 
 impl Greeting {
     /// The host name the greeting starts with, if any.
@@ -167,6 +177,7 @@ pub async fn open(
 pub struct Connected {
     conn: Connection,
     tls: Option<TlsInfo>,
+    since: Instant,
 }
 
 /// The second stage: the server greeted with 220.
@@ -174,6 +185,7 @@ pub struct Greeted {
     conn: Connection,
     tls: Option<TlsInfo>,
     banner: Reply,
+    staged: bool,
 }
 
 /// The third stage: the server answered EHLO (or HELO); STARTTLS may follow.
@@ -183,6 +195,7 @@ pub struct Introduced {
     banner: Reply,
     ehlo: Reply,
     helo_fallback: bool,
+    staged: bool,
 }
 
 /// A failed opening with what the stage had seen.
@@ -221,7 +234,11 @@ pub async fn connect(
         Ok(tcp) => {
             let mut conn = Connection::new(tcp, target.session, target.timing);
             conn.log(Direction::Note, format!("connected to {addr}"));
-            Ok(Connected { conn, tls: None })
+            Ok(Connected {
+                conn,
+                tls: None,
+                since: Instant::now(),
+            })
         }
         Err(e) => {
             let mut transcript = Transcript::default();
@@ -263,7 +280,9 @@ impl Connected {
         }
     }
 
-    /// Reads the greeting: a 220, else a refusal or something that is not SMTP.
+    /// Reads the greeting: a 220, else a refusal or something that is not SMTP. Nothing is
+    /// sent before its final line: a multi-line greeting is read whole (a client that talks
+    /// after `220-` fails postscreen's pregreet test).
     pub async fn greeting(mut self) -> Result<Greeted, Failed> {
         let banner = match self.conn.read_reply().await {
             Ok(reply) => reply,
@@ -281,10 +300,12 @@ impl Connected {
             };
             return Err(failed(self.conn, reason, Some(banner), self.tls));
         }
+        let staged = banner.lines.len() > 1 || self.since.elapsed() >= LATE_GREETING;
         Ok(Greeted {
             conn: self.conn,
             tls: self.tls,
             banner,
+            staged,
         })
     }
 }
@@ -299,6 +320,7 @@ impl Greeted {
                 banner: self.banner,
                 ehlo,
                 helo_fallback,
+                staged: self.staged,
             }),
             Err(reason) => Err(failed(self.conn, reason, Some(self.banner), self.tls)),
         }
@@ -320,6 +342,7 @@ impl Introduced {
             helo_fallback: self.helo_fallback,
             tls: self.tls,
             starttls_injection: None,
+            staged: self.staged,
         };
         (self.conn, greeting)
     }
@@ -390,6 +413,7 @@ impl Introduced {
                     helo_fallback: self.helo_fallback,
                     tls,
                     starttls_injection,
+                    staged: self.staged,
                 },
             )),
             Err(reason) => Err(Failed {
@@ -434,8 +458,10 @@ async fn say_hello(conn: &mut Connection, name: &str) -> Result<(Reply, bool), O
         .await
         .map_err(OpenFailure::Lost)?;
     if ehlo.is_positive() {
+        conn.set_pipelining(extension(&ehlo, "PIPELINING").is_some());
         return Ok((ehlo, false));
     }
+    conn.set_pipelining(false);
     if ehlo.class() != 5 {
         return Err(OpenFailure::Refused(ehlo));
     }
