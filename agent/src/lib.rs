@@ -6,6 +6,7 @@
 //! - [`detect`]: one detector per boot mechanism, each returning findings (the proof) and
 //!   harden targets (what could be switched off);
 //! - [`live`]: processes and listening sockets of the running host (Linux only);
+//! - [`dpkg`]: which installed package provides an MTA;
 //! - [`harden`]: turning targets into a plan, journaling every change before making it,
 //!   applying changes atomically;
 //! - [`revert`]: restoring every journaled path byte for byte;
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod detect;
+pub mod dpkg;
 pub mod error;
 pub mod fsutil;
 pub mod harden;

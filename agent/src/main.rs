@@ -1,14 +1,14 @@
 //! `relayguard-agent`: argument parsing and wiring only; the work lives in the library.
 //!
-//! Exit codes: 0 = fine (check: no MTA enabled, running or listening); 1 = error;
-//! 2 = usage error; 3 = check found an MTA enabled at boot, running or listening;
-//! 4 = refused (e.g. host role is not non-mail); 5 = busy (another harden or revert runs).
+//! Exit codes (`relayguard_core::exit`): 0 = fine (check: no MTA enabled, running or
+//! listening); 1 = check found an MTA enabled at boot, running or listening; 2 = error or usage
+//! error; 4 = refused (e.g. host role is not non-mail); 5 = busy (another harden or revert runs).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use relayguard_agent::harden::{Mode, Role, apply, plan};
+use relayguard_agent::harden::{Mode, Role, apply, journal, plan, reappear};
 use relayguard_agent::lock::Lock;
 use relayguard_agent::output;
 use relayguard_agent::registry::RegistryClient;
@@ -230,15 +230,32 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 eprintln!("warning: {w} (left untouched)");
             }
             let p = plan::build(&root, &det, mode)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let prior = journal::load_contents(&root)?;
+            let back = reappear::find(&root, prior.as_ref(), &p, &det, mode, now);
             let Some(lock) = lock else {
                 print!("{}", output::plan(&p, true));
+                for r in &back {
+                    println!("reappeared (dry run): {}", reappear::describe(r));
+                }
                 return Ok(exit::OK);
             };
-            let done = apply::apply(&root, &p, lock.created_dirs());
+            let round = apply::Round {
+                mode,
+                at: now,
+                reappeared: &back,
+            };
+            let done = apply::apply(&root, &p, lock.created_dirs(), round);
             let released = lock.release(&root, &[]);
             let done = done?;
             released?;
             print!("{}", output::plan(&p, false));
+            for r in &back {
+                println!("reappeared: {}", reappear::describe(r));
+            }
             if !done.is_empty() {
                 println!(
                     "journal: {} (undo with: relayguard-agent revert)",

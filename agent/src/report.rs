@@ -1,17 +1,16 @@
 //! The registry report: built from a check and the journal, written as JSON to a file or a
-//! spool directory. Posting it to the registry over HTTPS is not implemented yet (the registry
-//! does not exist); spooled reports are what a future sender will pick up.
+//! spool directory; [`crate::registry`] posts the spool.
 
 use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use relayguard_core::agent_report::{
-    ActionRecord, AgentReport, CheckResult, HostIdentity, SCHEMA_VERSION,
+    ActionRecord, AgentReport, CheckResult, HostIdentity, Reappearance, SCHEMA_VERSION,
 };
 
 use crate::error::{AgentError, Result};
 use crate::fsutil::{PathState, restore, to_hex};
-use crate::harden::journal::load;
+use crate::harden::journal::{load, load_contents};
 use crate::root::Root;
 
 /// Reads the host identity from files inside the root (so images report their own identity).
@@ -65,6 +64,14 @@ pub fn journaled_actions(root: &Root) -> Result<Vec<ActionRecord>> {
         .unwrap_or_default())
 }
 
+/// MTAs that came back after a harden and were switched off again, oldest first, from the
+/// journal's round-end lines (gone once `revert` removes the journal).
+pub fn reappearances(root: &Root) -> Result<Vec<Reappearance>> {
+    Ok(load_contents(root)?
+        .map(|c| c.rounds.into_iter().flat_map(|r| r.reappeared).collect())
+        .unwrap_or_default())
+}
+
 /// Builds the report.
 pub fn build(root: &Root, check: CheckResult) -> Result<AgentReport> {
     Ok(AgentReport {
@@ -77,6 +84,7 @@ pub fn build(root: &Root, check: CheckResult) -> Result<AgentReport> {
         host: host_identity(root),
         check,
         actions: journaled_actions(root)?,
+        reappeared: reappearances(root)?,
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Mta {
     Qmail,
     /// OpenSMTPD (`smtpd`).
     Opensmtpd,
+    /// Courier's ESMTP daemons (`courieresmtpd` under `couriertcpd`, and `courierd`).
+    Courier,
     /// DragonFly Mail Agent: no listener, send-only.
     Dma,
     /// nullmailer: relay-only, no listener by default.
@@ -42,6 +44,7 @@ impl Mta {
             Mta::Exim => "exim",
             Mta::Qmail => "qmail",
             Mta::Opensmtpd => "opensmtpd",
+            Mta::Courier => "courier",
             Mta::Dma => "dma",
             Mta::Nullmailer => "nullmailer",
             Mta::Unknown => "unknown",
@@ -206,6 +209,36 @@ pub struct ActionRecord {
     pub description: String,
 }
 
+/// A Debian package as dpkg's status file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageVersion {
+    /// Package name, e.g. `postfix`.
+    pub name: String,
+    /// Installed version, e.g. `3.7.11-0+deb12u1`.
+    pub version: String,
+}
+
+/// A listening MTA that `harden` found enabled again on a host it had already hardened (a
+/// package upgrade or a newly installed dependency brought it back), and switched off again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reappearance {
+    /// The MTA that came back.
+    pub mta: Mta,
+    /// Seconds since the Unix epoch when `harden` found it and switched it off again.
+    pub at: u64,
+    /// The facts that proved it enabled again (paths inside the root, with `:line` when relevant).
+    pub evidence: Vec<String>,
+    /// Whether earlier `harden` runs had switched this MTA off; false for an MTA that was not
+    /// there then (newly installed, e.g. pulled in as a dependency).
+    pub previously_hardened: bool,
+    /// The installed package that provides the MTA now, from dpkg's status file when present.
+    #[serde(default)]
+    pub package: Option<PackageVersion>,
+    /// The version of that package when the MTA was first switched off, when known.
+    #[serde(default)]
+    pub hardened_version: Option<String>,
+}
+
 /// Identity of the host sending the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostIdentity {
@@ -235,6 +268,10 @@ pub struct AgentReport {
     /// Changes made by `harden` in this run (empty if none).
     #[serde(default)]
     pub actions: Vec<ActionRecord>,
+    /// MTAs that came back after a harden and were switched off again, oldest first, as long
+    /// as the harden journal lasts (added within schema 1: older reports read as empty).
+    #[serde(default)]
+    pub reappeared: Vec<Reappearance>,
 }
 
 /// Why a report could not be accepted.
@@ -299,7 +336,30 @@ mod tests {
                 warnings: vec![],
             },
             actions: vec![],
+            reappeared: vec![Reappearance {
+                mta: Mta::Postfix,
+                at: 1,
+                evidence: vec![
+                    "/etc/systemd/system/multi-user.target.wants/postfix.service".into(),
+                ],
+                previously_hardened: true,
+                package: Some(PackageVersion {
+                    name: "postfix".into(),
+                    version: "3.7.11-0+deb12u1".into(),
+                }),
+                hardened_version: Some("3.7.10-0+deb12u1".into()),
+            }],
         }
+    }
+
+    #[test]
+    fn a_report_without_reappearances_still_parses() {
+        // Written by an agent from before the field existed.
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v.as_object_mut().unwrap().remove("reappeared");
+        let r = parse_report(&v.to_string()).unwrap();
+        assert!(r.reappeared.is_empty());
+        assert_eq!(r.check, sample().check);
     }
 
     #[test]

@@ -164,6 +164,8 @@ finding_kinds! {
         "A registration's periodic review is overdue.";
     MtaEnabledOnNonMailHost = "mta-enabled-on-non-mail-host", Medium,
         "A host registered as non-mail has an MTA enabled at boot or running, as its agent reports.";
+    MtaReappeared = "mta-reappeared", Medium,
+        "An MTA the host agent had switched off came back (an upgrade, a new dependency); it was switched off again.";
 }
 
 impl fmt::Display for FindingKind {

@@ -118,6 +118,7 @@ fn report() -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
     }
 }
 

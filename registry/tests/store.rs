@@ -452,6 +452,7 @@ fn report(enabled: bool) -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
     }
 }
 

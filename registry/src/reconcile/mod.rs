@@ -13,7 +13,8 @@
 //! that could not judge (greylisting, a deadline, a session that never got that far) leaves the
 //! finding open, its last-seen untouched, and says why in its notes ([`Changes::held`]).
 //! The kinds the registry derives itself (`unregistered-mta`, `non-mail-host-listening`,
-//! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`) take their
+//! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`,
+//! `mta-reappeared`) take their
 //! severity from the registry's rules ([`Snapshot::rules`]), so `rules/severities.yaml` overrides
 //! apply to them; findings the scanner made keep the severity the sweep gave them.
 
@@ -36,6 +37,9 @@ pub use coverage::Coverage;
 
 use crate::model::{Host, HostStatus, Role, canonical_ip};
 
+/// How long after an agent switched a returning MTA off again `mta-reappeared` stays open:
+/// reports within this many seconds of the reappearance keep it open, a later one resolves it.
+pub const REAPPEARED_WINDOW_SECS: u64 = 7 * 24 * 3600;
 /// Consecutive covering sweeps without a listener before a registration counts as stale.
 pub const STALE_AFTER_MISSES: i64 = 2;
 /// The port registry-level findings about SMTP service use.
@@ -506,6 +510,68 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
             sweep: None,
         });
     } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
+        changes.resolve(key);
+    }
+    changes.extend(reappeared(snapshot, address, report, non_mail));
+    changes
+}
+
+/// `mta-reappeared`: open while a report of a non-mail host lists an MTA that came back within
+/// [`REAPPEARED_WINDOW_SECS`] of the report (the agent switched it off again), resolved by a
+/// report without one.
+fn reappeared(snapshot: &Snapshot, address: &str, report: &AgentReport, non_mail: bool) -> Changes {
+    let mut changes = Changes::default();
+    let key = FindingKey {
+        address: address.to_string(),
+        port: 0,
+        kind: FindingKind::MtaReappeared,
+    };
+    let recent: Vec<_> = report
+        .reappeared
+        .iter()
+        .filter(|r| r.at.saturating_add(REAPPEARED_WINDOW_SECS) >= report.generated_at)
+        .collect();
+    if non_mail && !recent.is_empty() {
+        // The newest reappearance of each MTA, in the order they came back.
+        let mut latest: Vec<&relayguard_core::agent_report::Reappearance> = Vec::new();
+        for r in &recent {
+            latest.retain(|l| l.mta != r.mta);
+            latest.push(r);
+        }
+        let what: Vec<String> = latest
+            .iter()
+            .map(|r| {
+                let pkg = match (&r.package, &r.hardened_version) {
+                    (Some(p), Some(v)) if *v != p.version => {
+                        format!(" (package {} {}, was {v})", p.name, p.version)
+                    }
+                    (Some(p), _) => format!(" (package {} {})", p.name, p.version),
+                    (None, _) => String::new(),
+                };
+                format!(
+                    "{} {}{pkg}",
+                    r.mta.as_str(),
+                    if r.previously_hardened {
+                        "enabled again"
+                    } else {
+                        "newly enabled"
+                    }
+                )
+            })
+            .collect();
+        changes.open(NewFinding {
+            key,
+            source: FindingSource::Agent,
+            severity: snapshot.rules.severity(FindingKind::MtaReappeared),
+            summary: escape_controls(&format!(
+                "agent on {address} switched off an MTA that came back: {}",
+                what.join("; ")
+            )),
+            evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
+                               "reappeared": recent }),
+            sweep: None,
+        });
+    } else if snapshot.is_open(address, 0, FindingKind::MtaReappeared) {
         changes.resolve(key);
     }
     changes

@@ -89,6 +89,7 @@ fn test_report(enabled: bool) -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
     }
 }
 
@@ -347,6 +348,66 @@ fn agent_reports_open_only_on_non_mail_hosts_and_resolve_when_clean() {
     assert_eq!(
         c.resolve,
         [key("10.0.0.1", 0, FindingKind::MtaEnabledOnNonMailHost)]
+    );
+}
+
+/// A clean report whose journal says postfix came back `age` seconds before it was made.
+fn reappeared_report(age: u64) -> AgentReport {
+    let mut r = test_report(false);
+    r.reappeared = vec![relayguard_core::agent_report::Reappearance {
+        mta: Mta::Postfix,
+        at: r.generated_at - age,
+        evidence: vec!["/etc/systemd/system/multi-user.target.wants/postfix.service".into()],
+        previously_hardened: true,
+        package: Some(relayguard_core::agent_report::PackageVersion {
+            name: "postfix".into(),
+            version: "3.7.11-0+deb12u1".into(),
+        }),
+        hardened_version: Some("3.7.10-0+deb12u1".into()),
+    }];
+    r
+}
+
+#[test]
+fn a_reappeared_mta_opens_on_non_mail_hosts_for_a_week() {
+    let s = snapshot(
+        vec![
+            host("10.0.0.1", Role::NonMail),
+            host("10.0.0.2", Role::MailDirect),
+        ],
+        &[],
+    );
+    let c = agent_report(&s, "10.0.0.1", &reappeared_report(3600));
+    // The MTA is off again, so only the reappearance is open.
+    assert_eq!(opened(&c), [key("10.0.0.1", 0, FindingKind::MtaReappeared)]);
+    assert_eq!(c.open[0].severity, Severity::Medium);
+    assert!(
+        c.open[0].summary.contains(
+            "postfix enabled again (package postfix 3.7.11-0+deb12u1, was 3.7.10-0+deb12u1)"
+        ),
+        "{}",
+        c.open[0].summary
+    );
+    assert!(agent_report(&s, "10.0.0.2", &reappeared_report(3600)) == Changes::default());
+    // Older than the window: nothing new to say.
+    let old = reappeared_report(REAPPEARED_WINDOW_SECS + 1);
+    assert!(opened(&agent_report(&s, "10.0.0.1", &old)).is_empty());
+    let s = snapshot(
+        vec![host("10.0.0.1", Role::NonMail)],
+        &[(
+            "10.0.0.1",
+            0,
+            FindingKind::MtaReappeared,
+            FindingSource::Agent,
+        )],
+    );
+    assert_eq!(
+        agent_report(&s, "10.0.0.1", &old).resolve,
+        [key("10.0.0.1", 0, FindingKind::MtaReappeared)]
+    );
+    assert_eq!(
+        agent_report(&s, "10.0.0.1", &test_report(false)).resolve,
+        [key("10.0.0.1", 0, FindingKind::MtaReappeared)]
     );
 }
 
