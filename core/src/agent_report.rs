@@ -85,6 +85,8 @@ pub enum Mechanism {
     Inetd,
     /// Service in xinetd configuration.
     Xinetd,
+    /// macOS launchd job (a property list in a LaunchDaemons directory).
+    Launchd,
     /// Main configuration of the MTA itself (e.g. which interfaces it binds).
     Config,
     /// A running process (live host only).
@@ -109,6 +111,7 @@ impl Mechanism {
             Mechanism::Daemontools => "daemontools",
             Mechanism::Inetd => "inetd",
             Mechanism::Xinetd => "xinetd",
+            Mechanism::Launchd => "launchd",
             Mechanism::Config => "config",
             Mechanism::Process => "process",
             Mechanism::Socket => "socket",
