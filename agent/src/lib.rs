@@ -3,6 +3,7 @@
 //!
 //! The crate is organised one concern per module:
 //! - [`root`]: every file access goes through a [`root::Root`], so `--root DIR` works on images;
+//!   [`command`]: the system commands a root has (Solaris SMF), replayable in tests;
 //! - [`detect`]: one detector per boot mechanism, each returning findings (the proof) and
 //!   harden targets (what could be switched off);
 //! - [`live`]: processes and listening sockets of the running host (Linux only);
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod detect;
 pub mod dpkg;
 pub mod error;

@@ -56,7 +56,12 @@ pub fn journaled_actions(root: &Root) -> Result<Vec<ActionRecord>> {
                 .map(|e| ActionRecord {
                     mta: e.mta,
                     mechanism: e.mechanism,
-                    path: e.before.first().map(|b| b.0.clone()).unwrap_or_default(),
+                    path: e
+                        .before
+                        .first()
+                        .map(|b| b.0.clone())
+                        .or_else(|| e.service.as_ref().map(|s| s.fmri.clone()))
+                        .unwrap_or_default(),
                     description: e.description,
                 })
                 .collect()

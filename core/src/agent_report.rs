@@ -87,6 +87,8 @@ pub enum Mechanism {
     Xinetd,
     /// macOS launchd job (a property list in a LaunchDaemons directory).
     Launchd,
+    /// Solaris/illumos SMF service instance (e.g. `svc:/network/smtp:sendmail`).
+    Smf,
     /// Main configuration of the MTA itself (e.g. which interfaces it binds).
     Config,
     /// A running process (live host only).
@@ -112,6 +114,7 @@ impl Mechanism {
             Mechanism::Inetd => "inetd",
             Mechanism::Xinetd => "xinetd",
             Mechanism::Launchd => "launchd",
+            Mechanism::Smf => "smf",
             Mechanism::Config => "config",
             Mechanism::Process => "process",
             Mechanism::Socket => "socket",

@@ -8,8 +8,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use relayguard_core::agent_report::{ActionRecord, Mta, PackageVersion, Reappearance};
 
 use super::Mode;
-use super::journal::{Entry, Journal, load_contents};
+use super::journal::{Entry, Journal, ServiceState, load_contents};
 use super::plan::{Op, Plan};
+use crate::detect::smf;
 use crate::dpkg;
 use crate::error::{AgentError, Result};
 use crate::fsutil::{PathState, crash_point, restore, snapshot, sync_dir, temp_for, to_hex};
@@ -23,6 +24,16 @@ fn parent_owner(root: &Root, inside: &str) -> (u32, u32) {
         .and_then(|p| fs::metadata(p).ok())
         .map(|m| (m.uid(), m.gid()))
         .unwrap_or((0, 0))
+}
+
+/// The root's system commands, which SMF steps need.
+pub fn commands(root: &Root) -> Result<&dyn crate::command::CommandRunner> {
+    root.commands().ok_or_else(|| {
+        AgentError::Refused(format!(
+            "{}: SMF services can only be changed on the running system",
+            root.base().display()
+        ))
+    })
 }
 
 /// What a run's round-end line records besides its steps.
@@ -62,6 +73,13 @@ pub fn apply(
         for p in step.op.touched() {
             before.push((p.clone(), snapshot(root, &p)?));
         }
+        let service = match &step.op {
+            Op::SmfDisable { fmri } => Some(ServiceState {
+                fmri: fmri.clone(),
+                enabled: smf::enabled(commands(root)?, fmri)?,
+            }),
+            _ => None,
+        };
         journal.append(Entry {
             seq: 0,
             mta: step.mta,
@@ -73,6 +91,7 @@ pub fn apply(
                 Op::Rename { from, to } => Some((from.clone(), to.clone())),
                 _ => None,
             },
+            service,
             package: match packages.iter().find(|p| p.0 == step.mta) {
                 Some(p) => p.1.clone(),
                 None => {
@@ -85,7 +104,10 @@ pub fn apply(
         crash_point("RELAYGUARD_AGENT_CRASH_AFTER_JOURNAL", n);
         execute(root, &step.op, &before, n)?;
         crash_point("RELAYGUARD_AGENT_CRASH_AFTER_CHANGE", n);
-        let path = step.op.touched().into_iter().next().unwrap_or_default();
+        let path = match &step.op {
+            Op::SmfDisable { fmri } => fmri.clone(),
+            op => op.touched().into_iter().next().unwrap_or_default(),
+        };
         done.push(ActionRecord {
             mta: step.mta,
             mechanism: step.mechanism,
@@ -158,6 +180,7 @@ fn execute(root: &Root, op: &Op, before: &[(String, PathState)], n: usize) -> Re
             fs::rename(&f, &t).map_err(|e| AgentError::io(&f, e))?;
             sync_dir(t.parent().unwrap_or(root.base()))
         }
+        Op::SmfDisable { fmri } => smf::set_enabled(commands(root)?, fmri, false),
         Op::Chmod { path, mode } => {
             let h = root.host(path);
             fs::set_permissions(&h, fs::Permissions::from_mode(*mode))

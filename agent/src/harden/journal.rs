@@ -63,6 +63,18 @@ pub struct Entry {
     /// The package that provided the MTA when the step was made (dpkg status), if known.
     #[serde(default)]
     pub package: Option<PackageVersion>,
+    /// For a step on an SMF service instance: whether it was enabled before.
+    #[serde(default)]
+    pub service: Option<ServiceState>,
+}
+
+/// An SMF service instance's enablement before a step changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The instance, e.g. `svc:/network/smtp:sendmail`.
+    pub fmri: String,
+    /// `general/enabled` before the step.
+    pub enabled: bool,
 }
 
 /// The line a completed `harden` run appends after its last step.

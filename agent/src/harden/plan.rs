@@ -55,6 +55,11 @@ pub enum Op {
         /// Inside path.
         path: String,
     },
+    /// `svcadm disable FMRI` through the root's commands (SMF keeps no file to edit).
+    SmfDisable {
+        /// The service instance.
+        fmri: String,
+    },
 }
 
 impl Op {
@@ -67,6 +72,7 @@ impl Op {
             | Op::Chmod { path, .. }
             | Op::Mkdir { path } => vec![path.clone()],
             Op::Rename { from, to } => vec![from.clone(), to.clone()],
+            Op::SmfDisable { .. } => vec![],
         }
     }
 
@@ -164,6 +170,12 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
     let mut launchd_off: Vec<(Mta, String)> = Vec::new();
     for t in select(det, mode) {
         match &t.action {
+            Action::SmfDisable { fmri } => plan.steps.push(Step {
+                mta: t.mta,
+                mechanism: t.mechanism,
+                op: Op::SmfDisable { fmri: fmri.clone() },
+                description: format!("svcadm disable {fmri}"),
+            }),
             Action::LaunchdDisable { label } => {
                 if !launchd_off.iter().any(|(_, l)| l == label) {
                     launchd_off.push((t.mta, label.clone()));
@@ -355,6 +367,7 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
             Mechanism::Launchd => {
                 "launchd: `launchctl bootout system/LABEL` stops a job that runs now"
             }
+            Mechanism::Smf => "SMF: `svcadm disable` also stops an instance that is online",
             _ => continue,
         };
         if !follow.contains(&hint) {
