@@ -12,7 +12,8 @@
 //!   applying changes atomically;
 //! - [`revert`]: restoring every journaled path byte for byte;
 //! - [`lock`]: one `harden` or `revert` at a time per root;
-//! - [`output`] and [`report`]: presenting results and writing the registry report.
+//! - [`output`] and [`report`]: presenting results and writing the registry report;
+//!   [`queue`]: a mail server's queue health for the report.
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod live;
 pub mod lock;
 pub mod mta;
 pub mod output;
+pub mod queue;
 pub mod registry;
 pub mod report;
 pub mod revert;

@@ -91,6 +91,10 @@ enum Cmd {
         /// Write the report to this file (atomically).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Include the mail queue's health (messages per queue, bounces, oldest age); on by
+        /// itself when the registry has this host as a mail server.
+        #[arg(long)]
+        queue: bool,
         /// Spool directory: reports wait here until the registry has acknowledged them.
         #[arg(long, default_value = "/var/spool/relayguard-agent")]
         spool_dir: PathBuf,
@@ -308,13 +312,19 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
         Cmd::Report {
             root,
             output,
+            queue,
             spool_dir,
             registry,
         } => {
             let client = registry.client()?;
             let root = Root::new(root);
             let (result, _) = check(&root);
-            let rep = report::build(&root, result)?;
+            // A registry that cannot say the role now leaves the queue out, not the report.
+            let mail_server = client.as_ref().is_some_and(|c| {
+                c.role()
+                    .is_ok_and(|r| r.role != relayguard_core::Role::NonMail)
+            });
+            let rep = report::build(&root, result, queue || mail_server)?;
             if let Some(o) = &output {
                 report::write_file(o, &rep)?;
             }

@@ -77,19 +77,25 @@ pub fn reappearances(root: &Root) -> Result<Vec<Reappearance>> {
         .unwrap_or_default())
 }
 
-/// Builds the report.
-pub fn build(root: &Root, check: CheckResult) -> Result<AgentReport> {
+/// Builds the report; with `queue`, the mail queue's health too (mail servers).
+pub fn build(root: &Root, check: CheckResult, queue: bool) -> Result<AgentReport> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     Ok(AgentReport {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        generated_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        generated_at: now,
         host: host_identity(root),
         check,
         actions: journaled_actions(root)?,
         reappeared: reappearances(root)?,
+        queue: if queue {
+            crate::queue::gather(root, now)?
+        } else {
+            None
+        },
     })
 }
 

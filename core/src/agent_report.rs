@@ -245,6 +245,24 @@ pub struct Reappearance {
     pub hardened_version: Option<String>,
 }
 
+/// The mail queue of a mail server, as its MTA's queue listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueHealth {
+    /// The MTA whose queue this is.
+    pub mta: Mta,
+    /// The command that listed it, e.g. `postqueue -j`.
+    pub source: String,
+    /// Messages per queue (Postfix: `active`, `deferred`, `hold`, `incoming`, `maildrop`).
+    pub queues: std::collections::BTreeMap<String, u64>,
+    /// Every message in the queue.
+    pub messages: u64,
+    /// Messages with the null sender (`<>`): bounces and other notifications.
+    pub null_sender: u64,
+    /// Age in seconds of the oldest message, at the time of the report.
+    #[serde(default)]
+    pub oldest_age_secs: Option<u64>,
+}
+
 /// Identity of the host sending the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostIdentity {
@@ -278,6 +296,9 @@ pub struct AgentReport {
     /// as the harden journal lasts (added within schema 1: older reports read as empty).
     #[serde(default)]
     pub reappeared: Vec<Reappearance>,
+    /// Queue health, on mail servers (added within schema 1: older reports read as `None`).
+    #[serde(default)]
+    pub queue: Option<QueueHealth>,
 }
 
 /// Why a report could not be accepted.
@@ -355,6 +376,14 @@ mod tests {
                 }),
                 hardened_version: Some("3.7.10-0+deb12u1".into()),
             }],
+            queue: Some(QueueHealth {
+                mta: Mta::Postfix,
+                source: "postqueue -j".into(),
+                queues: [("deferred".to_string(), 3)].into_iter().collect(),
+                messages: 3,
+                null_sender: 1,
+                oldest_age_secs: Some(600),
+            }),
         }
     }
 
@@ -363,8 +392,10 @@ mod tests {
         // Written by an agent from before the field existed.
         let mut v = serde_json::to_value(sample()).unwrap();
         v.as_object_mut().unwrap().remove("reappeared");
+        v.as_object_mut().unwrap().remove("queue");
         let r = parse_report(&v.to_string()).unwrap();
         assert!(r.reappeared.is_empty());
+        assert!(r.queue.is_none());
         assert_eq!(r.check, sample().check);
     }
 

@@ -119,6 +119,7 @@ fn report() -> AgentReport {
         },
         actions: vec![],
         reappeared: vec![],
+        queue: None,
     }
 }
 

@@ -453,6 +453,7 @@ fn report(enabled: bool) -> AgentReport {
         },
         actions: vec![],
         reappeared: vec![],
+        queue: None,
     }
 }
 

@@ -90,6 +90,7 @@ fn test_report(enabled: bool) -> AgentReport {
         },
         actions: vec![],
         reappeared: vec![],
+        queue: None,
     }
 }
 
