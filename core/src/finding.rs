@@ -166,6 +166,10 @@ finding_kinds! {
         "A host registered as non-mail has an MTA enabled at boot or running, as its agent reports.";
     MtaReappeared = "mta-reappeared", Medium,
         "An MTA the host agent had switched off came back (an upgrade, a new dependency); it was switched off again.";
+    MailQueueBacklog = "mail-queue-backlog", Medium,
+        "A registered mail server's agent reports a mail queue over the backlog threshold.";
+    BounceBurst = "bounce-burst", Medium,
+        "A registered mail server's agent reports many null-sender messages (bounces) in its queue.";
 }
 
 impl fmt::Display for FindingKind {

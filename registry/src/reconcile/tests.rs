@@ -412,6 +412,78 @@ fn a_reappeared_mta_opens_on_non_mail_hosts_for_a_week() {
     );
 }
 
+/// A clean report with Postfix queue health.
+fn queue_report(messages: u64, null_sender: u64) -> AgentReport {
+    let mut r = test_report(false);
+    r.queue = Some(relayguard_core::agent_report::QueueHealth {
+        mta: Mta::Postfix,
+        source: "postqueue -j".into(),
+        queues: [("deferred".to_string(), messages)].into_iter().collect(),
+        messages,
+        null_sender,
+        oldest_age_secs: Some(5400),
+    });
+    r
+}
+
+#[test]
+fn queue_health_opens_on_mail_servers_and_resolves_under_the_thresholds() {
+    let s = snapshot(
+        vec![
+            host("10.0.0.1", Role::MailDirect),
+            host("10.0.0.2", Role::NonMail),
+        ],
+        &[],
+    );
+    let c = agent_report(
+        &s,
+        "10.0.0.1",
+        &queue_report(QUEUE_BACKLOG_MESSAGES, BOUNCE_BURST_MESSAGES),
+    );
+    assert_eq!(
+        opened(&c),
+        [
+            key("10.0.0.1", 0, FindingKind::MailQueueBacklog),
+            key("10.0.0.1", 0, FindingKind::BounceBurst)
+        ]
+    );
+    assert!(
+        c.open[0]
+            .summary
+            .contains("500 messages queued (threshold 500; deferred 500; oldest 1h 30m)"),
+        "{}",
+        c.open[0].summary
+    );
+    // Just under: nothing; a non-mail host's queue is not judged here.
+    let under = queue_report(QUEUE_BACKLOG_MESSAGES - 1, BOUNCE_BURST_MESSAGES - 1);
+    assert!(opened(&agent_report(&s, "10.0.0.1", &under)).is_empty());
+    assert!(opened(&agent_report(&s, "10.0.0.2", &queue_report(9999, 9999))).is_empty());
+    let s = snapshot(
+        vec![host("10.0.0.1", Role::MailDirect)],
+        &[
+            (
+                "10.0.0.1",
+                0,
+                FindingKind::MailQueueBacklog,
+                FindingSource::Agent,
+            ),
+            (
+                "10.0.0.1",
+                0,
+                FindingKind::BounceBurst,
+                FindingSource::Agent,
+            ),
+        ],
+    );
+    assert_eq!(agent_report(&s, "10.0.0.1", &under).resolve.len(), 2);
+    // A report without queue health judges nothing.
+    assert!(
+        agent_report(&s, "10.0.0.1", &test_report(false))
+            .resolve
+            .is_empty()
+    );
+}
+
 fn test(
     id: &str,
     kind: TestKind,
