@@ -13,7 +13,7 @@
 //! - [`revert`]: restoring every journaled path byte for byte;
 //! - [`lock`]: one `harden` or `revert` at a time per root;
 //! - [`output`] and [`report`]: presenting results and writing the registry report;
-//!   [`queue`]: a mail server's queue health for the report.
+//!   [`queue`] and [`maillog`]: a mail server's queue health and bounces for the report.
 
 #![warn(missing_docs)]
 
@@ -25,6 +25,7 @@ pub mod fsutil;
 pub mod harden;
 pub mod live;
 pub mod lock;
+pub mod maillog;
 pub mod mta;
 pub mod output;
 pub mod queue;

@@ -95,6 +95,14 @@ enum Cmd {
         /// itself when the registry has this host as a mail server.
         #[arg(long)]
         queue: bool,
+        /// The mail log bounces are counted in (default: the root's /var/log/mail.log, else
+        /// /var/log/maillog).
+        #[arg(long, value_name = "FILE")]
+        mail_log: Option<PathBuf>,
+        /// Where report state (the mail log's read offset) is kept (default: the root's
+        /// /var/lib/relayguard-agent).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         /// Spool directory: reports wait here until the registry has acknowledged them.
         #[arg(long, default_value = "/var/spool/relayguard-agent")]
         spool_dir: PathBuf,
@@ -313,6 +321,8 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
             root,
             output,
             queue,
+            mail_log,
+            state_dir,
             spool_dir,
             registry,
         } => {
@@ -324,7 +334,19 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 c.role()
                     .is_ok_and(|r| r.role != relayguard_core::Role::NonMail)
             });
-            let rep = report::build(&root, result, queue || mail_server)?;
+            let sources = report::QueueSources {
+                mail_log: mail_log.unwrap_or_else(|| {
+                    let debian = root.host("/var/log/mail.log");
+                    if debian.exists() {
+                        debian
+                    } else {
+                        root.host("/var/log/maillog")
+                    }
+                }),
+                state_dir: state_dir
+                    .unwrap_or_else(|| root.host(relayguard_agent::harden::journal::JOURNAL_DIR)),
+            };
+            let rep = report::build(&root, result, (queue || mail_server).then_some(&sources))?;
             if let Some(o) = &output {
                 report::write_file(o, &rep)?;
             }

@@ -52,6 +52,7 @@ pub fn parse_postqueue_json(text: &str, now: u64) -> Result<QueueHealth> {
         messages,
         null_sender,
         oldest_age_secs: oldest.map(|t| now.saturating_sub(t)),
+        bounces_since_last: None,
     })
 }
 

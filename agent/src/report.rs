@@ -77,8 +77,17 @@ pub fn reappearances(root: &Root) -> Result<Vec<Reappearance>> {
         .unwrap_or_default())
 }
 
+/// Where a mail server's health comes from (see [`crate::queue`] and [`crate::maillog`]).
+#[derive(Debug, Clone)]
+pub struct QueueSources {
+    /// The mail log (a host path).
+    pub mail_log: std::path::PathBuf,
+    /// Where the mail log's read offset is kept between reports (a host path).
+    pub state_dir: std::path::PathBuf,
+}
+
 /// Builds the report; with `queue`, the mail queue's health too (mail servers).
-pub fn build(root: &Root, check: CheckResult, queue: bool) -> Result<AgentReport> {
+pub fn build(root: &Root, check: CheckResult, queue: Option<&QueueSources>) -> Result<AgentReport> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -91,10 +100,15 @@ pub fn build(root: &Root, check: CheckResult, queue: bool) -> Result<AgentReport
         check,
         actions: journaled_actions(root)?,
         reappeared: reappearances(root)?,
-        queue: if queue {
-            crate::queue::gather(root, now)?
-        } else {
-            None
+        queue: match queue {
+            Some(src) => crate::queue::gather(root, now)?
+                .map(|mut q| -> Result<_> {
+                    q.bounces_since_last =
+                        crate::maillog::bounces_since_last(&src.mail_log, &src.state_dir)?;
+                    Ok(q)
+                })
+                .transpose()?,
+            None => None,
         },
     })
 }

@@ -107,3 +107,82 @@ fn report_counts_a_real_deferred_queue() {
     let o = run_env(&["report"], &[("MAIL_CONFIG", &config)]);
     assert!(parse_report(&stdout(&o)).unwrap().queue.is_none());
 }
+
+/// Counts the bounce lines in the instance's log, as an independent check.
+fn bounce_lines(pf: &Postfix) -> usize {
+    pf.log()
+        .lines()
+        .filter(|l| l.contains(": sender non-delivery notification: "))
+        .count()
+}
+
+#[test]
+fn bounces_since_the_last_report_come_from_the_mail_log() {
+    let pf = Postfix::start(Personality::Closed);
+    // Local mail fails for good (error(8)): every message becomes a bounce to its sender,
+    // and the bounces wait in the deferred queue (their transport is deferred).
+    pf.reconfigure(&[
+        "local_transport = error:5.1.1 mailbox gone",
+        "defer_transports = discard",
+    ]);
+    let config = format!("/tmp/relayguard-postfix/{}/etc", pf.addr());
+    let log = format!("/tmp/relayguard-postfix/{}/maillog", pf.addr());
+    let state = TempRoot::new("queue-state");
+    let report = || {
+        let o = run_env(
+            &[
+                "report",
+                "--queue",
+                "--mail-log",
+                &log,
+                "--state-dir",
+                &state.arg(),
+            ],
+            &[("MAIL_CONFIG", &config)],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        parse_report(&stdout(&o))
+            .unwrap()
+            .queue
+            .expect("queue health")
+    };
+    assert_eq!(
+        report().bounces_since_last,
+        None,
+        "the first report is the baseline"
+    );
+
+    // Submitted locally (sendmail(1) into the maildrop, as cron mail is), so smtpd's checks
+    // do not refuse the doomed recipient.
+    let to = format!("root@{}", pf.hostname());
+    for _ in 0..3 {
+        let mut child = Command::new("sendmail")
+            .args(["-f", "alice@campus.test", &to])
+            .env("MAIL_CONFIG", &config)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sendmail");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: doomed\n\nto a mailbox that is gone\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bounce_lines(&pf) < 3 {
+        assert!(Instant::now() < deadline, "no bounces: {}", pf.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let q = report();
+    assert_eq!(q.bounces_since_last, Some(bounce_lines(&pf) as u64));
+    assert_eq!(q.bounces_since_last, Some(3));
+    // The bounces themselves wait in the queue with the null sender.
+    assert_eq!(q.null_sender, 3, "{q:?}");
+    assert_eq!(
+        report().bounces_since_last,
+        Some(0),
+        "each line is counted once"
+    );
+}

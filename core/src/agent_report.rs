@@ -261,6 +261,10 @@ pub struct QueueHealth {
     /// Age in seconds of the oldest message, at the time of the report.
     #[serde(default)]
     pub oldest_age_secs: Option<u64>,
+    /// Bounces the server generated since the previous report, from its mail log; `None` on
+    /// the first report (no baseline) or without a readable log.
+    #[serde(default)]
+    pub bounces_since_last: Option<u64>,
 }
 
 /// Identity of the host sending the report.
@@ -383,6 +387,7 @@ mod tests {
                 messages: 3,
                 null_sender: 1,
                 oldest_age_secs: Some(600),
+                bounces_since_last: Some(2),
             }),
         }
     }

@@ -169,7 +169,7 @@ finding_kinds! {
     MailQueueBacklog = "mail-queue-backlog", Medium,
         "A registered mail server's agent reports a mail queue over the backlog threshold.";
     BounceBurst = "bounce-burst", Medium,
-        "A registered mail server's agent reports many null-sender messages (bounces) in its queue.";
+        "A registered mail server's agent reports many bounces: queued with the null sender, or generated since its last report.";
 }
 
 impl fmt::Display for FindingKind {

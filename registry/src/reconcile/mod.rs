@@ -42,7 +42,8 @@ use crate::model::{Host, HostStatus, Role, canonical_ip};
 pub const REAPPEARED_WINDOW_SECS: u64 = 7 * 24 * 3600;
 /// Messages in a mail server's queue from which its agent's report opens `mail-queue-backlog`.
 pub const QUEUE_BACKLOG_MESSAGES: u64 = 500;
-/// Null-sender messages (bounces) in a mail server's queue from which `bounce-burst` opens.
+/// Null-sender messages (bounces) in a mail server's queue, or bounces it generated since its
+/// previous report, from which `bounce-burst` opens.
 pub const BOUNCE_BURST_MESSAGES: u64 = 100;
 /// Consecutive covering sweeps without a listener before a registration counts as stale.
 pub const STALE_AFTER_MISSES: i64 = 2;
@@ -543,6 +544,12 @@ fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Cha
         .oldest_age_secs
         .map(|s| format!("; oldest {}h {}m", s / 3600, s % 3600 / 60))
         .unwrap_or_default();
+    let since = q.bounces_since_last.unwrap_or(0);
+    let (bounces, bounce_what) = if since > q.null_sender {
+        (since, "bounces generated since the previous report")
+    } else {
+        (q.null_sender, "null-sender messages (bounces) queued")
+    };
     for (kind, count, limit, what) in [
         (
             FindingKind::MailQueueBacklog,
@@ -552,9 +559,9 @@ fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Cha
         ),
         (
             FindingKind::BounceBurst,
-            q.null_sender,
+            bounces,
             BOUNCE_BURST_MESSAGES,
-            "null-sender messages (bounces) queued",
+            bounce_what,
         ),
     ] {
         let key = FindingKey {

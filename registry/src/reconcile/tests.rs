@@ -422,6 +422,7 @@ fn queue_report(messages: u64, null_sender: u64) -> AgentReport {
         messages,
         null_sender,
         oldest_age_secs: Some(5400),
+        bounces_since_last: None,
     });
     r
 }
@@ -476,6 +477,16 @@ fn queue_health_opens_on_mail_servers_and_resolves_under_the_thresholds() {
         ],
     );
     assert_eq!(agent_report(&s, "10.0.0.1", &under).resolve.len(), 2);
+    // Bounces counted in the log since the previous report open it too.
+    let mut burst = queue_report(3, 0);
+    burst.queue.as_mut().unwrap().bounces_since_last = Some(BOUNCE_BURST_MESSAGES);
+    let c = agent_report(&s, "10.0.0.1", &burst);
+    assert_eq!(opened(&c), [key("10.0.0.1", 0, FindingKind::BounceBurst)]);
+    assert!(
+        c.open[0]
+            .summary
+            .contains("bounces generated since the previous report")
+    );
     // A report without queue health judges nothing.
     assert!(
         agent_report(&s, "10.0.0.1", &test_report(false))
