@@ -18,6 +18,7 @@ need postgrey postgrey
 need nsd nsd
 need nsd-checkzone nsd
 need ip iproute2
+need nft nftables
 need systemctl systemd
 need systemd-analyze systemd
 need update-rc.d init-system-helpers

@@ -6,10 +6,11 @@
 # postgrey as the greylisting policy daemon of the gate tests (they start their own on a
 # loopback port; the package's own service is not used), init-system-helpers (update-rc.d,
 # deb-systemd-helper) to enable services in fixture roots the way maintainer scripts do,
-# iproute2 for loopback aliases and network namespaces.
+# iproute2 for loopback aliases and network namespaces, nftables for the DNAT in front of the
+# Postfix instances of the NAT verdict test.
 set -euo pipefail
 
-packages=(postfix sasl2-bin libsasl2-modules nsd postgresql postgrey systemd init-system-helpers iproute2 openssl ca-certificates)
+packages=(postfix sasl2-bin libsasl2-modules nsd postgresql postgrey systemd init-system-helpers iproute2 nftables openssl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

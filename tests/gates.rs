@@ -31,7 +31,9 @@ fn sweep(database: &str, extra: &[&str], targets: &[String]) -> Output {
     command
         .env("RELAYGUARD_DATABASE", database)
         .arg("sweep")
-        .args(["--source", &source, "--rate", "0", "--no-progress"]);
+        .args(["--source", &source, "--rate", "0", "--no-progress"])
+        // Gated and bare hosts are compared vector by vector: every vector runs.
+        .arg("--all-vectors");
     for (option, default) in [("--command-timeout", "10"), ("--host-deadline", "60")] {
         if !extra.contains(&option) {
             command.args([option, default]);
@@ -81,6 +83,15 @@ fn verdicts(h: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// An accepted local-form vector the relay review discounted (the host also accepts unknown
+/// users at the same domain).
+fn discounted(t: &Value) -> bool {
+    t["verdict"] == "inconclusive"
+        && t["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("accepted, but the 250"))
+}
+
 /// The verdicts with the host's own name and address replaced, to compare two hosts.
 fn neutral(h: &Value, pf: &Postfix) -> Vec<(String, String, String)> {
     verdicts(h)
@@ -89,6 +100,13 @@ fn neutral(h: &Value, pf: &Postfix) -> Vec<(String, String, String)> {
             let arg = arg
                 .replace(pf.hostname(), "HOST")
                 .replace(&pf.addr().to_string(), "ADDR");
+            // The relay-control recipient is random per run: `rg-` and 12 characters.
+            let arg = match arg.find("rg-") {
+                Some(i) if arg.len() >= i + 15 => {
+                    format!("{}rg-RANDOM{}", &arg[..i], &arg[i + 15..])
+                }
+                _ => arg,
+            };
             (id, arg, v)
         })
         .collect()
@@ -187,8 +205,10 @@ fn postscreen_is_passed_as_a_legitimate_client_does_and_the_verdicts_are_the_rea
         } else {
             "refused"
         };
+        // (An open relay's local forms are accepted too, but discounted: it also accepts
+        // unknown users at its own domain, so the 250 cannot tell relaying from delivery.)
         assert!(
-            relay.len() >= 20 && relay.iter().all(|t| t["verdict"] == want),
+            relay.len() >= 20 && relay.iter().all(|t| t["verdict"] == want || discounted(t)),
             "{relay:#?}"
         );
         // No verdict comes from the deferred first session.
@@ -368,11 +388,13 @@ fn greylisted_tests_are_retried_with_the_same_envelope_without_holding_up_other_
         let relay: Vec<&Value> = tests_of(g, "relay").collect();
         if expected.contains("open-relay") {
             // Postgrey deferred every relay test and let every retry through.
+            // (Local forms discounted as on any open relay that accepts unknown local users.)
             assert!(
-                relay.iter().all(|t| t["verdict"] == "accepted"
+                relay.iter().all(|t| (t["verdict"] == "accepted"
                     && t["note"]
                         .as_str()
-                        .is_some_and(|n| retried_after(n).is_some())),
+                        .is_some_and(|n| retried_after(n).is_some()))
+                    || discounted(t)),
                 "{relay:#?}"
             );
             // The evidence keeps the deferral before the acceptance.
@@ -398,12 +420,13 @@ fn greylisted_tests_are_retried_with_the_same_envelope_without_holding_up_other_
             );
         }
         assert!(!retried.is_empty());
+        // The discounted local forms were retried too (their note now says why they do not
+        // count); the host note counts them.
+        let deferred = retried.len() + tests_of(g, "relay").filter(|t| discounted(t)).count();
         assert_eq!(
             notes(g)[1],
             format!(
-                "greylisting: {} tests were deferred and retried with the same envelope after 3 s; {} got a definite answer",
-                retried.len(),
-                retried.len()
+                "greylisting: {deferred} tests were deferred and retried with the same envelope after 3 s; {deferred} got a definite answer"
             )
         );
         // The retries took fresh sessions, as few as hold them (8 tests each), and nothing else.
@@ -447,12 +470,28 @@ fn the_host_deadline_moves_for_a_greylisting_retry_only() {
         set(&["open-relay", "vrfy-enabled", "no-starttls"]),
         "{g:#}"
     );
+    // Every vector was greylisted and retried: the plain ones are accepted with the retry in
+    // their note; the local forms, accepted too, are discounted because this host also accepts
+    // unknown users at its own domain.
+    let retried = |t: &Value| {
+        t["note"]
+            .as_str()
+            .and_then(retried_after)
+            .is_some_and(|n| n >= 4)
+    };
     assert!(
-        tests_of(g, "relay").all(|t| t["verdict"] == "accepted"
-            && t["note"]
-                .as_str()
-                .and_then(retried_after)
-                .is_some_and(|n| n >= 4)),
+        ["null-sender", "external-sender"]
+            .iter()
+            .all(|id| tests_of(g, "relay")
+                .any(|t| t["id"] == *id && t["verdict"] == "accepted" && retried(t))),
+        "{g:#}"
+    );
+    assert!(
+        tests_of(g, "relay").all(|t| (t["verdict"] == "accepted" && retried(t))
+            || (t["verdict"] == "inconclusive"
+                && t["note"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("accepted, but the 250")))),
         "{g:#}"
     );
     // Moved as far as the retry needed: the wait, then about as long as the first round took

@@ -77,7 +77,8 @@ fn one_sweep_tells_every_postfix_personality_apart() {
     let mut targets: Vec<String> = all.iter().map(|p| p.addr().to_string()).collect();
     targets.push(nothing.to_string());
 
-    let (code, doc) = sweep_json(&targets, &["--all"]);
+    // Verdicts are asserted vector by vector: every vector runs.
+    let (code, doc) = sweep_json(&targets, &["--all", "--all-vectors"]);
     assert_eq!(code, 1, "findings mean exit code 1");
     assert_eq!(doc["summary"]["open"], 6);
     assert_eq!(doc["summary"]["closed"], 1);
@@ -247,6 +248,79 @@ fn one_sweep_tells_every_postfix_personality_apart() {
             .unwrap()
             .contains(&Value::from("percent-hack-host"))
     );
+}
+
+#[test]
+fn an_open_relay_is_decided_by_its_first_plain_vector_and_all_vectors_runs_the_rest() {
+    let open = Postfix::start(Personality::OpenRelay);
+    let closed = Postfix::start(Personality::ClosedStrict);
+    let targets = vec![open.addr().to_string(), closed.addr().to_string()];
+    let relay_tests = |h: &Value| -> Vec<Value> {
+        h["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "relay")
+            .cloned()
+            .collect()
+    };
+    let not_run = |h: &Value| {
+        relay_tests(h)
+            .iter()
+            .filter(|t| t["verdict"] == "not-run")
+            .count()
+    };
+
+    let (_, quick) = sweep_json(&targets, &[]);
+    let (_, full) = sweep_json(&targets, &["--all-vectors"]);
+
+    let (q, f) = (host(&quick, open.addr()), host(&full, open.addr()));
+    let vectors = relay_tests(f).len();
+    assert!(vectors > 10, "{f:#}");
+    // Decided by a plainly external recipient: most vectors were never sent, and say why.
+    let skipped = not_run(q);
+    assert!(
+        skipped >= vectors / 3,
+        "{skipped} of {vectors} skipped: {q:#}"
+    );
+    assert!(
+        relay_tests(q)
+            .iter()
+            .filter(|t| t["verdict"] == "not-run")
+            .all(|t| t["note"].as_str().unwrap().contains("--all-vectors")),
+        "{q:#}"
+    );
+    assert_eq!(relay_tests(q).len(), vectors, "every vector is listed");
+    // Decided by a plainly external recipient (whichever session got one accepted first).
+    assert!(
+        relay_tests(q).iter().any(|t| t["verdict"] == "accepted"
+            && t["argument"] == "<relayguard-test@example.com>"),
+        "{q:#}"
+    );
+    let sent = |h: &Value| {
+        h["transcript"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["dir"] == "client" && l["text"].as_str().unwrap().starts_with("RCPT TO:"))
+            .count()
+    };
+    assert!(
+        sent(q) < sent(f),
+        "fewer RCPTs sent: {} vs {}",
+        sent(q),
+        sent(f)
+    );
+    // The exhaustive run sends everything, and the findings are the same.
+    assert_eq!(not_run(f), 0, "{f:#}");
+    assert_eq!(kinds(q), kinds(f));
+    assert!(kinds(q).contains("open-relay"));
+
+    // A closed host is never decided early: every vector runs, the same findings either way.
+    let (q, f) = (host(&quick, closed.addr()), host(&full, closed.addr()));
+    assert_eq!(not_run(q), 0, "{q:#}");
+    assert_eq!(relay_tests(q).len(), relay_tests(f).len());
+    assert_eq!(kinds(q), kinds(f));
 }
 
 #[test]

@@ -3,25 +3,32 @@
 //!
 //! The crate is organised one concern per module:
 //! - [`root`]: every file access goes through a [`root::Root`], so `--root DIR` works on images;
+//!   [`command`]: the system commands a root has (Solaris SMF), replayable in tests;
 //! - [`detect`]: one detector per boot mechanism, each returning findings (the proof) and
 //!   harden targets (what could be switched off);
 //! - [`live`]: processes and listening sockets of the running host (Linux only);
+//! - [`dpkg`]: which installed package provides an MTA;
 //! - [`harden`]: turning targets into a plan, journaling every change before making it,
 //!   applying changes atomically;
 //! - [`revert`]: restoring every journaled path byte for byte;
 //! - [`lock`]: one `harden` or `revert` at a time per root;
-//! - [`output`] and [`report`]: presenting results and writing the registry report.
+//! - [`output`] and [`report`]: presenting results and writing the registry report;
+//!   [`queue`] and [`maillog`]: a mail server's queue health and bounces for the report.
 
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod detect;
+pub mod dpkg;
 pub mod error;
 pub mod fsutil;
 pub mod harden;
 pub mod live;
 pub mod lock;
+pub mod maillog;
 pub mod mta;
 pub mod output;
+pub mod queue;
 pub mod registry;
 pub mod report;
 pub mod revert;

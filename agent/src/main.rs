@@ -1,14 +1,14 @@
 //! `relayguard-agent`: argument parsing and wiring only; the work lives in the library.
 //!
-//! Exit codes: 0 = fine (check: no MTA enabled, running or listening); 1 = error;
-//! 2 = usage error; 3 = check found an MTA enabled at boot, running or listening;
-//! 4 = refused (e.g. host role is not non-mail); 5 = busy (another harden or revert runs).
+//! Exit codes (`relayguard_core::exit`): 0 = fine (check: no MTA enabled, running or
+//! listening); 1 = check found an MTA enabled at boot, running or listening; 2 = error or usage
+//! error; 4 = refused (e.g. host role is not non-mail); 5 = busy (another harden or revert runs).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use relayguard_agent::harden::{Mode, Role, apply, plan};
+use relayguard_agent::harden::{Mode, Role, apply, journal, plan, reappear};
 use relayguard_agent::lock::Lock;
 use relayguard_agent::output;
 use relayguard_agent::registry::RegistryClient;
@@ -91,6 +91,18 @@ enum Cmd {
         /// Write the report to this file (atomically).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Include the mail queue's health (messages per queue, bounces, oldest age); on by
+        /// itself when the registry has this host as a mail server.
+        #[arg(long)]
+        queue: bool,
+        /// The mail log bounces are counted in (default: the root's /var/log/mail.log, else
+        /// /var/log/maillog).
+        #[arg(long, value_name = "FILE")]
+        mail_log: Option<PathBuf>,
+        /// Where report state (the mail log's read offset) is kept (default: the root's
+        /// /var/lib/relayguard-agent).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         /// Spool directory: reports wait here until the registry has acknowledged them.
         #[arg(long, default_value = "/var/spool/relayguard-agent")]
         spool_dir: PathBuf,
@@ -230,15 +242,32 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                 eprintln!("warning: {w} (left untouched)");
             }
             let p = plan::build(&root, &det, mode)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let prior = journal::load_contents(&root)?;
+            let back = reappear::find(&root, prior.as_ref(), &p, &det, mode, now);
             let Some(lock) = lock else {
                 print!("{}", output::plan(&p, true));
+                for r in &back {
+                    println!("reappeared (dry run): {}", reappear::describe(r));
+                }
                 return Ok(exit::OK);
             };
-            let done = apply::apply(&root, &p, lock.created_dirs());
+            let round = apply::Round {
+                mode,
+                at: now,
+                reappeared: &back,
+            };
+            let done = apply::apply(&root, &p, lock.created_dirs(), round);
             let released = lock.release(&root, &[]);
             let done = done?;
             released?;
             print!("{}", output::plan(&p, false));
+            for r in &back {
+                println!("reappeared: {}", reappear::describe(r));
+            }
             if !done.is_empty() {
                 println!(
                     "journal: {} (undo with: relayguard-agent revert)",
@@ -291,13 +320,33 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
         Cmd::Report {
             root,
             output,
+            queue,
+            mail_log,
+            state_dir,
             spool_dir,
             registry,
         } => {
             let client = registry.client()?;
             let root = Root::new(root);
             let (result, _) = check(&root);
-            let rep = report::build(&root, result)?;
+            // A registry that cannot say the role now leaves the queue out, not the report.
+            let mail_server = client.as_ref().is_some_and(|c| {
+                c.role()
+                    .is_ok_and(|r| r.role != relayguard_core::Role::NonMail)
+            });
+            let sources = report::QueueSources {
+                mail_log: mail_log.unwrap_or_else(|| {
+                    let debian = root.host("/var/log/mail.log");
+                    if debian.exists() {
+                        debian
+                    } else {
+                        root.host("/var/log/maillog")
+                    }
+                }),
+                state_dir: state_dir
+                    .unwrap_or_else(|| root.host(relayguard_agent::harden::journal::JOURNAL_DIR)),
+            };
+            let rep = report::build(&root, result, (queue || mail_server).then_some(&sources))?;
             if let Some(o) = &output {
                 report::write_file(o, &rep)?;
             }

@@ -7,11 +7,9 @@
 pub use relayguard_core::agent_report::Mta;
 
 /// Courier's ESMTP daemons (Debian courier-mta: `courier-mta`, `courier-mta-ssl` and
-/// `courier-msa`, on ports 25, 465 and 587). The shared vocabulary
-/// (`relayguard_core::agent_report::Mta`) has no Courier variant, so Courier is reported as
-/// [`Mta::Unknown`], with evidence and details that name it; once the vocabulary has the
-/// variant, only this constant changes.
-pub const COURIER: Mta = Mta::Unknown;
+/// `courier-msa`, on ports 25, 465 and 587). Kept as a name for the tests and callers that
+/// predate [`Mta::Courier`].
+pub const COURIER: Mta = Mta::Courier;
 
 /// Whether a service name is one of Courier's ESMTP listeners. `courier`, `courierfilter` and
 /// `courier-authdaemon` are the delivery side and listen on nothing; `courier-imap*` and

@@ -1,17 +1,16 @@
 //! The registry report: built from a check and the journal, written as JSON to a file or a
-//! spool directory. Posting it to the registry over HTTPS is not implemented yet (the registry
-//! does not exist); spooled reports are what a future sender will pick up.
+//! spool directory; [`crate::registry`] posts the spool.
 
 use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use relayguard_core::agent_report::{
-    ActionRecord, AgentReport, CheckResult, HostIdentity, SCHEMA_VERSION,
+    ActionRecord, AgentReport, CheckResult, HostIdentity, Reappearance, SCHEMA_VERSION,
 };
 
 use crate::error::{AgentError, Result};
 use crate::fsutil::{PathState, restore, to_hex};
-use crate::harden::journal::load;
+use crate::harden::journal::{load, load_contents};
 use crate::root::Root;
 
 /// Reads the host identity from files inside the root (so images report their own identity).
@@ -57,7 +56,12 @@ pub fn journaled_actions(root: &Root) -> Result<Vec<ActionRecord>> {
                 .map(|e| ActionRecord {
                     mta: e.mta,
                     mechanism: e.mechanism,
-                    path: e.before.first().map(|b| b.0.clone()).unwrap_or_default(),
+                    path: e
+                        .before
+                        .first()
+                        .map(|b| b.0.clone())
+                        .or_else(|| e.service.as_ref().map(|s| s.fmri.clone()))
+                        .unwrap_or_default(),
                     description: e.description,
                 })
                 .collect()
@@ -65,18 +69,47 @@ pub fn journaled_actions(root: &Root) -> Result<Vec<ActionRecord>> {
         .unwrap_or_default())
 }
 
-/// Builds the report.
-pub fn build(root: &Root, check: CheckResult) -> Result<AgentReport> {
+/// MTAs that came back after a harden and were switched off again, oldest first, from the
+/// journal's round-end lines (gone once `revert` removes the journal).
+pub fn reappearances(root: &Root) -> Result<Vec<Reappearance>> {
+    Ok(load_contents(root)?
+        .map(|c| c.rounds.into_iter().flat_map(|r| r.reappeared).collect())
+        .unwrap_or_default())
+}
+
+/// Where a mail server's health comes from (see [`crate::queue`] and [`crate::maillog`]).
+#[derive(Debug, Clone)]
+pub struct QueueSources {
+    /// The mail log (a host path).
+    pub mail_log: std::path::PathBuf,
+    /// Where the mail log's read offset is kept between reports (a host path).
+    pub state_dir: std::path::PathBuf,
+}
+
+/// Builds the report; with `queue`, the mail queue's health too (mail servers).
+pub fn build(root: &Root, check: CheckResult, queue: Option<&QueueSources>) -> Result<AgentReport> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     Ok(AgentReport {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        generated_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        generated_at: now,
         host: host_identity(root),
         check,
         actions: journaled_actions(root)?,
+        reappeared: reappearances(root)?,
+        queue: match queue {
+            Some(src) => crate::queue::gather(root, now)?
+                .map(|mut q| -> Result<_> {
+                    q.bounces_since_last =
+                        crate::maillog::bounces_since_last(&src.mail_log, &src.state_dir)?;
+                    Ok(q)
+                })
+                .transpose()?,
+            None => None,
+        },
     })
 }
 

@@ -7,8 +7,10 @@
 
 use std::fs;
 
+use crate::detect::smf;
 use crate::error::{AgentError, Result};
 use crate::fsutil::{remove_temp, restore, sync_dir};
+use crate::harden::apply::commands;
 use crate::harden::journal::{JOURNAL_DIR, JOURNAL_PATH, load};
 use crate::root::Root;
 
@@ -50,6 +52,13 @@ pub fn revert(root: &Root) -> Result<RevertSummary> {
         }
         for (path, state) in e.before.iter().rev() {
             restore(root, path, state, 0)?;
+        }
+        // Enabling an enabled instance changes nothing, so this is safe to repeat, and right
+        // when a crash came between the journal line and `svcadm disable`.
+        if let Some(s) = &e.service
+            && s.enabled
+        {
+            smf::set_enabled(commands(root)?, &s.fmri, true)?;
         }
         s.undone.push(e.description.clone());
     }

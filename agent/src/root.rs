@@ -8,23 +8,47 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::command::{CommandRunner, SystemRunner};
 use crate::error::{AgentError, Result};
 
 /// Upper bound on files we read whole: configuration files are small, and a huge or endless
 /// file (e.g. a device) must not exhaust memory.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// A directory treated as `/`.
+/// A directory treated as `/`, and the commands of the system it belongs to.
 #[derive(Debug, Clone)]
 pub struct Root {
     base: PathBuf,
+    runner: Option<Arc<dyn CommandRunner>>,
 }
 
 impl Root {
     /// Creates a root at `base` (`/` for the live system).
     pub fn new(base: impl Into<PathBuf>) -> Self {
-        Root { base: base.into() }
+        Root {
+            base: base.into(),
+            runner: None,
+        }
+    }
+
+    /// A root whose system commands are `runner` (tests replay recorded output with it).
+    pub fn with_runner(base: impl Into<PathBuf>, runner: Arc<dyn CommandRunner>) -> Self {
+        Root {
+            base: base.into(),
+            runner: Some(runner),
+        }
+    }
+
+    /// The system's commands: the given runner, or the real ones on the live root. `None` for
+    /// an image: its commands would act on the host, not on it.
+    pub fn commands(&self) -> Option<&dyn CommandRunner> {
+        match &self.runner {
+            Some(r) => Some(r.as_ref()),
+            None if self.is_live() => Some(&SystemRunner),
+            None => None,
+        }
     }
 
     /// The host directory acting as `/`.

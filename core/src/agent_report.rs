@@ -25,6 +25,8 @@ pub enum Mta {
     Qmail,
     /// OpenSMTPD (`smtpd`).
     Opensmtpd,
+    /// Courier's ESMTP daemons (`courieresmtpd` under `couriertcpd`, and `courierd`).
+    Courier,
     /// DragonFly Mail Agent: no listener, send-only.
     Dma,
     /// nullmailer: relay-only, no listener by default.
@@ -42,6 +44,7 @@ impl Mta {
             Mta::Exim => "exim",
             Mta::Qmail => "qmail",
             Mta::Opensmtpd => "opensmtpd",
+            Mta::Courier => "courier",
             Mta::Dma => "dma",
             Mta::Nullmailer => "nullmailer",
             Mta::Unknown => "unknown",
@@ -82,6 +85,10 @@ pub enum Mechanism {
     Inetd,
     /// Service in xinetd configuration.
     Xinetd,
+    /// macOS launchd job (a property list in a LaunchDaemons directory).
+    Launchd,
+    /// Solaris/illumos SMF service instance (e.g. `svc:/network/smtp:sendmail`).
+    Smf,
     /// Main configuration of the MTA itself (e.g. which interfaces it binds).
     Config,
     /// A running process (live host only).
@@ -106,6 +113,8 @@ impl Mechanism {
             Mechanism::Daemontools => "daemontools",
             Mechanism::Inetd => "inetd",
             Mechanism::Xinetd => "xinetd",
+            Mechanism::Launchd => "launchd",
+            Mechanism::Smf => "smf",
             Mechanism::Config => "config",
             Mechanism::Process => "process",
             Mechanism::Socket => "socket",
@@ -206,6 +215,58 @@ pub struct ActionRecord {
     pub description: String,
 }
 
+/// A Debian package as dpkg's status file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageVersion {
+    /// Package name, e.g. `postfix`.
+    pub name: String,
+    /// Installed version, e.g. `3.7.11-0+deb12u1`.
+    pub version: String,
+}
+
+/// A listening MTA that `harden` found enabled again on a host it had already hardened (a
+/// package upgrade or a newly installed dependency brought it back), and switched off again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reappearance {
+    /// The MTA that came back.
+    pub mta: Mta,
+    /// Seconds since the Unix epoch when `harden` found it and switched it off again.
+    pub at: u64,
+    /// The facts that proved it enabled again (paths inside the root, with `:line` when relevant).
+    pub evidence: Vec<String>,
+    /// Whether earlier `harden` runs had switched this MTA off; false for an MTA that was not
+    /// there then (newly installed, e.g. pulled in as a dependency).
+    pub previously_hardened: bool,
+    /// The installed package that provides the MTA now, from dpkg's status file when present.
+    #[serde(default)]
+    pub package: Option<PackageVersion>,
+    /// The version of that package when the MTA was first switched off, when known.
+    #[serde(default)]
+    pub hardened_version: Option<String>,
+}
+
+/// The mail queue of a mail server, as its MTA's queue listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueHealth {
+    /// The MTA whose queue this is.
+    pub mta: Mta,
+    /// The command that listed it, e.g. `postqueue -j`.
+    pub source: String,
+    /// Messages per queue (Postfix: `active`, `deferred`, `hold`, `incoming`, `maildrop`).
+    pub queues: std::collections::BTreeMap<String, u64>,
+    /// Every message in the queue.
+    pub messages: u64,
+    /// Messages with the null sender (`<>`): bounces and other notifications.
+    pub null_sender: u64,
+    /// Age in seconds of the oldest message, at the time of the report.
+    #[serde(default)]
+    pub oldest_age_secs: Option<u64>,
+    /// Bounces the server generated since the previous report, from its mail log; `None` on
+    /// the first report (no baseline) or without a readable log.
+    #[serde(default)]
+    pub bounces_since_last: Option<u64>,
+}
+
 /// Identity of the host sending the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostIdentity {
@@ -235,6 +296,13 @@ pub struct AgentReport {
     /// Changes made by `harden` in this run (empty if none).
     #[serde(default)]
     pub actions: Vec<ActionRecord>,
+    /// MTAs that came back after a harden and were switched off again, oldest first, as long
+    /// as the harden journal lasts (added within schema 1: older reports read as empty).
+    #[serde(default)]
+    pub reappeared: Vec<Reappearance>,
+    /// Queue health, on mail servers (added within schema 1: older reports read as `None`).
+    #[serde(default)]
+    pub queue: Option<QueueHealth>,
 }
 
 /// Why a report could not be accepted.
@@ -299,7 +367,41 @@ mod tests {
                 warnings: vec![],
             },
             actions: vec![],
+            reappeared: vec![Reappearance {
+                mta: Mta::Postfix,
+                at: 1,
+                evidence: vec![
+                    "/etc/systemd/system/multi-user.target.wants/postfix.service".into(),
+                ],
+                previously_hardened: true,
+                package: Some(PackageVersion {
+                    name: "postfix".into(),
+                    version: "3.7.11-0+deb12u1".into(),
+                }),
+                hardened_version: Some("3.7.10-0+deb12u1".into()),
+            }],
+            queue: Some(QueueHealth {
+                mta: Mta::Postfix,
+                source: "postqueue -j".into(),
+                queues: [("deferred".to_string(), 3)].into_iter().collect(),
+                messages: 3,
+                null_sender: 1,
+                oldest_age_secs: Some(600),
+                bounces_since_last: Some(2),
+            }),
         }
+    }
+
+    #[test]
+    fn a_report_without_reappearances_still_parses() {
+        // Written by an agent from before the field existed.
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v.as_object_mut().unwrap().remove("reappeared");
+        v.as_object_mut().unwrap().remove("queue");
+        let r = parse_report(&v.to_string()).unwrap();
+        assert!(r.reappeared.is_empty());
+        assert!(r.queue.is_none());
+        assert_eq!(r.check, sample().check);
     }
 
     #[test]

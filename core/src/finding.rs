@@ -168,6 +168,12 @@ finding_kinds! {
         "A registration's periodic review is overdue.";
     MtaEnabledOnNonMailHost = "mta-enabled-on-non-mail-host", Medium,
         "A host registered as non-mail has an MTA enabled at boot or running, as its agent reports.";
+    MtaReappeared = "mta-reappeared", Medium,
+        "An MTA the host agent had switched off came back (an upgrade, a new dependency); it was switched off again.";
+    MailQueueBacklog = "mail-queue-backlog", Medium,
+        "A registered mail server's agent reports a mail queue over the backlog threshold.";
+    BounceBurst = "bounce-burst", Medium,
+        "A registered mail server's agent reports many bounces: queued with the null sender, or generated since its last report.";
 }
 
 impl fmt::Display for FindingKind {

@@ -119,6 +119,8 @@ fn report() -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
+        queue: None,
     }
 }
 

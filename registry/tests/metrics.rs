@@ -129,6 +129,8 @@ async fn metrics_show_the_registry_to_a_scraper_and_nobody_else(kind: Kind) {
 
     // The host's agent reported once.
     let report = AgentReport {
+        reappeared: Vec::new(),
+        queue: None,
         schema_version: SCHEMA_VERSION,
         agent_version: "0.1.0".into(),
         generated_at: 1_000,

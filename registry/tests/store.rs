@@ -476,6 +476,8 @@ fn report(enabled: bool) -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
+        queue: None,
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod inetd;
 pub mod installed;
+pub mod launchd;
 pub mod master_cf;
 pub mod openbsd;
 pub mod openrc;
@@ -16,6 +17,7 @@ pub mod rcconf;
 pub mod rclocal;
 pub mod runit;
 pub mod slackware;
+pub mod smf;
 pub mod systemd;
 pub mod sysv;
 pub mod unitfile;
@@ -110,6 +112,16 @@ pub enum Action {
         path: String,
         /// The line, without its newline.
         line: String,
+    },
+    /// Switch a launchd job off in launchd's disabled-jobs database (`launchctl disable`).
+    LaunchdDisable {
+        /// The job's label, e.g. `com.apple.postfix.master`.
+        label: String,
+    },
+    /// `svcadm disable FMRI`: switch an SMF service instance off (persistent).
+    SmfDisable {
+        /// The instance, e.g. `svc:/network/smtp:sendmail`.
+        fmri: String,
     },
     /// Replace the interface of OpenSMTPD `listen on` lines with `localhost`.
     SmtpdListenLocal {
@@ -228,6 +240,8 @@ pub fn detect_all(root: &Root) -> Detection {
     d.merge(openrc::detect(root));
     d.merge(slackware::detect(root));
     d.merge(rclocal::detect(root));
+    d.merge(launchd::detect(root));
+    d.merge(smf::detect(root));
     d.merge(config::detect(root));
     d.findings
         .sort_by(|a, b| (a.mta, a.fact, &a.evidence).cmp(&(b.mta, b.fact, &b.evidence)));

@@ -5,12 +5,16 @@
 //! `revert` can remove them and leave the tree exactly as it found it). Every following line is
 //! one step: the prior state of each path it touches, written and fsynced BEFORE the change.
 //! A torn last line (crash during the append) is ignored: its change was never started.
+//!
+//! A run that completes its steps ends with a [`RoundEnd`] line: the sequence number of its
+//! last step, its mode and the MTAs it found back after an earlier run had switched them off.
+//! Without that line a later run cannot tell a reappearance from the rest of an interrupted run.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
-use relayguard_core::agent_report::{Mechanism, Mta};
+use relayguard_core::agent_report::{Mechanism, Mta, PackageVersion, Reappearance};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AgentError, Result};
@@ -21,8 +25,9 @@ use crate::root::Root;
 pub const JOURNAL_DIR: &str = "/var/lib/relayguard-agent";
 /// Inside path of the journal.
 pub const JOURNAL_PATH: &str = "/var/lib/relayguard-agent/journal.jsonl";
-/// Journal format version.
-pub const JOURNAL_VERSION: u32 = 1;
+/// Journal format version written by this agent. Version 2 added [`RoundEnd`] lines and the
+/// package of each step; version 1 journals are still read.
+pub const JOURNAL_VERSION: u32 = 2;
 
 /// First line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +60,60 @@ pub struct Entry {
     /// hard links between rc2.d and init.d) instead of writing a copy.
     #[serde(default)]
     pub renamed: Option<(String, String)>,
+    /// The package that provided the MTA when the step was made (dpkg status), if known.
+    #[serde(default)]
+    pub package: Option<PackageVersion>,
+    /// For a step on an SMF service instance: whether it was enabled before.
+    #[serde(default)]
+    pub service: Option<ServiceState>,
+}
+
+/// An SMF service instance's enablement before a step changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The instance, e.g. `svc:/network/smtp:sendmail`.
+    pub fmri: String,
+    /// `general/enabled` before the step.
+    pub enabled: bool,
+}
+
+/// The line a completed `harden` run appends after its last step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundEnd {
+    /// Sequence number of the run's last step: every step up to it was applied.
+    pub complete: u64,
+    /// The run's mode (`disable` or `loopback-only`).
+    pub mode: String,
+    /// Seconds since the Unix epoch at the end of the run.
+    pub at: u64,
+    /// MTAs the run found back after an earlier run had switched them off.
+    #[serde(default)]
+    pub reappeared: Vec<Reappearance>,
+}
+
+/// Everything a journal holds.
+#[derive(Debug, Clone)]
+pub struct Contents {
+    /// Line 1.
+    pub header: Header,
+    /// Complete step lines, in order.
+    pub entries: Vec<Entry>,
+    /// Round-end lines, in order.
+    pub rounds: Vec<RoundEnd>,
+    /// Whether a torn last line was dropped.
+    pub torn: bool,
+}
+
+impl Contents {
+    /// Whether the last run that made changes also finished them: its round-end line follows
+    /// its last step. False after a crash (or for a version 1 journal).
+    pub fn last_run_finished(&self) -> bool {
+        match (self.entries.last(), self.rounds.last()) {
+            (Some(e), Some(r)) => r.complete == e.seq,
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// A journal opened for appending.
@@ -69,8 +128,8 @@ impl Journal {
     /// header so that `revert` removes them too.
     pub fn open(root: &Root, created_dirs: &[String]) -> Result<Journal> {
         let path = root.host(JOURNAL_PATH);
-        let next_seq = match load(root)? {
-            Some((_, entries, _)) => entries.last().map(|e| e.seq + 1).unwrap_or(1),
+        let next_seq = match load_contents(root)? {
+            Some(c) => c.entries.last().map(|e| e.seq + 1).unwrap_or(1),
             None => {
                 let mut created = created_dirs.to_vec();
                 created.extend(create_state_dir(root)?);
@@ -111,6 +170,22 @@ impl Journal {
         self.next_seq += 1;
         Ok(e.seq)
     }
+
+    /// Appends the round-end line for the steps appended so far, durably.
+    pub fn end_round(&mut self, mode: &str, at: u64, reappeared: Vec<Reappearance>) -> Result<()> {
+        let r = RoundEnd {
+            complete: self.next_seq - 1,
+            mode: mode.to_string(),
+            at,
+            reappeared,
+        };
+        let line = serde_json::to_string(&r)? + "\n";
+        let p = std::path::PathBuf::from(JOURNAL_PATH);
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|er| AgentError::io(&p, er))?;
+        self.file.sync_data().map_err(|er| AgentError::io(&p, er))
+    }
 }
 
 /// Creates the missing components of [`JOURNAL_DIR`] and returns them, outermost first.
@@ -138,6 +213,11 @@ pub fn create_state_dir(root: &Root) -> Result<Vec<String>> {
 /// Loads the journal: header, complete entries, and whether a torn last line was dropped.
 /// `Ok(None)` when there is no journal.
 pub fn load(root: &Root) -> Result<Option<(Header, Vec<Entry>, bool)>> {
+    Ok(load_contents(root)?.map(|c| (c.header, c.entries, c.torn)))
+}
+
+/// Loads the whole journal, round-end lines included. `Ok(None)` when there is no journal.
+pub fn load_contents(root: &Root) -> Result<Option<Contents>> {
     let path = root.host(JOURNAL_PATH);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -165,19 +245,30 @@ pub fn load(root: &Root) -> Result<Option<(Header, Vec<Entry>, bool)>> {
         path: path.clone(),
         message: format!("line 1: bad header: {e}"),
     })?;
-    if header.journal != "relayguard-agent" || header.version != JOURNAL_VERSION {
+    if header.journal != "relayguard-agent" || !(1..=JOURNAL_VERSION).contains(&header.version) {
         return Err(AgentError::Journal {
             path,
             message: format!("unsupported journal (version {})", header.version),
         });
     }
     let mut entries = Vec::new();
+    let mut rounds = Vec::new();
     for (i, l) in lines.iter().enumerate().skip(1) {
-        let e: Entry = serde_json::from_str(l).map_err(|e| AgentError::Journal {
+        let bad = |e: serde_json::Error| AgentError::Journal {
             path: path.clone(),
             message: format!("line {}: {e}", i + 1),
-        })?;
-        entries.push(e);
+        };
+        let v: serde_json::Value = serde_json::from_str(l).map_err(bad)?;
+        if v.get("complete").is_some() {
+            rounds.push(serde_json::from_value(v).map_err(bad)?);
+        } else {
+            entries.push(serde_json::from_value(v).map_err(bad)?);
+        }
     }
-    Ok(Some((header, entries, torn)))
+    Ok(Some(Contents {
+        header,
+        entries,
+        rounds,
+        torn,
+    }))
 }

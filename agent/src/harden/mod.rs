@@ -2,11 +2,13 @@
 //!
 //! - [`plan`] decides what to change (pure: reads files, writes nothing);
 //! - [`journal`] records the state of every path BEFORE it is touched;
-//! - [`apply`] executes the plan step by step, each change atomic.
+//! - [`apply`] executes the plan step by step, each change atomic;
+//! - [`reappear`] tells which MTAs came back after an earlier run switched them off.
 
 pub mod apply;
 pub mod journal;
 pub mod plan;
+pub mod reappear;
 pub mod stop;
 
 /// What `harden` aims for.
@@ -26,4 +28,14 @@ pub enum Role {
     NonMail,
     /// A mail server: hardening refused.
     Mail,
+}
+
+impl Mode {
+    /// The name used on the command line and in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::LoopbackOnly => "loopback-only",
+        }
+    }
 }

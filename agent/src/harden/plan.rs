@@ -9,7 +9,7 @@ use relayguard_core::agent_report::{FactKind, Mechanism, Mta};
 
 use super::Mode;
 use crate::detect::{
-    Action, Detection, TargetMode, config, inetd, master_cf, openbsd, rcconf, xinetd,
+    Action, Detection, TargetMode, config, inetd, launchd, master_cf, openbsd, rcconf, xinetd,
 };
 use crate::error::{AgentError, Result};
 use crate::root::{Root, join};
@@ -55,6 +55,11 @@ pub enum Op {
         /// Inside path.
         path: String,
     },
+    /// `svcadm disable FMRI` through the root's commands (SMF keeps no file to edit).
+    SmfDisable {
+        /// The service instance.
+        fmri: String,
+    },
 }
 
 impl Op {
@@ -67,6 +72,7 @@ impl Op {
             | Op::Chmod { path, .. }
             | Op::Mkdir { path } => vec![path.clone()],
             Op::Rename { from, to } => vec![from.clone(), to.clone()],
+            Op::SmfDisable { .. } => vec![],
         }
     }
 
@@ -160,8 +166,21 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
         edits[idx].4 = new;
         Ok(())
     };
+    // launchd's database is one binary-or-XML file for every job: one write for all labels.
+    let mut launchd_off: Vec<(Mta, String)> = Vec::new();
     for t in select(det, mode) {
         match &t.action {
+            Action::SmfDisable { fmri } => plan.steps.push(Step {
+                mta: t.mta,
+                mechanism: t.mechanism,
+                op: Op::SmfDisable { fmri: fmri.clone() },
+                description: format!("svcadm disable {fmri}"),
+            }),
+            Action::LaunchdDisable { label } => {
+                if !launchd_off.iter().any(|(_, l)| l == label) {
+                    launchd_off.push((t.mta, label.clone()));
+                }
+            }
             Action::RemoveLink { path } => plan.steps.push(Step {
                 mta: t.mta,
                 mechanism: t.mechanism,
@@ -316,6 +335,28 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
             }
         }
     }
+    if !launchd_off.is_empty() {
+        // One step per job, each writing the database with every job so far switched off, so
+        // that each step names its own MTA.
+        let path = root.resolve(launchd::DISABLED_DB);
+        let mut current = root.read_bytes(&path)?;
+        for (mta, label) in launchd_off {
+            let bytes = launchd::disable_in_db(current.as_deref(), std::slice::from_ref(&label))?;
+            current = Some(bytes.clone());
+            plan.steps.push(Step {
+                mta,
+                mechanism: Mechanism::Launchd,
+                op: Op::Write {
+                    path: path.clone(),
+                    bytes,
+                },
+                description: format!(
+                    "launchctl disable system/{label} ({label} => true in {})",
+                    launchd::DISABLED_DB
+                ),
+            });
+        }
+    }
     // What a running system needs after the on-disk change (harden does not stop daemons).
     let mut follow: Vec<&str> = Vec::new();
     for s in &plan.steps {
@@ -323,6 +364,10 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
             Mechanism::Systemd | Mechanism::SystemdSocket | Mechanism::SystemdSysvGenerated => {
                 "systemd: run `systemctl daemon-reload` and stop the units, or reboot"
             }
+            Mechanism::Launchd => {
+                "launchd: `launchctl bootout system/LABEL` stops a job that runs now"
+            }
+            Mechanism::Smf => "SMF: `svcadm disable` also stops an instance that is online",
             _ => continue,
         };
         if !follow.contains(&hint) {

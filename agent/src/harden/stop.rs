@@ -33,7 +33,8 @@ fn units(mta: Mta) -> &'static [&'static str] {
         Mta::Sendmail => &["sendmail.service", "sm-client.service"],
         Mta::Opensmtpd => &["opensmtpd.service", "smtpd.service"],
         Mta::Qmail => &["qmail.service", "qmail-smtpd.socket"],
-        Mta::Dma | Mta::Nullmailer | Mta::Unknown => &[],
+        // Courier is left running by --stop (agent/README.md, Courier).
+        Mta::Courier | Mta::Dma | Mta::Nullmailer | Mta::Unknown => &[],
     }
 }
 

@@ -13,7 +13,8 @@
 //! that could not judge (greylisting, a deadline, a session that never got that far) leaves the
 //! finding open, its last-seen untouched, and says why in its notes ([`Changes::held`]).
 //! The kinds the registry derives itself (`unregistered-mta`, `non-mail-host-listening`,
-//! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`) take their
+//! `registration-stale`, `registration-expired`, `mta-enabled-on-non-mail-host`,
+//! `mta-reappeared`, `mail-queue-backlog`, `bounce-burst`) take their
 //! severity from the registry's rules ([`Snapshot::rules`]), so `rules/severities.yaml` overrides
 //! apply to them; findings the scanner made keep the severity the sweep gave them.
 
@@ -36,6 +37,14 @@ pub use coverage::Coverage;
 
 use crate::model::{Host, HostStatus, Role, canonical_ip};
 
+/// How long after an agent switched a returning MTA off again `mta-reappeared` stays open:
+/// reports within this many seconds of the reappearance keep it open, a later one resolves it.
+pub const REAPPEARED_WINDOW_SECS: u64 = 7 * 24 * 3600;
+/// Messages in a mail server's queue from which its agent's report opens `mail-queue-backlog`.
+pub const QUEUE_BACKLOG_MESSAGES: u64 = 500;
+/// Null-sender messages (bounces) in a mail server's queue, or bounces it generated since its
+/// previous report, from which `bounce-burst` opens.
+pub const BOUNCE_BURST_MESSAGES: u64 = 100;
 /// Consecutive covering sweeps without a listener before a registration counts as stale.
 pub const STALE_AFTER_MISSES: i64 = 2;
 /// The port registry-level findings about SMTP service use.
@@ -513,6 +522,138 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
             tested_from: None,
         });
     } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
+        changes.resolve(key);
+    }
+    changes.extend(reappeared(snapshot, address, report, non_mail));
+    changes.extend(queue_health(snapshot, address, report));
+    changes
+}
+
+/// `mail-queue-backlog` and `bounce-burst` of a registered mail server, from the queue health
+/// its agent reports: open at or over the thresholds, resolved by a report under them. A report
+/// without queue health judges nothing.
+fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Changes {
+    let mut changes = Changes::default();
+    let Some(q) = &report.queue else {
+        return changes;
+    };
+    let mail = snapshot
+        .hosts
+        .iter()
+        .any(|h| h.address == address && h.role != Role::NonMail && h.status == HostStatus::Active);
+    let per_queue = q
+        .queues
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let oldest = q
+        .oldest_age_secs
+        .map(|s| format!("; oldest {}h {}m", s / 3600, s % 3600 / 60))
+        .unwrap_or_default();
+    let since = q.bounces_since_last.unwrap_or(0);
+    let (bounces, bounce_what) = if since > q.null_sender {
+        (since, "bounces generated since the previous report")
+    } else {
+        (q.null_sender, "null-sender messages (bounces) queued")
+    };
+    for (kind, count, limit, what) in [
+        (
+            FindingKind::MailQueueBacklog,
+            q.messages,
+            QUEUE_BACKLOG_MESSAGES,
+            "messages queued",
+        ),
+        (
+            FindingKind::BounceBurst,
+            bounces,
+            BOUNCE_BURST_MESSAGES,
+            bounce_what,
+        ),
+    ] {
+        let key = FindingKey {
+            address: address.to_string(),
+            port: 0,
+            kind,
+        };
+        if mail && count >= limit {
+            changes.open(NewFinding {
+                tested_from: None,
+                key,
+                source: FindingSource::Agent,
+                severity: snapshot.rules.severity(kind),
+                summary: escape_controls(&format!(
+                    "{} on {address}: {count} {what} (threshold {limit}; {per_queue}{oldest})",
+                    q.mta.as_str()
+                )),
+                evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
+                                   "queue": q }),
+                sweep: None,
+            });
+        } else if snapshot.is_open(address, 0, kind) {
+            changes.resolve(key);
+        }
+    }
+    changes
+}
+
+/// `mta-reappeared`: open while a report of a non-mail host lists an MTA that came back within
+/// [`REAPPEARED_WINDOW_SECS`] of the report (the agent switched it off again), resolved by a
+/// report without one.
+fn reappeared(snapshot: &Snapshot, address: &str, report: &AgentReport, non_mail: bool) -> Changes {
+    let mut changes = Changes::default();
+    let key = FindingKey {
+        address: address.to_string(),
+        port: 0,
+        kind: FindingKind::MtaReappeared,
+    };
+    let recent: Vec<_> = report
+        .reappeared
+        .iter()
+        .filter(|r| r.at.saturating_add(REAPPEARED_WINDOW_SECS) >= report.generated_at)
+        .collect();
+    if non_mail && !recent.is_empty() {
+        // The newest reappearance of each MTA, in the order they came back.
+        let mut latest: Vec<&relayguard_core::agent_report::Reappearance> = Vec::new();
+        for r in &recent {
+            latest.retain(|l| l.mta != r.mta);
+            latest.push(r);
+        }
+        let what: Vec<String> = latest
+            .iter()
+            .map(|r| {
+                let pkg = match (&r.package, &r.hardened_version) {
+                    (Some(p), Some(v)) if *v != p.version => {
+                        format!(" (package {} {}, was {v})", p.name, p.version)
+                    }
+                    (Some(p), _) => format!(" (package {} {})", p.name, p.version),
+                    (None, _) => String::new(),
+                };
+                format!(
+                    "{} {}{pkg}",
+                    r.mta.as_str(),
+                    if r.previously_hardened {
+                        "enabled again"
+                    } else {
+                        "newly enabled"
+                    }
+                )
+            })
+            .collect();
+        changes.open(NewFinding {
+            tested_from: None,
+            key,
+            source: FindingSource::Agent,
+            severity: snapshot.rules.severity(FindingKind::MtaReappeared),
+            summary: escape_controls(&format!(
+                "agent on {address} switched off an MTA that came back: {}",
+                what.join("; ")
+            )),
+            evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
+                               "reappeared": recent }),
+            sweep: None,
+        });
+    } else if snapshot.is_open(address, 0, FindingKind::MtaReappeared) {
         changes.resolve(key);
     }
     changes

@@ -90,6 +90,8 @@ fn test_report(enabled: bool) -> AgentReport {
             warnings: vec![],
         },
         actions: vec![],
+        reappeared: vec![],
+        queue: None,
     }
 }
 
@@ -348,6 +350,149 @@ fn agent_reports_open_only_on_non_mail_hosts_and_resolve_when_clean() {
     assert_eq!(
         c.resolve,
         [key("10.0.0.1", 0, FindingKind::MtaEnabledOnNonMailHost)]
+    );
+}
+
+/// A clean report whose journal says postfix came back `age` seconds before it was made.
+fn reappeared_report(age: u64) -> AgentReport {
+    let mut r = test_report(false);
+    r.reappeared = vec![relayguard_core::agent_report::Reappearance {
+        mta: Mta::Postfix,
+        at: r.generated_at - age,
+        evidence: vec!["/etc/systemd/system/multi-user.target.wants/postfix.service".into()],
+        previously_hardened: true,
+        package: Some(relayguard_core::agent_report::PackageVersion {
+            name: "postfix".into(),
+            version: "3.7.11-0+deb12u1".into(),
+        }),
+        hardened_version: Some("3.7.10-0+deb12u1".into()),
+    }];
+    r
+}
+
+#[test]
+fn a_reappeared_mta_opens_on_non_mail_hosts_for_a_week() {
+    let s = snapshot(
+        vec![
+            host("10.0.0.1", Role::NonMail),
+            host("10.0.0.2", Role::MailDirect),
+        ],
+        &[],
+    );
+    let c = agent_report(&s, "10.0.0.1", &reappeared_report(3600));
+    // The MTA is off again, so only the reappearance is open.
+    assert_eq!(opened(&c), [key("10.0.0.1", 0, FindingKind::MtaReappeared)]);
+    assert_eq!(c.open[0].severity, Severity::Medium);
+    assert!(
+        c.open[0].summary.contains(
+            "postfix enabled again (package postfix 3.7.11-0+deb12u1, was 3.7.10-0+deb12u1)"
+        ),
+        "{}",
+        c.open[0].summary
+    );
+    assert!(agent_report(&s, "10.0.0.2", &reappeared_report(3600)) == Changes::default());
+    // Older than the window: nothing new to say.
+    let old = reappeared_report(REAPPEARED_WINDOW_SECS + 1);
+    assert!(opened(&agent_report(&s, "10.0.0.1", &old)).is_empty());
+    let s = snapshot(
+        vec![host("10.0.0.1", Role::NonMail)],
+        &[(
+            "10.0.0.1",
+            0,
+            FindingKind::MtaReappeared,
+            FindingSource::Agent,
+        )],
+    );
+    assert_eq!(
+        agent_report(&s, "10.0.0.1", &old).resolve,
+        [key("10.0.0.1", 0, FindingKind::MtaReappeared)]
+    );
+    assert_eq!(
+        agent_report(&s, "10.0.0.1", &test_report(false)).resolve,
+        [key("10.0.0.1", 0, FindingKind::MtaReappeared)]
+    );
+}
+
+/// A clean report with Postfix queue health.
+fn queue_report(messages: u64, null_sender: u64) -> AgentReport {
+    let mut r = test_report(false);
+    r.queue = Some(relayguard_core::agent_report::QueueHealth {
+        mta: Mta::Postfix,
+        source: "postqueue -j".into(),
+        queues: [("deferred".to_string(), messages)].into_iter().collect(),
+        messages,
+        null_sender,
+        oldest_age_secs: Some(5400),
+        bounces_since_last: None,
+    });
+    r
+}
+
+#[test]
+fn queue_health_opens_on_mail_servers_and_resolves_under_the_thresholds() {
+    let s = snapshot(
+        vec![
+            host("10.0.0.1", Role::MailDirect),
+            host("10.0.0.2", Role::NonMail),
+        ],
+        &[],
+    );
+    let c = agent_report(
+        &s,
+        "10.0.0.1",
+        &queue_report(QUEUE_BACKLOG_MESSAGES, BOUNCE_BURST_MESSAGES),
+    );
+    assert_eq!(
+        opened(&c),
+        [
+            key("10.0.0.1", 0, FindingKind::MailQueueBacklog),
+            key("10.0.0.1", 0, FindingKind::BounceBurst)
+        ]
+    );
+    assert!(
+        c.open[0]
+            .summary
+            .contains("500 messages queued (threshold 500; deferred 500; oldest 1h 30m)"),
+        "{}",
+        c.open[0].summary
+    );
+    // Just under: nothing; a non-mail host's queue is not judged here.
+    let under = queue_report(QUEUE_BACKLOG_MESSAGES - 1, BOUNCE_BURST_MESSAGES - 1);
+    assert!(opened(&agent_report(&s, "10.0.0.1", &under)).is_empty());
+    assert!(opened(&agent_report(&s, "10.0.0.2", &queue_report(9999, 9999))).is_empty());
+    let s = snapshot(
+        vec![host("10.0.0.1", Role::MailDirect)],
+        &[
+            (
+                "10.0.0.1",
+                0,
+                FindingKind::MailQueueBacklog,
+                FindingSource::Agent,
+            ),
+            (
+                "10.0.0.1",
+                0,
+                FindingKind::BounceBurst,
+                FindingSource::Agent,
+            ),
+        ],
+    );
+    assert_eq!(agent_report(&s, "10.0.0.1", &under).resolve.len(), 2);
+    // Bounces counted in the log since the previous report open it too.
+    let mut burst = queue_report(3, 0);
+    burst.queue.as_mut().unwrap().bounces_since_last = Some(BOUNCE_BURST_MESSAGES);
+    let c = agent_report(&s, "10.0.0.1", &burst);
+    assert_eq!(opened(&c), [key("10.0.0.1", 0, FindingKind::BounceBurst)]);
+    assert!(
+        c.open[0]
+            .summary
+            .contains("bounces generated since the previous report")
+    );
+    // A report without queue health judges nothing.
+    assert!(
+        agent_report(&s, "10.0.0.1", &test_report(false))
+            .resolve
+            .is_empty()
     );
 }
 

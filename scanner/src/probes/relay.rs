@@ -368,7 +368,13 @@ mod review_tests {
             tests,
             desyncs: &[],
         };
-        PROBES.iter().flat_map(|p| p.findings(&seen)).collect()
+        // The fixture has no real opening (a lost first session stands in for one), which the
+        // relay-undetermined probe would report; these tests are about the other probes.
+        PROBES
+            .iter()
+            .flat_map(|p| p.findings(&seen))
+            .filter(|f| f.kind != FindingKind::RelayUndetermined)
+            .collect()
     }
 
     fn kinds(findings: &[relayguard_core::Finding]) -> Vec<FindingKind> {
