@@ -235,6 +235,14 @@ impl Host {
         }
     }
 
+    /// Withdraws a decision whose evidence was discarded (its session fell out of turn).
+    fn undecide(&self, probe: &'static str) {
+        self.decided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| *p != probe);
+    }
+
     /// Whether `probe`'s remaining tests can be skipped: its verdict is settled and the audit
     /// was not asked for every test.
     fn skips(&self, probe: &'static str) -> bool {

@@ -332,6 +332,11 @@ impl Session {
         transcript.append(session_transcript);
         let mut again = Vec::new();
         for (mut test, mut done) in self.provisional.drain(..) {
+            // A decision this session made is discarded with its verdicts: the decisive test
+            // runs again rather than being skipped as already decided.
+            if test.spec.decisive && done.record.result.verdict == Verdict::Accepted {
+                host.undecide(test.probe.id());
+            }
             let (retried, why) = match ending {
                 Ending::Deferred => (&mut test.gate_retried, DEFERRED_TWICE),
                 _ => (&mut test.desync_retried, DESYNCED_TWICE),
