@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use relayguard_core::FindingKind;
-use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::HostResult;
 use relayguard_scanner::audit::DnsAudit;
 use relayguard_scanner::dns::{Dns, DnsConfig};
-use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::{AuditConfig, Pacer, audit};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,24 +23,10 @@ const BOUND: Duration = Duration::from_secs(3);
 
 fn config(dns: Option<DnsAudit>) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
-        all_vectors: false,
-        session: SessionConfig {
-            ehlo_name: "scanner.test".into(),
-            connect_timeout: Duration::from_secs(2),
-            source: None,
-            tls: TlsSetup::new(Vec::new()).unwrap(),
-        },
-        external_domain: "ext.example".into(),
-        local_domains: Vec::new(),
-        probe_sender: "probe".into(),
-        probe_recipient: "victim".into(),
         command_timeout: COMMAND_TIMEOUT,
         host_deadline: DEADLINE,
-        sessions_per_host: 3,
-        tests_per_session: 8,
-        greylist_wait: Duration::ZERO,
-        rules: Arc::new(RuleSet::builtin().unwrap()),
         dns,
+        ..relayguard_testkit::audit_config()
     })
 }
 

@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use relayguard_core::FindingKind;
-use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, TestKind, Verdict};
-use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::{AuditConfig, Pacer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -32,24 +30,9 @@ const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
 
 fn config() -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
-        all_vectors: false,
-        session: SessionConfig {
-            ehlo_name: "scanner.test".into(),
-            connect_timeout: Duration::from_secs(2),
-            source: None,
-            tls: TlsSetup::new(Vec::new()).unwrap(),
-        },
-        external_domain: "ext.example".into(),
-        local_domains: Vec::new(),
-        probe_sender: "probe".into(),
-        probe_recipient: "victim".into(),
         command_timeout: COMMAND_TIMEOUT,
         host_deadline: HOST_DEADLINE,
-        sessions_per_host: 3,
-        tests_per_session: 8,
-        greylist_wait: Duration::ZERO,
-        rules: Arc::new(RuleSet::builtin().unwrap()),
-        dns: None,
+        ..relayguard_testkit::audit_config()
     })
 }
 

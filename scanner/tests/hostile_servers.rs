@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relayguard_core::FindingKind;
-use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, TestKind, Verdict};
-use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::{AuditConfig, Pacer, audit};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,23 +17,8 @@ fn config(command_timeout: Duration) -> Arc<AuditConfig> {
     Arc::new(AuditConfig {
         // Every vector runs: these servers are judged vector by vector.
         all_vectors: true,
-        session: SessionConfig {
-            ehlo_name: "scanner.test".into(),
-            connect_timeout: Duration::from_secs(2),
-            source: None,
-            tls: TlsSetup::new(Vec::new()).unwrap(),
-        },
-        external_domain: "ext.example".into(),
-        local_domains: Vec::new(),
-        probe_sender: "probe".into(),
-        probe_recipient: "victim".into(),
         command_timeout,
-        host_deadline: Duration::from_secs(20),
-        sessions_per_host: 3,
-        tests_per_session: 8,
-        greylist_wait: Duration::ZERO,
-        rules: Arc::new(RuleSet::builtin().unwrap()),
-        dns: None,
+        ..relayguard_testkit::audit_config()
     })
 }
 

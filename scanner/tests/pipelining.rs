@@ -8,33 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use relayguard_core::rules::RuleSet;
 use relayguard_core::scan::{HostResult, TestKind, Verdict};
-use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::{AuditConfig, Pacer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn audit(addr: SocketAddr) -> HostResult {
     let config = Arc::new(AuditConfig {
-        all_vectors: false,
-        greylist_wait: Duration::ZERO,
-        session: SessionConfig {
-            ehlo_name: "scanner.test".into(),
-            connect_timeout: Duration::from_secs(2),
-            source: None,
-            tls: TlsSetup::new(Vec::new()).unwrap(),
-        },
-        external_domain: "ext.example".into(),
-        local_domains: Vec::new(),
-        probe_sender: "probe".into(),
-        probe_recipient: "victim".into(),
-        command_timeout: Duration::from_secs(2),
-        host_deadline: Duration::from_secs(20),
-        sessions_per_host: 3,
-        tests_per_session: 8,
-        rules: Arc::new(RuleSet::builtin().unwrap()),
-        dns: None,
+        ..relayguard_testkit::audit_config()
     });
     relayguard_scanner::audit::audit(
         addr.ip(),

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use relayguard_core::FindingKind;
-use relayguard_core::rules::RuleSet;
 use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
 use relayguard_scanner::{AuditConfig, Pacer, audit};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -97,25 +96,14 @@ async fn smtps_server(ip: IpAddr) -> (SocketAddr, CertificateDer<'static>) {
 }
 
 fn config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<AuditConfig> {
+    let base = relayguard_testkit::audit_config();
     Arc::new(AuditConfig {
-        all_vectors: false,
         session: SessionConfig {
-            ehlo_name: "scanner.test".into(),
-            connect_timeout: Duration::from_secs(2),
-            source: None,
             tls: TlsSetup::new(extra_roots).unwrap(),
+            ..base.session.clone()
         },
-        external_domain: "ext.example".into(),
-        local_domains: Vec::new(),
-        probe_sender: "probe".into(),
-        probe_recipient: "victim".into(),
         command_timeout: Duration::from_secs(3),
-        host_deadline: Duration::from_secs(20),
-        sessions_per_host: 3,
-        tests_per_session: 8,
-        greylist_wait: Duration::ZERO,
-        rules: Arc::new(RuleSet::builtin().unwrap()),
-        dns: None,
+        ..base
     })
 }
 

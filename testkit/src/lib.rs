@@ -21,6 +21,38 @@ pub mod postgrey;
 pub mod report;
 
 pub use postfix::{DOMAIN, Personality, Postfix, scanner_source_addr};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relayguard_core::rules::RuleSet;
+use relayguard_scanner::AuditConfig;
+use relayguard_scanner::smtp::{SessionConfig, TlsSetup};
+
+/// The audit settings the scanner's own tests start from (change fields with `..`): quick
+/// timeouts for loopback servers, built-in rules, no DNS checks, three sessions per host.
+pub fn audit_config() -> AuditConfig {
+    AuditConfig {
+        session: SessionConfig {
+            ehlo_name: "scanner.test".into(),
+            connect_timeout: Duration::from_secs(2),
+            source: None,
+            tls: TlsSetup::new(Vec::new()).expect("an empty set of extra roots"),
+        },
+        external_domain: "ext.example".into(),
+        local_domains: Vec::new(),
+        probe_sender: "probe".into(),
+        probe_recipient: "victim".into(),
+        command_timeout: Duration::from_secs(2),
+        host_deadline: Duration::from_secs(20),
+        sessions_per_host: 3,
+        tests_per_session: 8,
+        greylist_wait: Duration::ZERO,
+        all_vectors: false,
+        rules: Arc::new(RuleSet::builtin().expect("the built-in rules load")),
+        dns: None,
+    }
+}
 pub use postgrey::Postgrey;
 
 /// A registry database private to this test process, so sweeps run by tests never touch the
