@@ -243,10 +243,7 @@ impl Store {
         let Some(mut f) = row.as_ref().map(finding_from_row).transpose()? else {
             return Ok(None);
         };
-        f.overridden = super::overrides::all_overrides(self)
-            .await?
-            .into_iter()
-            .find_map(|(fid, o)| (fid == id).then_some(o));
+        f.overridden = super::overrides::override_of(self, id).await?;
         Ok(Some(f))
     }
 

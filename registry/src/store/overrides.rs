@@ -194,28 +194,44 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+const OVERRIDE_COLUMNS: &str =
+    "finding_id, kind, reason, made_by, made_at, until_date, evidence_key";
+
+fn override_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, Override)> {
+    Ok((
+        get_i64(r, "finding_id")?,
+        Override {
+            kind: get_str(r, "kind")?.parse()?,
+            reason: get_str(r, "reason")?,
+            made_by: get_str(r, "made_by")?,
+            made_at: get_i64(r, "made_at")?,
+            until: r.try_get::<Option<String>, _>("until_date")?,
+            evidence_key: get_str(r, "evidence_key")?,
+        },
+    ))
+}
+
 /// Every override, by finding id.
 pub(crate) async fn all_overrides(store: &Store) -> Result<Vec<(i64, Override)>> {
-    let rows = sqlx::query(
-        "SELECT finding_id, kind, reason, made_by, made_at, until_date, evidence_key FROM finding_overrides",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                get_i64(r, "finding_id")?,
-                Override {
-                    kind: get_str(r, "kind")?.parse()?,
-                    reason: get_str(r, "reason")?,
-                    made_by: get_str(r, "made_by")?,
-                    made_at: get_i64(r, "made_at")?,
-                    until: r.try_get::<Option<String>, _>("until_date")?,
-                    evidence_key: get_str(r, "evidence_key")?,
-                },
-            ))
-        })
-        .collect()
+    let sql = format!("SELECT {OVERRIDE_COLUMNS} FROM finding_overrides");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(override_from_row).collect()
+}
+
+/// The override of finding `id`, if any.
+pub(crate) async fn override_of(store: &Store, id: i64) -> Result<Option<Override>> {
+    let sql = format!("SELECT {OVERRIDE_COLUMNS} FROM finding_overrides WHERE finding_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row
+        .as_ref()
+        .map(override_from_row)
+        .transpose()?
+        .map(|(_, o)| o))
 }
 
 impl Store {
