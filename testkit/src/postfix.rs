@@ -34,6 +34,11 @@ pub enum Personality {
     /// Relays anything for anyone: `smtpd_relay_restrictions = check_client_access static:OK, ...`
     /// (every client is OK) and `smtpd_recipient_restrictions = permit`.
     OpenRelay,
+    /// Relays anything like [`Personality::OpenRelay`], but answers every RCPT only after a
+    /// second (`smtpd_recipient_restrictions = sleep 1, permit`), as a real relay does whose
+    /// recipient lookup goes to a policy service or a slow resolver. Nothing is held back after
+    /// errors: the slowness is in the positive answers.
+    SlowOpenRelay,
     /// Stock Debian policy: `defer_unauth_destination` (454 4.7.1 Relay access denied),
     /// unknown local users rejected at RCPT (550 5.1.1), VRFY enabled.
     Closed,
@@ -483,6 +488,10 @@ impl Postfix {
             Personality::OpenRelay => {
                 "smtpd_relay_restrictions = check_client_access static:OK, reject_unauth_destination\n\
                  smtpd_recipient_restrictions = permit\n"
+            }
+            Personality::SlowOpenRelay => {
+                "smtpd_relay_restrictions = check_client_access static:OK, reject_unauth_destination\n\
+                 smtpd_recipient_restrictions = sleep 1, permit\n"
             }
             Personality::Closed | Personality::Backscatter => stock,
             Personality::ClosedStrict | Personality::StartTlsSelfSigned => strict,

@@ -16,7 +16,7 @@ use relayguard_core::Transcript;
 use relayguard_core::scan::Verdict;
 use tokio::time::Instant;
 
-use super::run::{Done, run_chunks};
+use super::run::{Done, Pool, run_pool};
 use super::schedule::{PlannedTest, deal};
 use super::{AuditSlot, Host};
 use crate::probes::verdict::is_greylisting;
@@ -82,12 +82,21 @@ pub(super) async fn retry(
         .iter()
         .filter_map(|&i| planned.iter().find(|p| p.index == done[i].index).cloned())
         .collect();
-    let (first, chunks) = deal(Vec::new(), tests, host.config.tests_per_session);
-    let chunks = std::iter::once(first)
-        .filter(|c| !c.is_empty())
-        .chain(chunks);
+    let per_session = host.config.tests_per_session;
+    let (first, chunks) = deal(Vec::new(), tests, per_session);
+    let workers = usize::from(!first.is_empty()) + chunks.len();
+    let tests = first
+        .into_iter()
+        .chain(chunks.into_iter().flatten())
+        .collect();
     let mut t = Transcript::default();
-    let again = run_chunks(host, chunks.collect(), &mut t).await;
+    let again = run_pool(
+        host,
+        Arc::new(Pool::new(tests, per_session)),
+        workers,
+        &mut t,
+    )
+    .await;
     transcript.append(t);
 
     let mut answered = 0;

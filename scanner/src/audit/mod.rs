@@ -14,6 +14,12 @@
 //! session is left and the next test goes to a fresh one. A session that is dropped or answered
 //! with 421 is reopened and the interrupted test is tried once more.
 //!
+//! The spread tests wait in a pool that sessions take from one at a time (see [`run`]), so a
+//! session held up by slow answers leaves the rest to the others. A server that is slow without
+//! punishing errors (a positive reply took half a second or more: a slow recipient lookup, not
+//! an error sleep) gets more sessions, one per slow answer while tests wait, up to
+//! `sessions_per_host`; a server holding replies back after errors never does.
+//!
 //! A host whose first greeting came in stages may sit behind a gate (Postfix's postscreen) that
 //! defers a new client's first session and lets it through only when it connects again (see
 //! [`run`]): the fresh sessions then wait until the first session has learned whether the gate
@@ -134,6 +140,11 @@ struct Host {
     /// Whether fresh sessions may open: false while the first session, greeted in stages, has
     /// not yet learned whether the host's gate opens.
     gate: tokio::sync::watch::Sender<bool>,
+    /// Woken when a session finds the server slow without error sleeps (see
+    /// [`Connection::answered_slowly`]): the spread tests may then use more sessions.
+    slow: tokio::sync::Notify,
+    /// Set once a session found the server slow without error sleeps.
+    slow_seen: AtomicBool,
 }
 
 /// After this many broken sessions (protocol errors, timeouts, out-of-turn data) no new session
@@ -307,6 +318,17 @@ impl Host {
         let _ = known.wait_for(|open| *open).await;
     }
 
+    /// Records that the server answered slowly without error sleeps: more sessions may open.
+    fn note_slow(&self) {
+        self.slow_seen.store(true, Ordering::Relaxed);
+        self.slow.notify_one();
+    }
+
+    /// Whether a session found the server slow without error sleeps.
+    fn is_slow(&self) -> bool {
+        self.slow_seen.load(Ordering::Relaxed)
+    }
+
     /// The evidence kept by [`Host::note_desync`].
     fn desync_evidence(&self) -> Vec<TranscriptLine> {
         self.desyncs
@@ -468,6 +490,8 @@ async fn audit_port(
         decided: Mutex::new(Vec::new()),
         deferrals: AtomicU32::new(0),
         gated: AtomicBool::new(false),
+        slow: tokio::sync::Notify::new(),
+        slow_seen: AtomicBool::new(false),
         past_gate: Mutex::new(None),
         gate: tokio::sync::watch::channel(true).0,
     });
@@ -535,6 +559,11 @@ async fn audit_port(
     // Kept to run greylisted tests again with the very same envelopes.
     let planned: Vec<_> = first_tests.iter().chain(&spread).cloned().collect();
     let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
+    let workers = chunks.len();
+    let pool = Arc::new(run::Pool::new(
+        chunks.into_iter().flatten().collect(),
+        host.config.tests_per_session,
+    ));
     let tests = async {
         // The first session goes on with its tests while the fresh sessions open: on a host
         // that delays its greeting, that saves a whole greeting's wait.
@@ -544,15 +573,19 @@ async fn audit_port(
                 conn,
                 staged: greeting.staged,
             };
-            let done = run::run_sequence(&host, Some(live), first_tests, &mut t).await;
+            // Once its own tests are done it takes spread ones too, in fresh sessions.
+            let taker = run::Taker::new(&pool, 0);
+            let done = run::run_sequence(&host, Some(live), first_tests, Some(taker), &mut t).await;
             drop(first_slot);
             done
         };
-        let mut chunks_t = Transcript::default();
-        let (mut done, chunks_done) =
-            tokio::join!(first, run::run_chunks(&host, chunks, &mut chunks_t));
-        done.extend(chunks_done);
-        t.append(chunks_t);
+        let mut pool_t = Transcript::default();
+        let (mut done, pool_done) = tokio::join!(
+            first,
+            run::run_pool(&host, pool.clone(), workers, &mut pool_t)
+        );
+        done.extend(pool_done);
+        t.append(pool_t);
         (done, t)
     };
     let dnsbl = async {

@@ -17,8 +17,8 @@
 //! stay inconclusive, and the host gets no new session: its gate did not open.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use relayguard_core::Transcript;
 use relayguard_core::TranscriptLine;
@@ -86,16 +86,88 @@ pub(super) struct Done {
     pub(super) record: TestRecord,
 }
 
-/// Runs the spread tests, a fresh session per chunk, as many at once as the host's session
-/// limit allows.
-pub(super) async fn run_chunks(
+/// The spread tests not yet taken by a session, in plan order. Sessions take them one at a
+/// time, so a session slowed down by its tests' answers leaves the rest to the others instead
+/// of holding a fixed share of them.
+pub(super) struct Pool {
+    tests: Mutex<VecDeque<PlannedTest>>,
+    /// How many tests one session runs before the next goes to a fresh session.
+    per_session: usize,
+}
+
+impl Pool {
+    /// A pool of `tests`, at most `per_session` of them to a session.
+    pub(super) fn new(tests: Vec<PlannedTest>, per_session: usize) -> Pool {
+        Pool {
+            tests: Mutex::new(tests.into()),
+            per_session: per_session.max(1),
+        }
+    }
+
+    fn take(&self) -> Option<PlannedTest> {
+        self.lock().pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PlannedTest>> {
+        self.tests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One sequence's claim on the pool: it takes tests into its open session while the session
+/// has room, and into a fresh session while it has taken fewer than its `quota` (the share of a
+/// session the schedule dealt it) or once the server is known to be slow. So a quick server
+/// gets exactly the sessions the schedule dealt, and only a slow one gets more.
+pub(super) struct Taker<'a> {
+    pool: &'a Pool,
+    quota: usize,
+    taken: usize,
+}
+
+impl<'a> Taker<'a> {
+    /// A claim on `pool` with room for `quota` tests in fresh sessions.
+    pub(super) fn new(pool: &'a Pool, quota: usize) -> Taker<'a> {
+        Taker {
+            pool,
+            quota,
+            taken: 0,
+        }
+    }
+
+    /// The next test, if this sequence may take one: `in_session` tests ran in the open
+    /// session (`None`: no session is open).
+    fn next(&mut self, host: &Host, in_session: Option<usize>) -> Option<PlannedTest> {
+        let may = match in_session {
+            Some(ran) => ran < self.pool.per_session,
+            None => self.taken < self.quota || host.is_slow(),
+        };
+        let test = if may { self.pool.take() } else { None }?;
+        self.taken += 1;
+        Some(test)
+    }
+
+    fn pool_is_empty(&self) -> bool {
+        self.pool.is_empty()
+    }
+}
+
+/// Runs the spread tests in `pool` over fresh sessions: `workers` of them to start with (as
+/// many sessions as the tests fill, see [`super::schedule::deal`]), and one more each time a
+/// session finds the server slow without error sleeps while tests are still waiting, up to
+/// the host's session limit. Every worker takes tests from the pool until it is empty.
+pub(super) async fn run_pool(
     host: &Arc<Host>,
-    chunks: Vec<Vec<PlannedTest>>,
+    pool: Arc<Pool>,
+    workers: usize,
     transcript: &mut Transcript,
 ) -> Vec<Done> {
     let mut sessions = JoinSet::new();
-    for chunk in chunks {
+    let spawn = |sessions: &mut JoinSet<_>| {
         let host = host.clone();
+        let pool = pool.clone();
         sessions.spawn(async move {
             // Past the deadline the sequence runs no test, so the slot is not waited for.
             // Behind a gate, the first session finds out whether it opens before more knock.
@@ -104,18 +176,33 @@ pub(super) async fn run_chunks(
                 .within(host.session_slots.clone().acquire_owned())
                 .await;
             let mut t = Transcript::default();
-            let done = run_sequence(&host, None, chunk, &mut t).await;
+            let taker = Taker::new(&pool, pool.per_session);
+            let done = run_sequence(&host, None, Vec::new(), Some(taker), &mut t).await;
             (done, t)
         });
+    };
+    for _ in 0..workers {
+        spawn(&mut sessions);
     }
+    let limit = host.config.sessions_per_host.max(1);
     let mut all = Vec::new();
     let mut transcripts = Vec::new();
-    while let Some(joined) = sessions.join_next().await {
-        // A chunk only fails to join if it panicked, which would be a bug; its tests are then
-        // simply missing from the result rather than taking the whole sweep down.
-        if let Ok((done, t)) = joined {
-            all.extend(done);
-            transcripts.push(t);
+    loop {
+        tokio::select! {
+            joined = sessions.join_next() => {
+                let Some(joined) = joined else { break };
+                // A worker only fails to join if it panicked, which would be a bug; its tests
+                // are then simply missing from the result rather than taking the sweep down.
+                if let Ok((done, t)) = joined {
+                    all.extend(done);
+                    transcripts.push(t);
+                }
+            }
+            () = host.slow.notified() => {
+                if sessions.len() < limit && !pool.is_empty() {
+                    spawn(&mut sessions);
+                }
+            }
         }
     }
     for t in transcripts {
@@ -132,10 +219,13 @@ struct Session {
 /// Runs tests one after another on `conn` (or a fresh session), reconnecting when the server
 /// hangs up or says 421; the interrupted test is tried once more. A session found out of turn,
 /// or deferred by a gate, has its tests run again in a fresh one (see the module comment).
+/// With a claim on the pool, once its own tests are done it takes more from there (see
+/// [`Taker`]), at most the pool's `per_session` to a session.
 pub(super) async fn run_sequence(
     host: &Host,
     mut conn: Option<Live>,
     tests: Vec<PlannedTest>,
+    mut pool: Option<Taker<'_>>,
     transcript: &mut Transcript,
 ) -> Vec<Done> {
     let mut out = Vec::with_capacity(tests.len());
@@ -143,8 +233,14 @@ pub(super) async fn run_sequence(
     let mut session = Session {
         provisional: Vec::new(),
     };
+    // The session the last test ran in, and how many tests ran in it.
+    let mut current = (0, 0);
     loop {
-        let Some(mut test) = queue.pop_front() else {
+        let in_session = conn.as_ref().map(|_| current.1);
+        let next = queue
+            .pop_front()
+            .or_else(|| pool.as_mut()?.next(host, in_session));
+        let Some(mut test) = next else {
             let Some(live) = conn.take() else { break };
             let (t, desync) = live.conn.quit_checked().await;
             let ending = Ending::of(desync.is_some());
@@ -224,6 +320,10 @@ pub(super) async fn run_sequence(
             if staged {
                 host.gated.store(true, Ordering::Relaxed);
             }
+            if c.session() != current.0 {
+                current = (c.session(), 0);
+            }
+            current.1 += 1;
             let mark = c.transcript.lines.len();
             let outcome = host
                 .within(test.probe.run(&mut c, &test.spec.step))
@@ -263,7 +363,9 @@ pub(super) async fn run_sequence(
                         let t = c.into_transcript();
                         let ending = Ending::of(desync);
                         session.settle(host, t, ending, &mut queue, &mut out, transcript);
-                    } else if c.held_back_after_errors() && !queue.is_empty() {
+                    } else if c.held_back_after_errors()
+                        && !(queue.is_empty() && pool.as_ref().is_none_or(Taker::pool_is_empty))
+                    {
                         // The server now holds every reply back (Postfix past its soft error
                         // limit delays each by a second): the next test goes to a fresh
                         // session, which is answered at full speed again.
@@ -272,6 +374,9 @@ pub(super) async fn run_sequence(
                         let ending = Ending::of(desync);
                         session.settle(host, t, ending, &mut queue, &mut out, transcript);
                     } else {
+                        if c.answered_slowly() {
+                            host.note_slow();
+                        }
                         conn = Some(Live { conn: c, staged });
                     }
                     break;

@@ -39,6 +39,7 @@ pub(super) fn plan_tests(facts: &HostFacts<'_>) -> (Vec<PlannedTest>, Vec<Planne
 /// to `per_session`, and the remaining spread tests in as few fresh sessions of at most
 /// `per_session` as will hold them, sized evenly (25 tests make 7, 6, 6, 6 rather than
 /// 8, 8, 8, 1: the number of sessions, not their length, sets how long a slow host takes).
+/// The audit starts that many fresh sessions, which then take the tests from one pool.
 pub(super) fn deal<T>(
     mut first: Vec<T>,
     spread: Vec<T>,

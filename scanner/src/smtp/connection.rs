@@ -214,6 +214,10 @@ pub struct Connection {
 /// campus is far below this.
 const HELD_BACK: Duration = Duration::from_millis(800);
 
+/// How long a positive reply must take to count as slow: a server looking the recipient up
+/// (a policy service, a slow resolver) answers a campus client in milliseconds otherwise.
+const SLOW_REPLY: Duration = Duration::from_millis(500);
+
 /// How quickly the server answers commands, to notice when it starts holding every reply back
 /// after errors (Postfix past `smtpd_soft_error_limit`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -224,12 +228,17 @@ struct ReplyPace {
     fastest: Option<Duration>,
     /// The last command's.
     last: Duration,
+    /// The slowest positive (2xx, 3xx) reply so far: slowness that is not an error sleep.
+    slowest_positive: Duration,
 }
 
 impl ReplyPace {
     fn observe(&mut self, took: Duration, reply: &Reply) {
         if reply.class() >= 4 {
             self.errors += 1;
+        }
+        if reply.class() <= 3 {
+            self.slowest_positive = self.slowest_positive.max(took);
         }
         self.fastest = Some(self.fastest.map_or(took, |f| f.min(took)));
         self.last = took;
@@ -312,6 +321,14 @@ impl Connection {
     pub fn held_back_after_errors(&self) -> bool {
         let pace = self.pace;
         pace.errors > 0 && pace.fastest.is_some_and(|f| pace.last >= f + HELD_BACK)
+    }
+
+    /// Whether the server is slow without punishing errors: a positive reply took 0.5 s
+    /// (`SLOW_REPLY`) or more and replies are not being held back after errors. Such a server
+    /// (a slow recipient lookup) answers parallel sessions just as fast, so more of them
+    /// shorten its audit; one holding replies back after errors would only be provoked.
+    pub fn answered_slowly(&self) -> bool {
+        self.pace.slowest_positive >= SLOW_REPLY && !self.held_back_after_errors()
     }
 
     /// Whether commands may be sent in one flight: the EHLO reply in force offered PIPELINING.
