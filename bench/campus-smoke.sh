@@ -41,7 +41,14 @@ relays = {l.strip() for l in open(sys.argv[3]) if l.strip()}
 found = {h["address"] for h in doc["hosts"] if h["state"] == "open"}
 flagged = {h["address"] for h in doc["hosts"] if any(f["kind"] == "open-relay" for f in h["findings"])}
 errors = {h["address"]: h["error"] for h in doc["hosts"] if h.get("error")}
-ok = found == live and flagged == relays and not errors and not doc.get("interrupted")
+# Every open host's timeline is in order: found, audit started, first reply, verdict.
+def ordered(t):
+    times = [t["discovered_ms"], t["audit_started_ms"], t.get("first_reply_ms"), t["done_ms"]]
+    return None not in times and times == sorted(times)
+bad_timeline = [h["address"] for h in doc["hosts"] if h["state"] == "open" and not ordered(h.get("timeline") or {"discovered_ms": None, "audit_started_ms": None, "done_ms": None})]
+if bad_timeline:
+    print(f"campus-smoke: hosts without an ordered timeline: {bad_timeline}")
+ok = found == live and flagged == relays and not errors and not bad_timeline and not doc.get("interrupted")
 print(f"campus-smoke: summary {doc['summary']}")
 print(f"campus-smoke: live {len(live)} found {len(found)} (missed {sorted(live - found)}, extra {sorted(found - live)}); "
       f"open relays {len(relays)} flagged {len(flagged)} (missed {sorted(relays - flagged)}, wrong {sorted(flagged - relays)}); "

@@ -231,6 +231,25 @@ pub struct HostResult {
     pub transcript: Transcript,
     /// Milliseconds the audit took.
     pub elapsed_ms: u64,
+    /// When, in the sweep, the host was found, first answered and done (absent for an audit
+    /// run on its own, outside a sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<HostTimeline>,
+}
+
+/// When a host's result came about, in milliseconds since its sweep started: where a sweep's
+/// time goes, host by host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTimeline {
+    /// Discovery settled the port (open, closed or filtered).
+    pub discovered_ms: u64,
+    /// The audit began (an audit slot was free).
+    pub audit_started_ms: u64,
+    /// The server's first line (its greeting), if it said anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reply_ms: Option<u64>,
+    /// The result was complete: every verdict decided.
+    pub done_ms: u64,
 }
 
 impl HostResult {
@@ -250,6 +269,7 @@ impl HostResult {
             notes: Vec::new(),
             transcript: Transcript::default(),
             elapsed_ms: 0,
+            timeline: None,
         }
     }
 }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use relayguard_core::scan::{HostResult, PortState};
+use relayguard_core::Direction;
+use relayguard_core::scan::{HostResult, HostTimeline, PortState};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::audit::{AuditConfig, AuditSlot, audit_in_slot};
 use crate::discover::{self, Answer};
@@ -84,8 +86,9 @@ pub async fn run(
     // Found hosts wait here for an audit slot. Unbounded, because an entry is a few bytes and
     // discovery must never stall behind slow audits.
     let (found_tx, found_rx) = mpsc::unbounded_channel();
+    let started = Instant::now();
     let discovery = discover_all(targets, config, progress.clone(), found_tx);
-    let audits = audit_all(found_rx, config, progress, results);
+    let audits = audit_all(found_rx, config, progress, results, started);
     tokio::join!(discovery, audits);
 }
 
@@ -94,6 +97,8 @@ struct Found {
     addr: SocketAddr,
     name: Option<Arc<str>>,
     state: PortState,
+    /// When discovery settled it.
+    at: Instant,
 }
 
 /// One connection attempt still to make.
@@ -225,6 +230,7 @@ impl Discovery {
                 addr: attempt.addr,
                 name: attempt.name,
                 state,
+                at: Instant::now(),
             });
         }
     }
@@ -237,7 +243,9 @@ async fn audit_all(
     config: &SweepConfig,
     progress: Arc<Progress>,
     results: mpsc::Sender<HostResult>,
+    started: Instant,
 ) {
+    let since = move |t: Instant| t.saturating_duration_since(started).as_millis() as u64;
     let slots = Arc::new(Semaphore::new(config.audit_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     while let Some(host) = found.recv().await {
@@ -246,6 +254,13 @@ async fn audit_all(
             let mut r = HostResult::unreachable(host.addr.ip(), host.addr.port(), host.state);
             r.target_name = host.name.as_deref().map(str::to_string);
             r.source = config.audit.session.source;
+            let discovered_ms = since(host.at);
+            r.timeline = Some(HostTimeline {
+                discovered_ms,
+                audit_started_ms: discovered_ms,
+                first_reply_ms: None,
+                done_ms: discovered_ms,
+            });
             // The receiver only goes away when the caller stopped listening.
             let _ = results.send(r).await;
             continue;
@@ -257,9 +272,10 @@ async fn audit_all(
         let results = results.clone();
         let slot = AuditSlot::new(slots.clone(), slot);
         tasks.spawn(async move {
+            let audit_started_ms = since(Instant::now());
             // The audit gives its slot back while it only waits out a greylisting delay, so a
             // greylisting host does not hold up the others.
-            let result = audit_in_slot(
+            let mut result = audit_in_slot(
                 host.addr.ip(),
                 host.addr.port(),
                 host.name.as_deref(),
@@ -268,6 +284,18 @@ async fn audit_all(
                 slot,
             )
             .await;
+            let first_reply_ms = result
+                .transcript
+                .lines
+                .iter()
+                .find(|l| l.dir == Direction::Server)
+                .map(|l| audit_started_ms + l.ms);
+            result.timeline = Some(HostTimeline {
+                discovered_ms: since(host.at),
+                audit_started_ms,
+                first_reply_ms,
+                done_ms: since(Instant::now()),
+            });
             progress.audited.fetch_add(1, Ordering::Relaxed);
             progress
                 .findings

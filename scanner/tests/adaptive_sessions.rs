@@ -2,8 +2,9 @@
 //!
 //! A relay that answers every RCPT after a second (its recipient lookup is slow, it does not
 //! punish errors) gets its remaining tests spread over more sessions, up to the host's limit;
-//! a server that answers at once keeps the sessions its tests fill. Either way each test runs
-//! once and the verdicts are those of the exhaustive run.
+//! a server that answers at once keeps the sessions its tests fill. On the slow one even the
+//! first session's own tests are shared out. Either way each test runs once and the verdicts
+//! are those of a relay answering at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +63,18 @@ fn most_at_once(result: &HostResult) -> usize {
         .unwrap_or(0)
 }
 
+/// In how many sessions the tests placed in the first session ran (every test but the relay
+/// vectors).
+fn own_sessions(result: &HostResult) -> usize {
+    let sessions: std::collections::BTreeSet<u32> = result
+        .tests
+        .iter()
+        .filter(|t| t.kind != TestKind::Relay && t.verdict != Verdict::NotRun)
+        .map(|t| t.session)
+        .collect();
+    sessions.len()
+}
+
 /// The relay tests and their verdicts, by vector and envelope with the host's own name and
 /// address written as `HOST` and `IP` (a vector naming the host runs once per name learned);
 /// each must appear exactly once.
@@ -111,6 +124,10 @@ async fn a_slow_relay_gets_more_sessions_and_a_quick_server_keeps_its_own() {
         slow_at_once > filled && slow_at_once <= SESSIONS,
         "{slow_at_once} sessions at once, {filled} filled by the tests"
     );
+    // The first session's own tests (VRFY, EXPN, backscatter, the local control) were shared
+    // out on the slow relay, and stayed together on the quick one.
+    assert!(own_sessions(&slow_result) > 1, "{:#?}", slow_result.tests);
+    assert_eq!(own_sessions(&quick_relay_result), 1, "{:#?}", quick_relay_result.tests);
     // The quick relay kept to the sessions its tests fill.
     let quick_relay_at_once = most_at_once(&quick_relay_result);
     assert!(

@@ -112,6 +112,24 @@ impl Pool {
         self.lock().is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Puts a sequence's own waiting tests at the front of the pool, in order, so sessions
+    /// that have room take them side by side. Tests being run again after a desynchronised or
+    /// gate-deferred session stay with their sequence, which runs them in a fresh session.
+    fn share(&self, queue: &mut VecDeque<PlannedTest>) {
+        let (mine, shared): (VecDeque<_>, VecDeque<_>) = queue
+            .drain(..)
+            .partition(|t| t.desync_retried || t.gate_retried);
+        *queue = mine;
+        let mut tests = self.lock();
+        for test in shared.into_iter().rev() {
+            tests.push_front(test);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PlannedTest>> {
         self.tests.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -155,9 +173,9 @@ impl<'a> Taker<'a> {
 }
 
 /// Runs the spread tests in `pool` over fresh sessions: `workers` of them to start with (as
-/// many sessions as the tests fill, see [`super::schedule::deal`]), and one more each time a
-/// session finds the server slow without error sleeps while tests are still waiting, up to
-/// the host's session limit. Every worker takes tests from the pool until it is empty.
+/// many sessions as the tests fill, see [`super::schedule::deal`]), and, once a session finds
+/// the server slow without error sleeps, as many more as tests are waiting, up to the host's
+/// session limit. Every worker takes tests from the pool until it is empty.
 pub(super) async fn run_pool(
     host: &Arc<Host>,
     pool: Arc<Pool>,
@@ -199,7 +217,8 @@ pub(super) async fn run_pool(
                 }
             }
             () = host.slow.notified() => {
-                if sessions.len() < limit && !pool.is_empty() {
+                let room = limit.saturating_sub(sessions.len()).min(pool.len());
+                for _ in 0..room {
                     spawn(&mut sessions);
                 }
             }
@@ -236,6 +255,14 @@ pub(super) async fn run_sequence(
     // The session the last test ran in, and how many tests ran in it.
     let mut current = (0, 0);
     loop {
+        // On a slow server the first session's own tests are shared out too: each of them
+        // (a backscatter RCPT, say) costs as long as a relay vector.
+        if let Some(taker) = &pool
+            && !queue.is_empty()
+            && host.is_slow()
+        {
+            taker.pool.share(&mut queue);
+        }
         let in_session = conn.as_ref().map(|_| current.1);
         let next = queue
             .pop_front()
