@@ -5,6 +5,7 @@
 //! takes typed values (a [`relayguard_registry::notify::NotifyOptions`], a
 //! [`relayguard_registry::server::ServeConfig`]) and returns its own error type.
 
+mod external_dns;
 mod notify;
 mod table;
 
@@ -21,6 +22,7 @@ use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_t
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
+pub use external_dns::ExternalDnsArgs;
 pub use notify::NotifyArgs;
 use table::{clean, findings_table, table};
 
@@ -78,6 +80,17 @@ pub enum RegistryCommand {
     Agents(AgentsCommand),
     /// E-mail each host admin a digest of new, changed and resolved findings with the fix.
     Notify(NotifyArgs),
+    /// Files that drive other systems from the registrations (the external DNS view).
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+/// `export …`
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Zone files for the external name servers: the internal zones (by AXFR) with the MX of
+    /// via-gateway hosts pointing at the gateways and internal-only hosts' MX left out.
+    ExternalDns(ExternalDnsArgs),
 }
 
 /// `hosts …`
@@ -386,6 +399,9 @@ pub async fn run_to(
             Ok(())
         }
         RegistryCommand::Notify(a) => notify::run(&store, a, out).await,
+        RegistryCommand::Export(ExportCommand::ExternalDns(a)) => {
+            external_dns::run(&store, a, out).await
+        }
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;
