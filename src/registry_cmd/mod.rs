@@ -7,6 +7,7 @@
 
 mod external_dns;
 mod notify;
+mod review;
 mod table;
 
 use std::io::Write;
@@ -24,6 +25,7 @@ use relayguard_registry::{csv_io, export};
 
 pub use external_dns::ExternalDnsArgs;
 pub use notify::NotifyArgs;
+pub use review::ReviewArgs;
 use table::{clean, findings_table, table};
 
 /// `--database URL`: where the registry lives (shared by `sweep`, `hosts`, `serve`, …).
@@ -83,6 +85,17 @@ pub enum RegistryCommand {
     /// Files that drive other systems from the registrations (the external DNS view).
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The six-monthly review of registrations.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+/// `review …`
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Mail each administrator whose registration is due for review (once per due date) a
+    /// one-click renewal link; registrations past due drop out of the exports.
+    Run(ReviewArgs),
 }
 
 /// `export …`
@@ -402,6 +415,7 @@ pub async fn run_to(
         RegistryCommand::Export(ExportCommand::ExternalDns(a)) => {
             external_dns::run(&store, a, out).await
         }
+        RegistryCommand::Review(ReviewCommand::Run(a)) => review::run(&store, a, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;

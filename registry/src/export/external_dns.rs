@@ -572,7 +572,7 @@ mod tests {
             admin_email: "tanaka@campus.test".into(),
             note: String::new(),
             registered_on: "2026-01-01".into(),
-            reviewed_on: "2026-01-01".into(),
+            reviewed_on: crate::model::format_date(crate::model::today()),
             review_months: 6,
             status: HostStatus::Active,
             admin_lang: None,
@@ -723,6 +723,17 @@ mod tests {
             v.notes.iter().any(|n| n.contains("gw.campus.test")),
             "{:?}",
             v.notes
+        );
+        // So is one past its review date, until it is renewed.
+        let mut expired = hosts.clone();
+        expired[1].reviewed_on =
+            crate::model::format_date(crate::model::add_months(crate::model::today(), -7));
+        let v = external_view(&z, &expired, &gws);
+        assert_eq!(mx_of(&v, "gw.campus.test"), [(10, "gw.campus.test".into())]);
+        assert_eq!(
+            mx_of(&v, "dept.campus.test"),
+            [(5, "gw2.campus.test".into())],
+            "its address's registration is not in force either"
         );
     }
 

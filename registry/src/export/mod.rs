@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 use crate::model::{Host, HostStatus, Role};
 
-/// Whether a registration counts for the exports: only one in force does.
+/// Whether a registration counts for the exports: active and not past its review date (an
+/// expired registration drops out until it is renewed).
 pub fn in_force(h: &Host) -> bool {
-    h.status == HostStatus::Active
+    h.status == HostStatus::Active && !h.review_overdue(crate::model::today())
 }
 
 /// The active `mail-direct` registrations: the only hosts the firewall should pass on port 25.

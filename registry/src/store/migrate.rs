@@ -32,6 +32,7 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../../migrations/sqlite/0032_overrides.sql"),
     ),
+    (45, include_str!("../../migrations/sqlite/0045_reviews.sql")),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -66,6 +67,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         32,
         include_str!("../../migrations/postgres/0032_overrides.sql"),
+    ),
+    (
+        45,
+        include_str!("../../migrations/postgres/0045_reviews.sql"),
     ),
 ];
 
