@@ -309,3 +309,70 @@ async fn a_dry_run_writes_eml_files_and_records_nothing() {
     .unwrap_err();
     assert!(e.to_string().contains("--base-url"), "{e}");
 }
+
+/// Migration 0046 as an upgrade meets it: registrations already past (or near) their review
+/// get six months from the migration, and the dates replaced are kept; later ones keep theirs.
+async fn upgrade(kind: common::Kind) {
+    let ts = common::open(kind).await;
+    let t = today();
+    let mut long_ago = host(OVER, "over.lab.example.ac.jp", "over", add_months(t, -30));
+    long_ago.review_months = 6;
+    let mut yearly_near = host(SOON, "soon.lab.example.ac.jp", "soon", add_months(t, -10));
+    yearly_near.review_months = 12;
+    let mut yearly_fresh = host(LATER, "later.lab.example.ac.jp", "later", t);
+    yearly_fresh.review_months = 12;
+    for h in [&long_ago, &yearly_near, &yearly_fresh] {
+        ts.store.add_host(h).await.unwrap();
+    }
+    assert_eq!(allowlist(&ts.store).await, format!("{SOON}\n{LATER}\n"));
+    // Undo the migration the fresh database got, then reopen: it runs as on an upgrade.
+    sqlx::raw_sql(
+        "DELETE FROM relayguard_schema WHERE version = 46; DROP TABLE review_dates_before_0046;",
+    )
+    .execute(ts.store.pool())
+    .await
+    .unwrap();
+    let store = Store::open(&ts.url).await.unwrap();
+    let six = add_months(t, 6);
+    for (address, months) in [(OVER, 6), (SOON, 12)] {
+        let h = store.get_host(address).await.unwrap().unwrap();
+        assert_eq!(h.review_months, months);
+        let due = h.review_due().unwrap();
+        // The databases' month arithmetic may land a day or three past ours at a month's end.
+        assert!(
+            due >= six && due <= six + time::Duration::days(3),
+            "{address}: due {due}, expected about {six}"
+        );
+    }
+    assert_eq!(
+        store.get_host(LATER).await.unwrap().unwrap().reviewed_on,
+        format_date(t)
+    );
+    let kept: Vec<(String, String)> = sqlx::query_as(
+        "SELECT address, reviewed_on FROM review_dates_before_0046 ORDER BY address",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        [
+            (SOON.to_string(), format_date(add_months(t, -10))),
+            (OVER.to_string(), format_date(add_months(t, -30))),
+        ]
+    );
+    assert_eq!(
+        allowlist(&store).await,
+        format!("{SOON}\n{LATER}\n{OVER}\n")
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_gives_registrations_six_months_sqlite() {
+    upgrade(common::Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_upgrade_gives_registrations_six_months_postgres() {
+    upgrade(common::Kind::Postgres).await;
+}

@@ -33,6 +33,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0032_overrides.sql"),
     ),
     (45, include_str!("../../migrations/sqlite/0045_reviews.sql")),
+    (
+        46,
+        include_str!("../../migrations/sqlite/0046_review_grace.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -71,6 +75,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         45,
         include_str!("../../migrations/postgres/0045_reviews.sql"),
+    ),
+    (
+        46,
+        include_str!("../../migrations/postgres/0046_review_grace.sql"),
     ),
 ];
 
