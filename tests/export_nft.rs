@@ -137,12 +137,13 @@ fn relayguard(url: &str, args: &[&str]) -> String {
 
 #[test]
 fn only_registered_mail_direct_hosts_pass_port_25_through_the_exported_nft_sets() {
-    // (registration, expected to pass): every role, a suspended mail-direct and an unregistered
-    // server, each a real Postfix answering on port 25.
-    let hosts: [(Option<(&str, &str)>, bool); 7] = [
+    // (registration, expected to pass): every role, a suspended mail-direct, one past its
+    // review date and an unregistered server, each a real Postfix answering on port 25.
+    let hosts: [(Option<(&str, &str)>, bool); 8] = [
         (Some(("mail-direct", "active")), true),
         (Some(("mail-direct", "active")), true),
         (Some(("mail-direct", "suspended")), false),
+        (Some(("mail-direct", "expired")), false),
         (Some(("mail-via-gateway", "active")), false),
         (Some(("internal-only", "active")), false),
         (Some(("non-mail", "active")), false),
@@ -155,24 +156,38 @@ fn only_registered_mail_direct_hosts_pass_port_25_through_the_exported_nft_sets(
         .collect();
     for ((reg, _), addr) in hosts.iter().zip(&addrs) {
         if let Some((role, status)) = reg {
-            relayguard(
-                &url,
-                &[
-                    "hosts",
-                    "add",
-                    &addr.to_string(),
-                    "--hostname",
-                    &format!("h{}.campus.test", addr.octets()[3]),
-                    "--role",
-                    role,
-                    "--status",
-                    status,
-                    "--admin-name",
-                    "Tanaka",
-                    "--admin-email",
-                    "tanaka@campus.test",
-                ],
-            );
+            // "expired": active, but last reviewed long before its six months ran out.
+            let (status, dates): (&str, &[&str]) = match *status {
+                "expired" => (
+                    "active",
+                    &[
+                        "--registered-on",
+                        "2020-01-01",
+                        "--reviewed-on",
+                        "2020-01-01",
+                    ],
+                ),
+                s => (s, &[]),
+            };
+            let address = addr.to_string();
+            let hostname = format!("h{}.campus.test", addr.octets()[3]);
+            let mut args = vec![
+                "hosts",
+                "add",
+                &address,
+                "--hostname",
+                &hostname,
+                "--role",
+                role,
+                "--status",
+                status,
+                "--admin-name",
+                "Tanaka",
+                "--admin-email",
+                "tanaka@campus.test",
+            ];
+            args.extend_from_slice(dates);
+            relayguard(&url, &args);
         }
     }
     // An IPv6 pass too, so the v6 set nft loads has an element.
