@@ -484,6 +484,14 @@ pub fn write_zones(
             "at least one gateway MX is needed (--gateway NAME:PREFERENCE)".into(),
         ));
     }
+    for (i, g) in gateways.iter().enumerate() {
+        if gateways[..i].iter().any(|o| o.name == g.name) {
+            return Err(Error::Invalid(format!(
+                "gateway {} is given twice (one --gateway per MX host)",
+                g.name
+            )));
+        }
+    }
     for z in zones {
         check_name(&z.origin)
             .map_err(|why| Error::Invalid(format!("zone {:?}: {why}", z.origin)))?;
@@ -782,6 +790,13 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, "").unwrap();
         let gws = ["mx1.gw.example:10".parse().unwrap()];
+        let twice = [
+            "mx1.gw.example:10".parse().unwrap(),
+            "MX1.gw.example.:20".parse().unwrap(),
+        ];
+        let e = write_zones(dir.path(), &[zone(vec![])], &[], &twice).unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let e = write_zones(&file, &[zone(vec![])], &[], &gws).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
         let mut bad = zone(vec![]);
