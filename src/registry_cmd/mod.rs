@@ -1,5 +1,6 @@
-//! The registry's command line (`hosts`, `networks`, `findings`, `serve`, `agents`, `notify`),
-//! mounted by both binaries of this package: `relayguard` and `relayguard-registry`.
+//! The registry's command line (`hosts`, `networks`, `findings`, `serve`, `agents`, `notify`,
+//! `export`, `review`), mounted by both binaries of this package: `relayguard` and
+//! `relayguard-registry`.
 //!
 //! Argument parsing and printing live here; the work is done by `relayguard_registry`, which
 //! takes typed values (a [`relayguard_registry::notify::NotifyOptions`], a

@@ -14,7 +14,7 @@ pub fn in_force(h: &Host) -> bool {
     h.status == HostStatus::Active && !h.review_overdue(crate::model::today())
 }
 
-/// The active `mail-direct` registrations: the only hosts the firewall should pass on port 25.
+/// The `mail-direct` registrations in force: the only hosts the firewall should pass on port 25.
 pub fn allowed_mail_hosts(hosts: &[Host]) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = hosts
         .iter()
