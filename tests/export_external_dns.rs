@@ -244,7 +244,14 @@ async fn the_external_view_points_via_gateway_mail_at_the_gateways_and_its_seria
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [".relayguard-external-dns.json", "uni.test.zone"]);
+    assert_eq!(
+        names,
+        [
+            ".relayguard-external-dns.json",
+            ".relayguard-external-dns.lock",
+            "uni.test.zone"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -497,6 +497,12 @@ pub fn write_zones(
             .map_err(|why| Error::Invalid(format!("zone {:?}: {why}", z.origin)))?;
     }
     check_writable(dir)?;
+    // Two exports into one directory at once would race on the serials: one at a time.
+    let lock_path = dir.join(".relayguard-external-dns.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| Error::io(format!("creating {}", lock_path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
     let state_path = dir.join(STATE_FILE);
     let mut state = load_state(&state_path)?;
     // Compute everything first: an error leaves the directory as it was.
@@ -796,7 +802,11 @@ mod tests {
         ];
         let e = write_zones(dir.path(), &[zone(vec![])], &[], &twice).unwrap_err();
         assert!(e.to_string().contains("given twice"), "{e}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only the file"
+        );
         let e = write_zones(&file, &[zone(vec![])], &[], &gws).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
         let mut bad = zone(vec![]);

@@ -162,3 +162,41 @@ pub fn reminder(
     .into_string();
     (subject, text, html)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HostStatus, Role};
+
+    #[test]
+    fn reminders_speak_the_administrators_language_and_carry_the_link() {
+        let h = Host {
+            address: "192.0.2.25".into(),
+            hostname: "mx.example.ac.jp".into(),
+            role: Role::MailDirect,
+            admin_name: "Sato".into(),
+            admin_email: "sato@example.ac.jp".into(),
+            note: String::new(),
+            registered_on: "2026-01-01".into(),
+            reviewed_on: "2026-01-01".into(),
+            review_months: 6,
+            status: HostStatus::Active,
+            admin_lang: Some(Lang::Ja),
+        };
+        let link = "https://reg.example/review/rv_x";
+        let (subject, text, html) = reminder(&h, "2026-07-01", false, link, Lang::Ja);
+        assert!(subject.contains("見直し期限 2026-07-01"), "{subject}");
+        assert!(text.contains(link) && html.contains(link), "{text}\n{html}");
+        let (subject, text, _) = reminder(&h, "2026-07-01", true, link, Lang::En);
+        assert!(subject.contains("overdue since 2026-07-01"), "{subject}");
+        assert!(text.contains("dropped out"), "{text}");
+        // Names are escaped in the HTML part.
+        let mut odd = h.clone();
+        odd.hostname = "<b>x</b>".into();
+        let (_, _, html) = reminder(&odd, "2026-07-01", false, link, Lang::En);
+        assert!(
+            !html.contains("<b>x") && html.contains("&lt;b&gt;x"),
+            "{html}"
+        );
+    }
+}
