@@ -19,6 +19,7 @@ pub mod model;
 pub mod notify;
 pub mod pages;
 pub mod reconcile;
+pub mod review;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -1,11 +1,14 @@
-//! The registry's command line (`hosts`, `networks`, `findings`, `serve`, `agents`, `notify`),
-//! mounted by both binaries of this package: `relayguard` and `relayguard-registry`.
+//! The registry's command line (`hosts`, `networks`, `findings`, `serve`, `agents`, `notify`,
+//! `export`, `review`), mounted by both binaries of this package: `relayguard` and
+//! `relayguard-registry`.
 //!
 //! Argument parsing and printing live here; the work is done by `relayguard_registry`, which
 //! takes typed values (a [`relayguard_registry::notify::NotifyOptions`], a
 //! [`relayguard_registry::server::ServeConfig`]) and returns its own error type.
 
+mod external_dns;
 mod notify;
+mod review;
 mod table;
 
 use std::io::Write;
@@ -21,7 +24,9 @@ use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_t
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
+pub use external_dns::ExternalDnsArgs;
 pub use notify::NotifyArgs;
+pub use review::ReviewArgs;
 use table::{clean, findings_table, table};
 
 /// `--database URL`: where the registry lives (shared by `sweep`, `hosts`, `serve`, …).
@@ -78,6 +83,28 @@ pub enum RegistryCommand {
     Agents(AgentsCommand),
     /// E-mail each host admin a digest of new, changed and resolved findings with the fix.
     Notify(NotifyArgs),
+    /// Files that drive other systems from the registrations (the external DNS view).
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// The six-monthly review of registrations.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+/// `review …`
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Mail each administrator whose registration is due for review (once per due date) a
+    /// one-click renewal link; registrations past due drop out of the exports.
+    Run(ReviewArgs),
+}
+
+/// `export …`
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Zone files for the external name servers: the internal zones (by AXFR) with the MX of
+    /// via-gateway hosts pointing at the gateways and internal-only hosts' MX left out.
+    ExternalDns(ExternalDnsArgs),
 }
 
 /// `hosts …`
@@ -386,6 +413,10 @@ pub async fn run_to(
             Ok(())
         }
         RegistryCommand::Notify(a) => notify::run(&store, a, out).await,
+        RegistryCommand::Export(ExportCommand::ExternalDns(a)) => {
+            external_dns::run(&store, a, out).await
+        }
+        RegistryCommand::Review(ReviewCommand::Run(a)) => review::run(&store, a, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;

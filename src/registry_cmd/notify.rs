@@ -56,6 +56,39 @@ pub struct NotifyArgs {
     pub reminder_days: u32,
 }
 
+/// The SMTP settings of `--smtp`, `--starttls`, `--smtp-user`, `--smtp-password-file` and
+/// `--smtp-ca` (shared by `notify` and `review run`).
+pub(super) fn smtp_options(
+    url: Option<String>,
+    starttls: bool,
+    user: Option<String>,
+    password_file: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<SmtpOptions> {
+    let url =
+        url.context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
+    let password = match password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let ca_pem = match ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    Ok(SmtpOptions {
+        url,
+        starttls,
+        user,
+        password,
+        ca_pem,
+    })
+}
+
 /// The `notify` subcommand: turns the arguments into options, runs, prints one line per digest.
 pub(super) async fn run(
     store: &Store,
@@ -65,29 +98,13 @@ pub(super) async fn run(
     let delivery = if a.dry_run {
         Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("notify-out")))
     } else {
-        let url = a
-            .smtp
-            .context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
-        let password = match &a.smtp_password_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let ca_pem = match &a.smtp_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        };
-        Delivery::Smtp(SmtpOptions {
-            url,
-            starttls: a.starttls,
-            user: a.smtp_user,
-            password,
-            ca_pem,
-        })
+        Delivery::Smtp(smtp_options(
+            a.smtp,
+            a.starttls,
+            a.smtp_user,
+            a.smtp_password_file.as_deref(),
+            a.smtp_ca.as_deref(),
+        )?)
     };
     let from = match (a.from, a.dry_run) {
         (Some(f), _) => f,

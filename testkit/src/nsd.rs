@@ -125,6 +125,69 @@ impl Nsd {
         panic!("nsd did not start serving campus.test:\n{last_log}");
     }
 
+    /// Starts nsd on a fresh port serving `zones` (name, zone-file text), each transferable
+    /// (AXFR) from 127.0.0.1, and waits until it answers for the first. Panics with nsd's log
+    /// when it does not come up, e.g. because a zone file is invalid.
+    pub async fn start_zones(zones: &[(&str, &str)]) -> Nsd {
+        let binary = nsd_binary();
+        let first = zones.first().expect("at least one zone").0;
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = unique_dir();
+            let port = free_port();
+            let mut conf = format!(
+                "server:\n    ip-address: 127.0.0.1@{port}\n    port: {port}\n    do-ip6: no\n\
+                 \x20   username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}\"\n\
+                 \x20   pidfile: \"{d}/nsd.pid\"\n    database: \"\"\n\
+                 \x20   xfrdfile: \"{d}/xfrd.state\"\n    zonelistfile: \"{d}/zone.list\"\n\
+                 \x20   xfrdir: \"{d}\"\n    logfile: \"{d}/nsd.log\"\n    verbosity: 1\n\
+                 \x20   server-count: 1\n    reuseport: no\nremote-control:\n    control-enable: no\n",
+                d = dir.display()
+            );
+            for (name, text) in zones {
+                std::fs::write(dir.join(format!("{name}.zone")), text).unwrap();
+                conf += &format!(
+                    "zone:\n    name: \"{name}\"\n    zonefile: \"{name}.zone\"\n    \
+                     provide-xfr: 127.0.0.1 NOKEY\n"
+                );
+            }
+            std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+            let child = Command::new(&binary)
+                .arg("-d")
+                .arg("-c")
+                .arg(dir.join("nsd.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.join("stderr")).unwrap(),
+                ))
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut nsd = Nsd {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = nsd.child.try_wait() {
+                    break;
+                }
+                if soa_serial_tcp(nsd.addr, first, Duration::from_millis(300))
+                    .await
+                    .is_ok()
+                {
+                    return nsd;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            last_log = nsd.logs();
+            drop(nsd);
+        }
+        panic!("nsd did not start serving {first}:\n{last_log}");
+    }
+
     /// nsd's log and stderr, for failure messages.
     pub fn logs(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("nsd.log")).unwrap_or_default();

@@ -32,6 +32,11 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../../migrations/sqlite/0032_overrides.sql"),
     ),
+    (45, include_str!("../../migrations/sqlite/0045_reviews.sql")),
+    (
+        46,
+        include_str!("../../migrations/sqlite/0046_review_grace.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -66,6 +71,14 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         32,
         include_str!("../../migrations/postgres/0032_overrides.sql"),
+    ),
+    (
+        45,
+        include_str!("../../migrations/postgres/0045_reviews.sql"),
+    ),
+    (
+        46,
+        include_str!("../../migrations/postgres/0046_review_grace.sql"),
     ),
 ];
 

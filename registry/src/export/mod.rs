@@ -1,15 +1,24 @@
 //! Exports for other systems: the firewall allow-list of `mail-direct` hosts as an
-//! nftables set or a plain list, and registrations as JSON (CSV lives in [`crate::csv_io`]).
+//! nftables set or a plain list, registrations as JSON (CSV lives in [`crate::csv_io`]), and
+//! the external DNS view ([`external_dns`]).
+
+pub mod external_dns;
 
 use std::net::IpAddr;
 
 use crate::model::{Host, HostStatus, Role};
 
-/// The active `mail-direct` registrations: the only hosts the firewall should pass on port 25.
+/// Whether a registration counts for the exports: active and not past its review date (an
+/// expired registration drops out until it is renewed).
+pub fn in_force(h: &Host) -> bool {
+    h.status == HostStatus::Active && !h.review_overdue(crate::model::today())
+}
+
+/// The `mail-direct` registrations in force: the only hosts the firewall should pass on port 25.
 pub fn allowed_mail_hosts(hosts: &[Host]) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = hosts
         .iter()
-        .filter(|h| h.role == Role::MailDirect && h.status == HostStatus::Active)
+        .filter(|h| h.role == Role::MailDirect && in_force(h))
         .filter_map(|h| h.address.parse().ok())
         .collect();
     out.sort();
