@@ -6,6 +6,7 @@ mod queue_cmd;
 mod registry_cmd;
 mod sweep_cmd;
 mod upload;
+mod vantage_cmd;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => queue_cmd::work(*args, &database, cli.rules).await,
             Command::Sweeps(args) => queue_cmd::sweeps(args, &database).await,
             Command::Schedule(args) => queue_cmd::schedule(args, &database).await,
+            Command::Vantage(cmd) => vantage_cmd::run(cmd, &database).await,
             Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
                 .await
                 .map(|()| 0),

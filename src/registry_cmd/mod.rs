@@ -731,6 +731,7 @@ async fn findings(
                 "last_seen",
                 "resolved_at",
                 "contact",
+                "vantages",
             ])?;
             for f in &rows {
                 w.write_record([
@@ -744,6 +745,7 @@ async fn findings(
                     f.last_seen.to_string(),
                     f.resolved_at.map(|t| t.to_string()).unwrap_or_default(),
                     f.admin_email.clone().unwrap_or_default(),
+                    f.vantages.join(" "),
                 ])?;
             }
             out.write_all(

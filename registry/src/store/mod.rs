@@ -13,6 +13,7 @@ mod migrate;
 pub(crate) mod networks;
 pub(crate) mod overrides;
 pub(crate) mod sweeps;
+pub(crate) mod vantages;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use overrides::{
 };
 pub use relayguard_core::SweepMeta;
 pub use sweeps::{Observation, SweepRow};
+pub use vantages::VantageRow;
 
 /// A write transaction (see [`Store::begin_write`]).
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
