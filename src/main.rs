@@ -40,9 +40,15 @@ fn main() -> ExitCode {
             Command::Sweeps(args) => queue_cmd::sweeps(args, &database).await,
             Command::Schedule(args) => queue_cmd::schedule(args, &database).await,
             Command::Vantage(cmd) => vantage_cmd::run(cmd, &database).await,
-            Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
-                .await
-                .map(|()| 0),
+            Command::Registry(cmd) => {
+                // The registry server also fires scheduled sweeps (PostgreSQL only).
+                if matches!(*cmd, registry_cmd::RegistryCommand::Serve(_)) {
+                    queue_cmd::schedule::spawn_for_serve(&database).await?;
+                }
+                registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
+                    .await
+                    .map(|()| 0)
+            }
         }
     });
     match outcome {
