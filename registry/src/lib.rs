@@ -21,6 +21,7 @@ pub mod pages;
 pub mod reconcile;
 pub mod server;
 pub mod store;
+pub mod sweep_page;
 pub mod tls;
 pub mod token;
 

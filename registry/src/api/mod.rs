@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/metrics", get(metrics::metrics))
         .merge(crate::pages::routes())
+        .merge(crate::sweep_page::routes())
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .with_state(state)
 }

@@ -12,6 +12,7 @@ mod metrics;
 mod migrate;
 pub(crate) mod networks;
 pub(crate) mod overrides;
+mod queue;
 pub(crate) mod sweeps;
 pub(crate) mod vantages;
 
@@ -33,6 +34,7 @@ pub use networks::most_specific;
 pub use overrides::{
     AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
 };
+pub use queue::{QuarantinedShard, QueuedSweep, VantageProgress};
 pub use relayguard_core::SweepMeta;
 pub use sweeps::{Observation, SweepRow};
 pub use vantages::VantageRow;
