@@ -36,6 +36,9 @@ pub enum Command {
     Schedule(crate::queue_cmd::ScheduleArgs),
     /// Sweeps planned with `sweep --queue`: progress per vantage.
     Sweeps(crate::queue_cmd::SweepsArgs),
+    /// Vantage points: mark each as outside (external) or inside (internal) the campus firewall.
+    #[command(subcommand)]
+    Vantage(crate::vantage_cmd::VantageCommand),
     /// The registry: registrations, networks, findings, the HTTP server, agent enrollment.
     #[command(flatten)]
     Registry(Box<crate::registry_cmd::RegistryCommand>),

@@ -6,6 +6,7 @@ mod queue_cmd;
 mod registry_cmd;
 mod sweep_cmd;
 mod upload;
+mod vantage_cmd;
 
 use std::process::ExitCode;
 
@@ -38,9 +39,16 @@ fn main() -> ExitCode {
             Command::Worker(args) => queue_cmd::work(*args, &database, cli.rules).await,
             Command::Sweeps(args) => queue_cmd::sweeps(args, &database).await,
             Command::Schedule(args) => queue_cmd::schedule(args, &database).await,
-            Command::Registry(cmd) => registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
-                .await
-                .map(|()| 0),
+            Command::Vantage(cmd) => vantage_cmd::run(cmd, &database).await,
+            Command::Registry(cmd) => {
+                // The registry server also fires scheduled sweeps (PostgreSQL only).
+                if matches!(*cmd, registry_cmd::RegistryCommand::Serve(_)) {
+                    queue_cmd::schedule::spawn_for_serve(&database).await?;
+                }
+                registry_cmd::run(&database, cli.rules.as_deref(), *cmd)
+                    .await
+                    .map(|()| 0)
+            }
         }
     });
     match outcome {

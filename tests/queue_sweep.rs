@@ -254,6 +254,16 @@ fn a_shard_that_outlives_its_attempts_is_quarantined_and_the_sweep_finishes() {
         String::from_utf8_lossy(&show.stdout)
             .contains(&format!("quarantined: outside shard {taken}"))
     );
+    // The sweep's page shows the same, from the same query.
+    let page = runtime().block_on(async {
+        let store = relayguard_registry::Store::open(&database).await.unwrap();
+        let queued = store.queued_sweep(sweep).await.unwrap().expect("the sweep");
+        relayguard_registry::sweep_page::render(&queued)
+    });
+    assert!(
+        page.contains(&format!("outside shard {taken}: ")) && page.contains("<td>merged</td>"),
+        "{page}"
+    );
 }
 
 #[test]

@@ -146,6 +146,8 @@ finding_kinds! {
         "An SMTP listener on a host with no mail role in the registry.";
     NonMailHostListening = "non-mail-host-listening", Medium,
         "A host registered as non-mail answers SMTP.";
+    ReachableFromOutside = "reachable-from-outside", High,
+        "A host not registered as mail-direct answers SMTP from a vantage the registry marks external: the firewall lets it through.";
     NoPtr = "no-ptr", Low,
         "The address has no PTR record.";
     PtrNotConfirmed = "ptr-not-confirmed", Low,

@@ -22,6 +22,7 @@ pub mod reconcile;
 pub mod review;
 pub mod server;
 pub mod store;
+pub mod sweep_page;
 pub mod tls;
 pub mod token;
 

@@ -127,7 +127,12 @@ async fn a_slow_relay_gets_more_sessions_and_a_quick_server_keeps_its_own() {
     // The first session's own tests (VRFY, EXPN, backscatter, the local control) were shared
     // out on the slow relay, and stayed together on the quick one.
     assert!(own_sessions(&slow_result) > 1, "{:#?}", slow_result.tests);
-    assert_eq!(own_sessions(&quick_relay_result), 1, "{:#?}", quick_relay_result.tests);
+    assert_eq!(
+        own_sessions(&quick_relay_result),
+        1,
+        "{:#?}",
+        quick_relay_result.tests
+    );
     // The quick relay kept to the sessions its tests fill.
     let quick_relay_at_once = most_at_once(&quick_relay_result);
     assert!(

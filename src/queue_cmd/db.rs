@@ -30,33 +30,6 @@ pub struct ShardRow {
     pub state: String,
 }
 
-/// Progress of one vantage of a sweep, for `relayguard sweeps show`.
-#[derive(Debug, Clone)]
-pub struct VantageProgress {
-    /// The vantage name.
-    pub vantage: String,
-    /// running | merging | merged.
-    pub state: String,
-    /// Shards in each state.
-    pub shards_done: i64,
-    /// Shards being swept (a checkpoint written, not finished).
-    pub shards_running: i64,
-    /// Shards not started.
-    pub shards_pending: i64,
-    /// Shards given up on after too many attempts.
-    pub shards_quarantined: i64,
-    /// Addresses done (checkpointed) and planned.
-    pub addresses_done: i64,
-    /// Addresses planned.
-    pub addresses: i64,
-    /// Open ports found so far.
-    pub open_ports: i64,
-    /// Findings so far (before reconciliation).
-    pub findings: i64,
-    /// The registry sweep it was merged into.
-    pub registry_sweep_id: Option<i64>,
-}
-
 /// Records a sweep and returns its id.
 pub async fn insert_sweep(
     conn: &mut PgConnection,
@@ -458,62 +431,6 @@ pub async fn mark_merged(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Progress of every vantage of a sweep.
-pub async fn progress(pool: &PgPool, sweep: i64) -> anyhow::Result<Vec<VantageProgress>> {
-    let rows = sqlx::query(
-        "SELECT v.vantage, v.state, v.registry_sweep_id, \
-           count(*) FILTER (WHERE s.state = 'done'), \
-           count(*) FILTER (WHERE s.state = 'running'), \
-           count(*) FILTER (WHERE s.state = 'pending'), \
-           count(*) FILTER (WHERE s.state = 'quarantined'), \
-           COALESCE(sum(s.done), 0)::bigint, COALESCE(sum(s.addresses), 0)::bigint, \
-           COALESCE(sum(s.open_ports), 0)::bigint, \
-           (SELECT COALESCE(sum(r.findings), 0)::bigint FROM queue_results r \
-             WHERE r.sweep_id = v.sweep_id AND r.vantage = v.vantage) \
-         FROM queue_vantages v LEFT JOIN queue_shards s \
-           ON s.sweep_id = v.sweep_id AND s.vantage = v.vantage \
-         WHERE v.sweep_id = $1 GROUP BY v.sweep_id, v.vantage, v.state, v.registry_sweep_id \
-         ORDER BY v.vantage",
-    )
-    .bind(sweep)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(VantageProgress {
-                vantage: r.try_get(0)?,
-                state: r.try_get(1)?,
-                registry_sweep_id: r.try_get(2)?,
-                shards_done: r.try_get(3)?,
-                shards_running: r.try_get(4)?,
-                shards_pending: r.try_get(5)?,
-                shards_quarantined: r.try_get(6)?,
-                addresses_done: r.try_get(7)?,
-                addresses: r.try_get(8)?,
-                open_ports: r.try_get(9)?,
-                findings: r.try_get(10)?,
-            })
-        })
-        .collect()
-}
-
-/// The quarantined shards of a sweep: (vantage, shard, first, last).
-pub async fn quarantined(
-    pool: &PgPool,
-    sweep: i64,
-) -> anyhow::Result<Vec<(String, i64, String, String)>> {
-    let rows = sqlx::query(
-        "SELECT vantage, shard, first_address, last_address FROM queue_shards \
-         WHERE sweep_id = $1 AND state = 'quarantined' ORDER BY vantage, shard",
-    )
-    .bind(sweep)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-        .collect()
 }
 
 fn now() -> i64 {

@@ -249,11 +249,16 @@ pub enum SweepsCommand {
 /// Runs `relayguard sweeps`.
 pub async fn sweeps(args: SweepsArgs, database: &str) -> anyhow::Result<u8> {
     let SweepsCommand::Show { id } = args.command;
-    let pool = connect(database, std::time::Duration::from_secs(60)).await?;
-    let rows = db::progress(&pool, id).await?;
-    if rows.is_empty() {
+    // Refuses SQLite with the queue's own message.
+    connect(database, std::time::Duration::from_secs(60))
+        .await?
+        .close()
+        .await;
+    let store = Store::open(database).await?;
+    let Some(sweep) = store.queued_sweep(id).await? else {
         bail!("no queued sweep {id}");
-    }
+    };
+    let rows = &sweep.vantages;
     println!(
         "{:<16} {:<8} {:>6} {:>8} {:>8} {:>11} {:>21} {:>6} {:>9} {:>8}",
         "VANTAGE",
@@ -267,7 +272,7 @@ pub async fn sweeps(args: SweepsArgs, database: &str) -> anyhow::Result<u8> {
         "FINDINGS",
         "REGISTRY"
     );
-    for r in &rows {
+    for r in rows {
         println!(
             "{:<16} {:<8} {:>6} {:>8} {:>8} {:>11} {:>21} {:>6} {:>9} {:>8}",
             r.vantage,
@@ -283,8 +288,11 @@ pub async fn sweeps(args: SweepsArgs, database: &str) -> anyhow::Result<u8> {
                 .map_or_else(|| "-".to_string(), |id| format!("#{id}"))
         );
     }
-    for (vantage, shard, first, last) in db::quarantined(&pool, id).await? {
-        println!("quarantined: {vantage} shard {shard} ({first}-{last}) was never swept");
+    for q in &sweep.quarantined {
+        println!(
+            "quarantined: {} shard {} ({}-{}) was never swept",
+            q.vantage, q.shard, q.first, q.last
+        );
     }
     let stuck = rows.iter().any(|r| r.shards_quarantined > 0);
     Ok(if stuck {

@@ -1,8 +1,9 @@
 //! Scheduled sweeps: `relayguard schedule add NAME --cron EXPR TARGETS…` records a sweep command
 //! line and a cron expression; at each slot the sweep is planned on the queue, once.
 //!
-//! Any number of processes may run the scheduler (every `relayguard worker` does, and
-//! `relayguard schedule run-due` does it once, for a systemd timer). A slot fires exactly once:
+//! Any number of processes may run the scheduler (every `relayguard worker` does, so does
+//! `relayguard serve` on PostgreSQL, and `relayguard schedule run-due` does it once, for a
+//! systemd timer). A slot fires exactly once:
 //! its (schedule, slot) row is inserted in the same transaction that plans the sweep, and the
 //! primary key turns every other insert for that slot into nothing. After downtime only the
 //! latest missed slot fires: a sweep a day late is one sweep, not one per day missed.
@@ -46,6 +47,11 @@ pub enum ScheduleCommand {
     },
     /// List the schedules and their last fired slot.
     List,
+    /// Remove a schedule: no slot of it fires any more. Sweeps it already planned stay.
+    Remove {
+        /// The schedule's name.
+        name: String,
+    },
     /// Plan the sweeps whose slot is due (each slot once), then exit: for a systemd timer or cron
     /// on sites without a long-running worker.
     RunDue {
@@ -108,6 +114,18 @@ pub async fn schedule(args: ScheduleArgs, database: &str) -> anyhow::Result<u8> 
             }
             Ok(0)
         }
+        ScheduleCommand::Remove { name } => {
+            let removed = sqlx::query("DELETE FROM queue_schedules WHERE name = $1")
+                .bind(&name)
+                .execute(&pool)
+                .await?
+                .rows_affected();
+            if removed == 0 {
+                bail!("no schedule named {name:?}");
+            }
+            println!("schedule {name} removed");
+            Ok(0)
+        }
         ScheduleCommand::RunDue { at } => {
             let at = at.unwrap_or_else(|| Utc::now().timestamp());
             for fired in fire_due(&pool, at).await? {
@@ -119,6 +137,48 @@ pub async fn schedule(args: ScheduleArgs, database: &str) -> anyhow::Result<u8> 
             Ok(0)
         }
     }
+}
+
+/// Fires the due slots every `every`, for as long as the process runs, saying on stderr what it
+/// planned; an error (the database restarting) is reported and the next round tries again.
+pub async fn run_scheduler(pool: PgPool, every: std::time::Duration) {
+    loop {
+        match fire_due(&pool, Utc::now().timestamp()).await {
+            Ok(fired) => {
+                for f in fired {
+                    eprintln!(
+                        "relayguard: schedule {}: slot {} planned as sweep {}",
+                        f.name, f.slot, f.sweep
+                    );
+                }
+            }
+            Err(e) => eprintln!("relayguard: the scheduler: {e:#}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// How often `relayguard serve` runs the scheduler: `RELAYGUARD_SCHEDULE_EVERY` seconds, 10 by
+/// default (a worker runs it every heartbeat).
+pub fn serve_interval() -> std::time::Duration {
+    let secs = std::env::var("RELAYGUARD_SCHEDULE_EVERY")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Starts the scheduler beside `relayguard serve` when the registry is on PostgreSQL (where the
+/// schedules live); on SQLite there is no queue and nothing to start.
+pub async fn spawn_for_serve(database: &str) -> anyhow::Result<()> {
+    if !(database.starts_with("postgres://") || database.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    let pool = connect(database, std::time::Duration::from_secs(60)).await?;
+    eprintln!("relayguard: serve runs the sweep scheduler");
+    tokio::spawn(run_scheduler(pool, serve_interval()));
+    Ok(())
 }
 
 /// A slot this process fired.

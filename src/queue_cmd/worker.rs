@@ -122,24 +122,10 @@ pub async fn work(
         state.args.vantage
     );
     // Every worker also runs the scheduler: a slot fires once however many run it.
-    let scheduler_pool = pool.clone();
-    let every = Duration::from_secs(state.args.heartbeat.max(1));
-    tokio::spawn(async move {
-        loop {
-            match super::schedule::fire_due(&scheduler_pool, chrono::Utc::now().timestamp()).await {
-                Ok(fired) => {
-                    for f in fired {
-                        eprintln!(
-                            "relayguard: schedule {}: slot {} planned as sweep {}",
-                            f.name, f.slot, f.sweep
-                        );
-                    }
-                }
-                Err(e) => eprintln!("relayguard: the scheduler: {e:#}"),
-            }
-            tokio::time::sleep(every).await;
-        }
-    });
+    tokio::spawn(super::schedule::run_scheduler(
+        pool.clone(),
+        Duration::from_secs(state.args.heartbeat.max(1)),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if shutdown().await.is_ok() {

@@ -762,6 +762,7 @@ async fn findings(
                 "last_seen",
                 "resolved_at",
                 "contact",
+                "vantages",
             ])?;
             for f in &rows {
                 w.write_record([
@@ -775,6 +776,7 @@ async fn findings(
                     f.last_seen.to_string(),
                     f.resolved_at.map(|t| t.to_string()).unwrap_or_default(),
                     f.admin_email.clone().unwrap_or_default(),
+                    f.vantages.join(" "),
                 ])?;
             }
             out.write_all(

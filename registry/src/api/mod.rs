@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(crate::pages::routes())
         .merge(crate::review::pages::routes())
+        .merge(crate::sweep_page::routes())
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .with_state(state)
 }

@@ -139,6 +139,7 @@ mod tests {
             resolved_at: None,
             last_sweep: None,
             tested_from: None,
+            vantages: vec![],
             admin_email: None,
         }
     }

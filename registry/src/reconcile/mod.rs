@@ -7,6 +7,10 @@
 //!
 //! Keys are (address, port, kind). A sweep-sourced finding is resolved only by a later sweep that
 //! *covered* its address and port and no longer saw it: a sweep of another block says nothing.
+//! A sweep-made finding also remembers the vantages that saw it (see [`vantage`]): only a sweep
+//! from one of them can resolve it, and an `open-relay` seen only from inside the campus is high
+//! rather than critical. A sweep from a vantage marked external also opens
+//! `reachable-from-outside` for every SMTP listener that is not a registered `mail-direct` host.
 //! A finding derived from tests (`open-relay`, `backscatter-source`, `vrfy-enabled`,
 //! `expn-enabled`) is resolved only by a sweep that judged the same thing: every test of that
 //! kind got a definite answer (refused or auth-required), or the port no longer answers. A sweep
@@ -19,6 +23,7 @@
 //! apply to them; findings the scanner made keep the severity the sweep gave them.
 
 mod coverage;
+pub mod vantage;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -34,6 +39,7 @@ use serde_json::json;
 use time::Date;
 
 pub use coverage::Coverage;
+pub use vantage::{Exposure, Narrowed, Vantages};
 
 use crate::model::{Host, HostStatus, Role, canonical_ip};
 
@@ -91,6 +97,9 @@ pub struct OpenFinding {
     pub key: FindingKey,
     /// What produced it.
     pub source: FindingSource,
+    /// The vantages whose latest covering sweep saw it (empty: not a sweep's, or recorded
+    /// before vantages were kept; any covering sweep may then resolve it).
+    pub vantages: Vec<String>,
 }
 
 /// Everything reconciliation reads: the registrations, their missed-sweep counters, the open
@@ -110,9 +119,28 @@ pub struct Snapshot {
     pub rules: Arc<RuleSet>,
     /// The id of the sweep being reconciled, if it is a sweep.
     pub sweep: Option<i64>,
+    /// The vantage of the sweep being reconciled, if it is a sweep.
+    pub vantage: Option<String>,
+    /// The vantages the registry has marked external or internal.
+    pub vantages: Vantages,
 }
 
 impl Snapshot {
+    fn open_vantages(&self, key: &FindingKey) -> &[String] {
+        self.open
+            .iter()
+            .find(|o| &o.key == key)
+            .map(|o| o.vantages.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Whether the sweep being reconciled comes from a vantage marked external.
+    fn swept_from_outside(&self) -> bool {
+        self.vantage
+            .as_deref()
+            .is_some_and(|v| self.vantages.is_external(v))
+    }
+
     fn is_open(&self, address: &str, port: i64, kind: FindingKind) -> bool {
         self.open
             .iter()
@@ -137,6 +165,8 @@ pub struct NewFinding {
     pub sweep: Option<i64>,
     /// The address the sweep tested the host from, when a sweep saw it and recorded one.
     pub tested_from: Option<String>,
+    /// The vantages that see it, this sweep's included (empty unless a sweep saw it).
+    pub vantages: Vec<String>,
 }
 
 /// A change to a registration's missed-sweep counter.
@@ -184,6 +214,8 @@ pub struct Changes {
     pub counters: Vec<Counter>,
     /// Findings left open (untouched) because the sweep could not judge them.
     pub held: Vec<Held>,
+    /// Open findings this sweep's vantage no longer sees but others still do.
+    pub narrow: Vec<Narrowed>,
 }
 
 impl Changes {
@@ -212,6 +244,7 @@ impl Changes {
         }
         self.counters.extend(other.counters);
         self.held.extend(other.held);
+        self.narrow.extend(other.narrow);
     }
 }
 
@@ -228,6 +261,30 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
         .collect();
     let mut changes = Changes::default();
     let mut listening: HashSet<IpAddr> = HashSet::new();
+    let vantage = snapshot.vantage.as_deref();
+    let from_outside = snapshot.swept_from_outside();
+    // A sweep's finding as seen from the vantages that see it now: this sweep's and those that
+    // saw it before, the severity an open relay has from them and the evidence saying so.
+    let seen = |key: FindingKey,
+                severity: Severity,
+                summary: String,
+                mut evidence: serde_json::Value,
+                r: &HostResult| {
+        let vantages = vantage::with(snapshot.open_vantages(&key), vantage);
+        snapshot
+            .vantages
+            .annotate(&mut evidence, key.kind, &vantages);
+        NewFinding {
+            severity: snapshot.vantages.severity(key.kind, severity, &vantages),
+            key,
+            source: FindingSource::Sweep,
+            summary,
+            evidence,
+            sweep: snapshot.sweep,
+            tested_from: r.source.map(|s| s.to_string()),
+            vantages,
+        }
+    };
 
     for r in results {
         let ip = canonical_ip(r.address);
@@ -239,25 +296,39 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
             kind,
         };
         for f in &r.findings {
-            changes.open(NewFinding {
-                key: key(f.kind),
-                source: FindingSource::Sweep,
-                severity: f.severity,
-                summary: f.summary.clone(),
-                evidence: serde_json::to_value(&f.evidence).unwrap_or_default(),
-                sweep: snapshot.sweep,
-                tested_from: r.source.map(|s| s.to_string()),
-            });
+            changes.open(seen(
+                key(f.kind),
+                f.severity,
+                f.summary.clone(),
+                serde_json::to_value(&f.evidence).unwrap_or_default(),
+                r,
+            ));
         }
         if r.state == PortState::Open
             && let Some(smtp) = &r.smtp
         {
             listening.insert(ip);
             let evidence = json!({ "sweep": snapshot.sweep, "banner": smtp.banner, "ptr": r.ptr });
-            let derived = match hosts
+            let registered = hosts
                 .get(address.as_str())
-                .filter(|h| h.status == HostStatus::Active)
-            {
+                .filter(|h| h.status == HostStatus::Active);
+            if from_outside && registered.is_none_or(|h| h.role != Role::MailDirect) {
+                let what = match registered {
+                    Some(h) => format!("{} ({address}), registered {},", h.hostname, h.role),
+                    None => format!("{address}, which has no active registration,"),
+                };
+                changes.open(seen(
+                    key(FindingKind::ReachableFromOutside),
+                    rules.severity(FindingKind::ReachableFromOutside),
+                    format!(
+                        "{what} answers SMTP on port {port} from outside the campus (vantage {})",
+                        vantage.unwrap_or_default()
+                    ),
+                    evidence.clone(),
+                    r,
+                ));
+            }
+            let derived = match registered {
                 None => Some((
                     FindingKind::UnregisteredMta,
                     format!(
@@ -274,22 +345,14 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                 Some(_) => None,
             };
             if let Some((kind, summary)) = derived {
-                changes.open(NewFinding {
-                    key: key(kind),
-                    source: FindingSource::Sweep,
-                    severity: rules.severity(kind),
-                    summary,
-                    evidence,
-                    sweep: snapshot.sweep,
-                    tested_from: r.source.map(|s| s.to_string()),
-                });
+                changes.open(seen(key(kind), rules.severity(kind), summary, evidence, r));
             }
         }
     }
 
     // Anything open from earlier sweeps, on an address and port this sweep covered, that this
     // sweep did not see again, is gone, provided the sweep judged it.
-    let seen: HashSet<FindingKey> = changes.open.iter().map(|f| f.key.clone()).collect();
+    let seen_now: HashSet<FindingKey> = changes.open.iter().map(|f| f.key.clone()).collect();
     let by_port: HashMap<(IpAddr, u16), &HostResult> = results
         .iter()
         .map(|r| ((canonical_ip(r.address), r.port), r))
@@ -303,12 +366,36 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
         else {
             continue;
         };
-        if coverage.covers(ip, port) && !seen.contains(&o.key) {
+        // Another vantage's finding: this sweep did not look from where it was seen.
+        if let Some(v) = vantage
+            && !o.vantages.is_empty()
+            && !o.vantages.iter().any(|s| s == v)
+        {
+            continue;
+        }
+        if coverage.covers(ip, port) && !seen_now.contains(&o.key) {
+            let remaining: Vec<String> = o
+                .vantages
+                .iter()
+                .filter(|s| Some(s.as_str()) != vantage)
+                .cloned()
+                .collect();
             match unjudged(o.key.kind, by_port.get(&(ip, port)).copied()) {
-                None => changes.resolve(o.key.clone()),
                 Some(reason) => changes.held.push(Held {
                     key: o.key.clone(),
                     reason,
+                }),
+                None if remaining.is_empty() => changes.resolve(o.key.clone()),
+                None => changes.narrow.push(Narrowed {
+                    key: o.key.clone(),
+                    severity: (o.key.kind == FindingKind::OpenRelay).then(|| {
+                        snapshot.vantages.severity(
+                            o.key.kind,
+                            rules.severity(o.key.kind),
+                            &remaining,
+                        )
+                    }),
+                    vantages: remaining,
                 }),
             }
         }
@@ -319,9 +406,12 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
         let Ok(ip) = h.address.parse::<IpAddr>() else {
             continue;
         };
+        // From outside, only a mail-direct host is meant to answer: the silence of the others
+        // there is the firewall's doing, not theirs.
         if h.status != HostStatus::Active
             || !h.role.is_mail()
             || !coverage.covers(ip, SMTP_PORT as u16)
+            || (from_outside && h.role != Role::MailDirect)
         {
             continue;
         }
@@ -353,6 +443,7 @@ pub fn reconcile(snapshot: &Snapshot, results: &[HostResult], coverage: &Coverag
                     evidence: json!({ "missed_sweeps": misses, "sweep": snapshot.sweep }),
                     sweep: snapshot.sweep,
                     tested_from: None,
+                    vantages: Vec::new(),
                 });
             }
         }
@@ -443,6 +534,7 @@ pub fn registrations(snapshot: &Snapshot) -> Changes {
                 evidence: json!({ "reviewed_on": h.reviewed_on, "review_months": h.review_months, "due": due }),
                 sweep: None,
                 tested_from: None,
+                vantages: Vec::new(),
             });
         } else if snapshot.is_open(&h.address, 0, FindingKind::RegistrationExpired) {
             changes.resolve(expired);
@@ -520,6 +612,7 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
                                "facts": report.check.findings }),
             sweep: None,
             tested_from: None,
+            vantages: Vec::new(),
         });
     } else if snapshot.is_open(address, 0, FindingKind::MtaEnabledOnNonMailHost) {
         changes.resolve(key);
@@ -589,6 +682,7 @@ fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Cha
                 evidence: json!({ "agent_version": report.agent_version, "generated_at": report.generated_at,
                                    "queue": q }),
                 sweep: None,
+                vantages: Vec::new(),
             });
         } else if snapshot.is_open(address, 0, kind) {
             changes.resolve(key);
@@ -642,6 +736,7 @@ fn reappeared(snapshot: &Snapshot, address: &str, report: &AgentReport, non_mail
             .collect();
         changes.open(NewFinding {
             tested_from: None,
+            vantages: Vec::new(),
             key,
             source: FindingSource::Agent,
             severity: snapshot.rules.severity(FindingKind::MtaReappeared),

@@ -36,11 +36,14 @@ fn snapshot(hosts: Vec<Host>, open: &[(&str, i64, FindingKind, FindingSource)]) 
             .map(|(a, p, k, s)| OpenFinding {
                 key: key(a, *p, *k),
                 source: *s,
+                vantages: vec![],
             })
             .collect(),
         today: TODAY,
         rules: Arc::new(RuleSet::builtin().unwrap()),
         sweep: Some(7),
+        vantage: Some("t".into()),
+        vantages: Vantages::default(),
     }
 }
 
@@ -263,6 +266,7 @@ fn a_silent_mail_server_goes_stale_after_two_covering_sweeps() {
     s.open.push(OpenFinding {
         key: key("10.0.0.9", SMTP_PORT, FindingKind::RegistrationStale),
         source: FindingSource::Registry,
+        vantages: vec![],
     });
     let results = [listener("10.0.0.9")];
     let c = reconcile(&s, &results, &coverage(&["10.0.0.0/16"], &results));
@@ -681,3 +685,5 @@ fn a_session_that_ran_no_test_judges_nothing() {
         ]
     );
 }
+
+mod vantage;

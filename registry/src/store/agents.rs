@@ -129,7 +129,7 @@ impl Store {
         .bind(body.to_string())
         .execute(&mut *tx)
         .await?;
-        let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), None).await?;
+        let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), None, None).await?;
         apply_in(&mut tx, &agent_report(&snapshot, &address, report), now).await?;
         tx.commit().await?;
         Ok(ReportOutcome::Stored)

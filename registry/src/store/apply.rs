@@ -31,6 +31,7 @@ pub(crate) async fn load_snapshot(
     rules: Arc<RuleSet>,
     today: Date,
     sweep: Option<i64>,
+    vantage: Option<&str>,
 ) -> Result<Snapshot> {
     let hosts = get_host_rows(tx).await?;
     let missed_sweeps = sqlx::query("SELECT address, missed_sweeps FROM hosts")
@@ -40,9 +41,11 @@ pub(crate) async fn load_snapshot(
         .map(|r| Ok((get_str(r, "address")?, get_i64(r, "missed_sweeps")?)))
         .collect::<Result<HashMap<_, _>>>()?;
     let mut open = Vec::new();
-    for r in sqlx::query("SELECT address, port, kind, source FROM findings WHERE status = 'open'")
-        .fetch_all(&mut **tx)
-        .await?
+    for r in sqlx::query(
+        "SELECT address, port, kind, source, vantages FROM findings WHERE status = 'open'",
+    )
+    .fetch_all(&mut **tx)
+    .await?
     {
         // A kind this version does not know (written by a newer one) is left alone.
         let Ok(kind) = get_str(&r, "kind")?.parse::<FindingKind>() else {
@@ -55,6 +58,7 @@ pub(crate) async fn load_snapshot(
                 kind,
             },
             source: super::findings::source_from_str(&get_str(&r, "source")?),
+            vantages: super::vantages::parse_list(&get_str(&r, "vantages")?),
         });
     }
     Ok(Snapshot {
@@ -64,11 +68,19 @@ pub(crate) async fn load_snapshot(
         today,
         rules,
         sweep,
+        vantage: vantage.map(str::to_string),
+        vantages: super::vantages::load(tx).await?,
     })
 }
 
 /// Applies `changes` inside `tx` as of `now` (Unix seconds).
 pub(crate) async fn apply_in(tx: &mut Tx, changes: &Changes, now: i64) -> Result<Applied> {
+    if !changes.narrow.is_empty() {
+        let marked = super::vantages::load(tx).await?;
+        for n in &changes.narrow {
+            super::vantages::narrow(tx, n, &marked).await?;
+        }
+    }
     let mut applied = Applied::default();
     for f in &changes.open {
         if upsert_open(tx, f, now).await? {
@@ -123,7 +135,8 @@ impl Store {
 
     /// [`Store::refresh_registrations`] inside a caller's transaction.
     pub(crate) async fn refresh_registrations_in(&self, tx: &mut Tx) -> Result<Applied> {
-        let snapshot = load_snapshot(tx, self.rules.clone(), crate::model::today(), None).await?;
+        let snapshot =
+            load_snapshot(tx, self.rules.clone(), crate::model::today(), None, None).await?;
         apply_in(
             tx,
             &crate::reconcile::registrations(&snapshot),

@@ -93,6 +93,10 @@ pub struct FindingRow {
     /// The address that sweep tested the host from (None for registry and agent findings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tested_from: Option<String>,
+    /// The vantages whose latest covering sweep saw it (empty for registry and agent findings,
+    /// and for findings recorded before vantages were kept).
+    #[serde(default)]
+    pub vantages: Vec<String>,
     /// Who answers for the address: the registration's admin, else the network owner.
     pub admin_email: Option<String>,
     /// The override made for it, if any (whether it still holds: [`FindingRow::override_state`]).
@@ -127,7 +131,7 @@ pub struct FindingFilter {
 }
 
 pub(crate) const FINDING_COLUMNS: &str = "id, address, port, kind, source, severity, summary, evidence, status, \
-    first_seen, last_seen, resolved_at, last_sweep, tested_from";
+    first_seen, last_seen, resolved_at, last_sweep, tested_from, vantages";
 
 /// The source stored as `name` (rows older than the source column's values read as sweeps).
 pub(crate) fn source_from_str(name: &str) -> FindingSource {
@@ -154,6 +158,7 @@ pub(crate) fn finding_from_row(r: &AnyRow) -> Result<FindingRow> {
         resolved_at: get_opt_i64(r, "resolved_at")?,
         last_sweep: get_opt_i64(r, "last_sweep")?,
         tested_from: get_opt_str(r, "tested_from")?,
+        vantages: super::vantages::parse_list(&get_str(r, "vantages")?),
         admin_email: None,
         overridden: None,
     })
@@ -171,11 +176,12 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
     .fetch_optional(&mut **tx)
     .await?;
     let evidence = f.evidence.to_string();
+    let vantages = serde_json::to_string(&f.vantages).unwrap_or_else(|_| "[]".into());
     match prior {
         None => {
             sqlx::query(
                 "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
-                 first_seen, last_seen, resolved_at, last_sweep, tested_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11)",
+                 first_seen, last_seen, resolved_at, last_sweep, tested_from, vantages) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL, $10, $11, $12)",
             )
             .bind(f.key.address.clone())
             .bind(f.key.port)
@@ -188,6 +194,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(now)
             .bind(f.sweep)
             .bind(f.tested_from.clone())
+            .bind(vantages)
             .execute(&mut **tx)
             .await?;
             Ok(true)
@@ -198,7 +205,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             sqlx::query(
                 "UPDATE findings SET source = $1, severity = $2, severity_rank = $3, summary = $4, evidence = $5, \
                  status = 'open', last_seen = $6, resolved_at = NULL, last_sweep = COALESCE($7, last_sweep), \
-                 tested_from = COALESCE($8, tested_from) WHERE id = $9",
+                 tested_from = COALESCE($8, tested_from), vantages = $9 WHERE id = $10",
             )
             .bind(f.source.as_str())
             .bind(f.severity.as_str())
@@ -208,6 +215,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
             .bind(now)
             .bind(f.sweep)
             .bind(f.tested_from.clone())
+            .bind(vantages)
             .bind(id)
             .execute(&mut **tx)
             .await?;

@@ -37,6 +37,10 @@ const SQLITE: &[(i64, &str)] = &[
         46,
         include_str!("../../migrations/sqlite/0046_review_grace.sql"),
     ),
+    (
+        55,
+        include_str!("../../migrations/sqlite/0055_vantages.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -79,6 +83,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         46,
         include_str!("../../migrations/postgres/0046_review_grace.sql"),
+    ),
+    (
+        55,
+        include_str!("../../migrations/postgres/0055_vantages.sql"),
     ),
 ];
 

@@ -12,7 +12,9 @@ mod metrics;
 mod migrate;
 pub(crate) mod networks;
 pub(crate) mod overrides;
+mod queue;
 pub(crate) mod sweeps;
+pub(crate) mod vantages;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,8 +34,10 @@ pub use networks::most_specific;
 pub use overrides::{
     AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
 };
+pub use queue::{QuarantinedShard, QueuedSweep, VantageProgress};
 pub use relayguard_core::SweepMeta;
 pub use sweeps::{Observation, SweepRow};
+pub use vantages::VantageRow;
 
 /// A write transaction (see [`Store::begin_write`]).
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;

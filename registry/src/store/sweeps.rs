@@ -105,7 +105,14 @@ impl Store {
             .await?;
         }
 
-        let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), Some(id)).await?;
+        let snapshot = load_snapshot(
+            &mut tx,
+            self.rules.clone(),
+            today(),
+            Some(id),
+            Some(meta.vantage.trim()),
+        )
+        .await?;
         let changes = reconcile(&snapshot, results, &coverage);
         let applied = apply_in(&mut tx, &changes, now).await?;
 
