@@ -17,7 +17,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use relayguard_core::rules::RuleSet;
 use relayguard_registry::model::{HostInput, HostUpdate, Network, today};
-use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_tokens, serve};
+use relayguard_registry::server::{
+    ServeConfig, load_admin_tokens, load_metrics_tokens, serve_with_desk,
+};
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
@@ -324,6 +326,59 @@ pub struct ServeArgs {
     /// $RELAYGUARD_METRICS_TOKENS).
     #[arg(long)]
     pub metrics_token_file: Option<PathBuf>,
+    /// Open the registration desk (sign-in by mailed link) at this URL, as administrators
+    /// reach it (https://… makes its cookies Secure); needs --smtp and --from.
+    #[arg(long, requires_all = ["smtp", "from"])]
+    pub desk_url: Option<String>,
+    /// SMTP server for the desk's mails: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
+    #[arg(long, requires = "desk_url")]
+    pub smtp: Option<String>,
+    /// Require STARTTLS on an smtp:// server (certificate verified).
+    #[arg(long, requires = "smtp")]
+    pub smtp_starttls: bool,
+    /// SMTP AUTH user name (needs --smtp-password-file).
+    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
+    pub smtp_user: Option<String>,
+    /// File holding the SMTP AUTH password.
+    #[arg(long, requires = "smtp_user")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) trusted for the SMTP server.
+    #[arg(long, requires = "smtp")]
+    pub smtp_ca: Option<PathBuf>,
+    /// Sender of the desk's mails: `Name <addr>` or `addr`.
+    #[arg(long, requires = "desk_url")]
+    pub from: Option<String>,
+}
+
+/// The desk's configuration from `serve`'s flags (None without --desk-url).
+fn desk_config(a: &ServeArgs) -> anyhow::Result<Option<relayguard_registry::desk::DeskConfig>> {
+    let (Some(url), Some(smtp), Some(from)) = (&a.desk_url, &a.smtp, &a.from) else {
+        return Ok(None);
+    };
+    let password = match &a.smtp_password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let ca_pem = match &a.smtp_ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    Ok(Some(relayguard_registry::desk::DeskConfig {
+        base_url: url.clone(),
+        from: from.clone(),
+        smtp: relayguard_registry::notify::mail::SmtpOptions {
+            url: smtp.clone(),
+            starttls: a.smtp_starttls,
+            user: a.smtp_user.clone(),
+            password,
+            ca_pem,
+        },
+    }))
 }
 
 /// `agents …`
@@ -372,7 +427,8 @@ pub async fn run_to(
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
             let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
-            serve(
+            let desk = desk_config(&a)?;
+            serve_with_desk(
                 store,
                 ServeConfig {
                     listen: a.listen,
@@ -381,6 +437,7 @@ pub async fn run_to(
                     admin_tokens,
                     metrics_tokens,
                 },
+                desk,
             )
             .await?;
             Ok(())

@@ -12,6 +12,7 @@ mod metrics;
 mod migrate;
 pub(crate) mod networks;
 pub(crate) mod overrides;
+mod sessions;
 pub(crate) mod sweeps;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use overrides::{
     AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
 };
 pub use relayguard_core::SweepMeta;
+pub use sessions::{DeskAdmin, KnownAdmin, LinkState, RequestCounts, normalize_email};
 pub use sweeps::{Observation, SweepRow};
 
 /// A write transaction (see [`Store::begin_write`]).
