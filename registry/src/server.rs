@@ -97,7 +97,7 @@ pub async fn serve(store: Store, config: ServeConfig) -> Result<()> {
 pub async fn serve_with_desk(
     store: Store,
     config: ServeConfig,
-    desk: Option<crate::desk::DeskConfig>,
+    desk: Option<crate::desk::Desk>,
 ) -> Result<()> {
     if config.admin_tokens.is_empty() {
         tracing::warn!(
@@ -110,7 +110,7 @@ pub async fn serve_with_desk(
         metrics_tokens: Arc::new(config.metrics_tokens),
     });
     let app = match desk {
-        Some(d) => app.layer(axum::Extension(Arc::new(crate::desk::Desk::new(&d)?))),
+        Some(d) => app.layer(axum::Extension(Arc::new(d))),
         None => app,
     };
     // The desk's per-client sign-in limit reads the peer address.

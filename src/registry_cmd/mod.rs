@@ -427,7 +427,9 @@ pub async fn run_to(
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
             let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
-            let desk = desk_config(&a)?;
+            let desk = desk_config(&a)?
+                .map(|c| relayguard_registry::desk::Desk::new(&c))
+                .transpose()?;
             serve_with_desk(
                 store,
                 ServeConfig {

@@ -229,3 +229,35 @@ pub(crate) async fn api_host(
     })
     .into_response())
 }
+
+/// `GET /api/v1/desk/hosts/{address}/history`: every change to the registration of `address`
+/// (who, when, before and after), newest first, for whoever may see it.
+// TODO(host page): show this history on the team's host page (pages are the dashboard's).
+pub(crate) async fn api_history(
+    asker: Asker,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> std::result::Result<Response, ApiError> {
+    let address = parse_address(&address)?;
+    let scope = Scope::of(&s.store, &asker).await?;
+    let host = s.store.get_host(&address).await?;
+    if !scope.sees_address(&address, host.as_ref()) {
+        return Err(Error::Forbidden(format!(
+            "{address} is not one of your registrations or in one of your network blocks"
+        ))
+        .into());
+    }
+    let entries: Vec<serde_json::Value> = s
+        .store
+        .registration_history(&address)
+        .await?
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "at": e.at, "actor": e.actor, "action": e.action,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Json(entries).into_response())
+}

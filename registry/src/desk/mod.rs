@@ -10,6 +10,8 @@
 //! [`crate::api::auth::Asker`]; forms carry the session's CSRF token (see [`DeskForm`]).
 
 pub mod admins;
+pub mod applications;
+pub mod apply;
 pub mod home;
 pub mod login;
 
@@ -60,6 +62,8 @@ pub struct Desk {
     secure: bool,
     from: Mailbox,
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    checks: Option<Arc<dyn applications::ApplicationChecks>>,
+    manual_approval: bool,
 }
 
 impl std::fmt::Debug for Desk {
@@ -89,7 +93,21 @@ impl Desk {
             secure,
             from: crate::notify::parse_from(&config.from)?,
             transport: smtp_transport(&config.smtp)?,
+            checks: None,
+            manual_approval: false,
         })
+    }
+
+    /// The same desk taking applications, checked by `checks`; with `manual_approval` an
+    /// application that passes every check is held for the security team instead of approved.
+    pub fn with_checks(
+        mut self,
+        checks: Arc<dyn applications::ApplicationChecks>,
+        manual_approval: bool,
+    ) -> Desk {
+        self.checks = Some(checks);
+        self.manual_approval = manual_approval;
+        self
     }
 
     /// Whether cookies are marked `Secure` (the desk is reached over HTTPS).
@@ -139,6 +157,9 @@ pub fn page_routes() -> Router<AppState> {
         .route("/login/{token}", get(login::confirm).post(login::redeem))
         .route("/logout", post(login::logout))
         .route("/desk", get(home::page))
+        .route("/desk/apply", get(apply::form).post(apply::submit_form))
+        .route("/desk/applications/{id}", get(apply::status_page))
+        .route("/desk/applications/{id}/cancel", post(apply::cancel_form))
 }
 
 /// The API routes of the desk (mounted under `/api/v1`).
@@ -146,6 +167,14 @@ pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/desk/hosts", get(home::api_hosts))
         .route("/desk/hosts/{address}", get(home::api_host))
+        .route("/desk/hosts/{address}/history", get(home::api_history))
+        .route(
+            "/applications",
+            get(apply::api_list).post(apply::api_submit),
+        )
+        .route("/applications/{id}", get(apply::api_get))
+        .route("/applications/{id}/cancel", post(apply::api_cancel))
+        .route("/applications/{id}/approve", post(apply::api_approve))
         .route("/desk-admins", get(admins::list).post(admins::add))
         .route(
             "/desk-admins/{email}",

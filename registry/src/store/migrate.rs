@@ -36,6 +36,10 @@ const SQLITE: &[(i64, &str)] = &[
         40,
         include_str!("../../migrations/sqlite/0040_desk_sessions.sql"),
     ),
+    (
+        41,
+        include_str!("../../migrations/sqlite/0041_applications.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -74,6 +78,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         40,
         include_str!("../../migrations/postgres/0040_desk_sessions.sql"),
+    ),
+    (
+        41,
+        include_str!("../../migrations/postgres/0041_applications.sql"),
     ),
 ];
 

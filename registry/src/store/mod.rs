@@ -5,6 +5,7 @@
 //! accepts them too), `ON CONFLICT`, `RETURNING`, and only 64-bit integers and text columns.
 
 mod agents;
+mod applications;
 mod apply;
 pub(crate) mod findings;
 mod hosts;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Row};
 
 pub use crate::reconcile::{Coverage, report_flags};
 pub use agents::{AgentReportRow, ReportOutcome};
+pub use applications::Application;
 pub use apply::Applied;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};

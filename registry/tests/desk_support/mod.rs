@@ -67,6 +67,16 @@ pub struct DeskApp {
 }
 
 pub async fn app(kind: common::Kind, smtp: &str, base_url: &str) -> DeskApp {
+    app_with(kind, smtp, base_url, |d| d).await
+}
+
+/// [`app`], with the desk changed by `f` (e.g. given application checks).
+pub async fn app_with(
+    kind: common::Kind,
+    smtp: &str,
+    base_url: &str,
+    f: impl FnOnce(Desk) -> Desk,
+) -> DeskApp {
     let t = common::open(kind).await;
     let desk = Desk::new(&DeskConfig {
         base_url: base_url.into(),
@@ -77,6 +87,7 @@ pub async fn app(kind: common::Kind, smtp: &str, base_url: &str) -> DeskApp {
         },
     })
     .unwrap();
+    let desk = f(desk);
     let router = router(AppState {
         store: t.store.clone(),
         admin_tokens: Arc::new(vec![TEAM.to_string()]),
