@@ -307,6 +307,8 @@ pub enum FindingsAction {
     },
 }
 
+mod desk_checks;
+
 /// `serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -348,6 +350,33 @@ pub struct ServeArgs {
     /// Sender of the desk's mails: `Name <addr>` or `addr`.
     #[arg(long, requires = "desk_url")]
     pub from: Option<String>,
+    /// DNS server(s) for the checks of applications, ADDR or ADDR:PORT (repeatable; default:
+    /// the system's resolvers).
+    #[arg(long, value_name = "ADDR:PORT", requires = "desk_url")]
+    pub resolver: Vec<String>,
+    /// Never audit these for an application (CIDR, range, address or @FILE); such a
+    /// mail-direct application needs changes and the team checks it by hand.
+    #[arg(long, value_name = "CIDR", requires = "desk_url")]
+    pub audit_exclude: Vec<String>,
+    /// Audit loopback, private-use and other special-purpose addresses too (tests).
+    #[arg(long, requires = "desk_url")]
+    pub audit_allow_special: bool,
+    /// New connections per second of the relay audits of applications (0 = unlimited).
+    #[arg(long, default_value_t = 10.0, value_name = "PER_SECOND")]
+    pub audit_rate: f64,
+    /// Local address the relay audits connect from: the vantage the security team counts as
+    /// external.
+    #[arg(long, value_name = "ADDR", requires = "desk_url")]
+    pub audit_source: Option<std::net::IpAddr>,
+    /// Third-party domain of the relay tests.
+    #[arg(long, default_value = "example.com", value_name = "DOMAIN")]
+    pub external_domain: String,
+    /// Name the relay audits give in EHLO/HELO.
+    #[arg(long, default_value = "relayguard.invalid", value_name = "NAME")]
+    pub ehlo_name: String,
+    /// Hold applications that pass every check for the security team to approve.
+    #[arg(long, requires = "desk_url")]
+    pub manual_approval: bool,
 }
 
 /// The desk's configuration from `serve`'s flags (None without --desk-url).
@@ -427,9 +456,13 @@ pub async fn run_to(
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
             let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
-            let desk = desk_config(&a)?
-                .map(|c| relayguard_registry::desk::Desk::new(&c))
-                .transpose()?;
+            let desk = match desk_config(&a)? {
+                Some(c) => Some(
+                    relayguard_registry::desk::Desk::new(&c)?
+                        .with_checks(Arc::new(desk_checks::build(&a)?), a.manual_approval),
+                ),
+                None => None,
+            };
             serve_with_desk(
                 store,
                 ServeConfig {
