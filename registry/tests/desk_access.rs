@@ -21,7 +21,11 @@ macro_rules! both {
     };
 }
 
-both!(desk_pages_and_api_by_caller, desk_admins_are_the_teams);
+both!(
+    desk_pages_and_api_by_caller,
+    desk_admins_are_the_teams,
+    team_changes_are_in_the_history
+);
 
 /// Alice has 10.1.0.10; Bob has 10.2.0.20; the owner of 10.9.0.0/24 has Bob's 10.9.0.5 in his
 /// block and an open relay nobody registered at 10.9.0.66.
@@ -303,7 +307,7 @@ async fn desk_admins_are_the_teams(kind: Kind) {
         StatusCode::NOT_FOUND
     );
     // Both changes are in the audit log, with who made them.
-    let log = app.store.audit_log(10).await.unwrap();
+    let log = app.store.audit_log(2).await.unwrap();
     let actions: Vec<_> = log
         .iter()
         .map(|e| (e.action.as_str(), e.actor.as_str()))
@@ -312,4 +316,68 @@ async fn desk_admins_are_the_teams(kind: Kind) {
         actions,
         [("desk-admin-removed", "soc"), ("desk-admin-added", "soc")]
     );
+}
+
+/// Registrations changed through the team's API are in the history too, with before and after.
+async fn team_changes_are_in_the_history(kind: Kind) {
+    let app = app(kind, "smtp://127.0.0.1:9", "http://registry.example.ac.jp").await;
+    let json_ct = Some("application/json");
+    let body =
+        json!({ "address": "10.5.0.1", "hostname": "mx.five.example.ac.jp", "role": "mail-direct",
+                       "admin_name": "Alice", "admin_email": ALICE })
+        .to_string();
+    let r = app
+        .call("POST", "/api/v1/hosts", As::Team, &[], json_ct, body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .call(
+            "PATCH",
+            "/api/v1/hosts/10.5.0.1",
+            As::Team,
+            &[],
+            json_ct,
+            json!({ "role": "mail-via-gateway" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // An update that changes nothing leaves no entry.
+    app.call(
+        "PATCH",
+        "/api/v1/hosts/10.5.0.1",
+        As::Team,
+        &[],
+        json_ct,
+        json!({ "role": "mail-via-gateway" }).to_string(),
+    )
+    .await;
+    let alice = app.session(ALICE).await;
+    let r = app
+        .get("/api/v1/desk/hosts/10.5.0.1/history", As::Session(&alice))
+        .await;
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let h = v.as_array().unwrap();
+    assert_eq!(h.len(), 2, "{v}");
+    assert_eq!(h[0]["action"], "registration-changed");
+    assert_eq!(h[0]["actor"], "security-team");
+    assert_eq!(h[0]["detail"]["before"]["role"], "mail-direct");
+    assert_eq!(h[0]["detail"]["after"]["role"], "mail-via-gateway");
+    assert_eq!(h[1]["action"], "registration-created");
+    let r = app
+        .call(
+            "DELETE",
+            "/api/v1/hosts/10.5.0.1",
+            As::Team,
+            &[],
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let h = app.store.registration_history("10.5.0.1").await.unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[0].action, "registration-removed");
+    let detail: Value = serde_json::from_str(&h[0].detail).unwrap();
+    assert_eq!(detail["before"]["address"], "10.5.0.1");
+    assert!(detail["after"].is_null());
 }

@@ -299,7 +299,8 @@ pub enum FindingsAction {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Print the audit log (every override made or cleared), newest first.
+    /// Print the audit log (overrides made or cleared, registrations created, changed or
+    /// removed, desk administrators added or removed), newest first.
     AuditLog {
         /// Most entries shown.
         #[arg(long, default_value_t = 100)]
