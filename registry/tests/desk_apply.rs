@@ -484,6 +484,18 @@ async fn applications_end_to_end(kind: Kind) {
         relay.text
     );
 
+    // The desk lists her applications with their status; Bob's lists none of them.
+    let desk = app.get("/desk", As::Session(&alice)).await;
+    assert!(
+        desk.body
+            .contains(&format!("href=\"/desk/applications/{approved_id}\""))
+            && desk.body.contains("needs-changes"),
+        "{}",
+        desk.body
+    );
+    let desk = app.get("/desk", As::Session(&bob)).await;
+    assert!(desk.body.contains("No applications."), "{}", desk.body);
+
     // Access: anonymous 401; Bob cannot see, cancel or apply over Alice's; the team sees all.
     let path = format!("/api/v1/applications/{approved_id}");
     assert_eq!(

@@ -146,7 +146,12 @@ pub(crate) async fn page(
         Asker::Admin(session) => Some(session),
         Asker::Team => None,
     };
+    let applications = s
+        .store
+        .list_applications(session.map(|s| s.email.as_str()))
+        .await?;
     let body = html! {
+        p { a href="/desk/apply" { "Apply for a registration" } }
         h2 { "Registrations" }
         @if views.is_empty() {
             p { "No registrations." }
@@ -167,6 +172,23 @@ pub(crate) async fn page(
                                 span class=(f.severity.as_str()) { (f.severity.as_str()) } " " (f.kind) " (port " (f.port) "): " (f.summary) br;
                             }
                         }
+                    }
+                }
+            }
+        }
+        h2 { "Applications" }
+        @if applications.is_empty() {
+            p { "No applications." }
+        } @else {
+            table {
+                tr { th { "#" } th { "Address" } th { "Host name" } th { "Role" } th { "Status" } }
+                @for a in &applications {
+                    tr {
+                        td { a href={ "/desk/applications/" (a.id) } { (a.id) } }
+                        td { (a.input.address) }
+                        td { (a.input.hostname) }
+                        td { (a.input.role.as_str()) }
+                        td { (a.status.as_str()) }
                     }
                 }
             }
