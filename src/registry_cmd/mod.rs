@@ -80,6 +80,9 @@ pub enum RegistryCommand {
     Agents(AgentsCommand),
     /// E-mail each host admin a digest of new, changed and resolved findings with the fix.
     Notify(NotifyArgs),
+    /// Administrators who may sign in at the registration desk without a registration.
+    #[command(subcommand)]
+    DeskAdmins(desk_admins::DeskAdminsCommand),
 }
 
 /// `hosts …`
@@ -308,6 +311,7 @@ pub enum FindingsAction {
     },
 }
 
+mod desk_admins;
 mod desk_checks;
 
 /// `serve`
@@ -479,6 +483,7 @@ pub async fn run_to(
             Ok(())
         }
         RegistryCommand::Notify(a) => notify::run(&store, a, out).await,
+        RegistryCommand::DeskAdmins(c) => desk_admins::run(&store, c, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;
