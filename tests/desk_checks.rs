@@ -56,8 +56,19 @@ fn apply(
     role: &str,
     domain: Option<&str>,
 ) -> Value {
+    apply_in(server, address, hostname, role, domain, "en")
+}
+
+fn apply_in(
+    server: &Server,
+    address: &str,
+    hostname: &str,
+    role: &str,
+    domain: Option<&str>,
+    lang: &str,
+) -> Value {
     let mut a = json!({ "address": address, "hostname": hostname, "role": role,
-                        "contact_name": "Alice", "contact_email": CONTACT });
+                        "contact_name": "Alice", "contact_email": CONTACT, "lang": lang });
     if let Some(d) = domain {
         a["mail_domain"] = json!(d);
     }
@@ -179,15 +190,17 @@ async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
         "{v}"
     );
 
-    // mail-direct: the real audit. The open relay is caught with the Postfix fix; the closed
-    // server passes the audit (its test name is in no zone, so DNS still asks for changes).
+    // mail-direct: the real audit. The open relay is caught with the Postfix fix, in the
+    // contact's language; the closed server passes the audit (its test name is in no zone, so
+    // DNS still asks for changes).
     let v = tokio::task::block_in_place(|| {
-        apply(
+        apply_in(
             &server,
             &open.addr().to_string(),
             open.hostname(),
             "mail-direct",
             Some("campus.test"),
+            "ja",
         )
     });
     assert_eq!(v["status"], "needs-changes", "{v}");
@@ -207,7 +220,11 @@ async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
         f["fix"]
             .as_str()
             .unwrap()
-            .contains("smtpd_relay_restrictions"),
+            .contains("smtpd_relay_restrictions")
+            && f["fix"]
+                .as_str()
+                .unwrap()
+                .contains("/etc/postfix/main.cf で"),
         "{f}"
     );
     let v = tokio::task::block_in_place(|| {
@@ -235,11 +252,23 @@ async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
     // One outcome mail per application reached the contact.
     let msgs = tokio::task::block_in_place(|| sink.wait_for(6));
     assert_eq!(msgs.len(), 6);
-    let relay_mail = msgs
+    let raw: Vec<String> = msgs
         .iter()
         .map(|m| String::from_utf8_lossy(m).into_owned())
-        .find(|m| m.contains(&open.addr().to_string()) && m.contains("open-relay"))
-        .expect("the open relay's outcome mail");
-    assert!(relay_mail.contains("needs changes"), "{relay_mail}");
+        .collect();
+    // The open relay's outcome is in Japanese (an RFC 2047 encoded subject), the others in
+    // English, and the closed server's says it needs changes (its DNS).
+    assert_eq!(
+        raw.iter()
+            .filter(|m| m.contains("Subject: =?utf-8?"))
+            .count(),
+        1,
+        "{raw:?}"
+    );
+    let closed_mail = raw
+        .iter()
+        .find(|m| m.contains(&format!("Subject: Application 6 for {}", closed.addr())))
+        .unwrap_or_else(|| panic!("the closed server's outcome mail: {raw:?}"));
+    assert!(closed_mail.contains("needs changes"), "{closed_mail}");
     drop(server);
 }

@@ -19,7 +19,7 @@ use relayguard_registry::desk::Desk;
 use relayguard_registry::desk::applications::{
     ApplicationChecks, AuditFinding, BoxFuture, CheckResult, DnsRequest,
 };
-use relayguard_registry::model::{HostStatus, Role};
+use relayguard_registry::model::{HostStatus, Lang, Role};
 use relayguard_testkit::Postfix;
 use serde_json::{Value, json};
 
@@ -85,9 +85,13 @@ impl ApplicationChecks for Scripted {
         &'a self,
         address: IpAddr,
         _: &'a str,
+        lang: Lang,
     ) -> BoxFuture<'a, Result<Vec<AuditFinding>, String>> {
         Box::pin(async move {
-            self.calls.lock().unwrap().push(format!("audit {address}"));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("audit {address} {}", lang.as_str()));
             self.audits.get(&address).cloned().unwrap_or(Ok(Vec::new()))
         })
     }

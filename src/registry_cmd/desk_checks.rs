@@ -25,8 +25,6 @@ pub struct ScannerChecks {
     pub pacer: Arc<Pacer>,
     /// Addresses never audited.
     pub exclusions: Vec<TargetSpec>,
-    /// The language of the fixes shown with findings.
-    pub lang: Lang,
 }
 
 /// A DNS name as compared: lower case, no trailing dot.
@@ -115,6 +113,7 @@ impl ApplicationChecks for ScannerChecks {
         &'a self,
         address: IpAddr,
         hostname: &'a str,
+        lang: Lang,
     ) -> BoxFuture<'a, Result<Vec<AuditFinding>, String>> {
         Box::pin(async move {
             if excluded(&self.exclusions, address) {
@@ -137,7 +136,7 @@ impl ApplicationChecks for ScannerChecks {
                 ));
             };
             let remediation = Remediation::embedded().map_err(|e| e.to_string())?;
-            let fix = remediation.for_mta(&smtp.mta).text(self.lang).to_string();
+            let fix = remediation.for_mta(&smtp.mta).text(lang).to_string();
             Ok(result
                 .findings
                 .iter()
@@ -205,6 +204,5 @@ pub fn build(a: &super::ServeArgs) -> anyhow::Result<ScannerChecks> {
         audit: Arc::new(audit),
         pacer: Arc::new(Pacer::new(Some(a.audit_rate))),
         exclusions,
-        lang: Lang::En,
     })
 }

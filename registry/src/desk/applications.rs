@@ -65,11 +65,12 @@ pub trait ApplicationChecks: Send + Sync {
     fn dns<'a>(&'a self, req: &'a DnsRequest) -> BoxFuture<'a, Vec<CheckResult>>;
 
     /// A relay audit of `address` (port 25), honouring the scanner's exclusions and rate
-    /// limits. Its findings, or why the host could not be audited.
+    /// limits. Its findings (with the fix in `lang`), or why the host could not be audited.
     fn relay_audit<'a>(
         &'a self,
         address: IpAddr,
         hostname: &'a str,
+        lang: Lang,
     ) -> BoxFuture<'a, std::result::Result<Vec<AuditFinding>, String>>;
 }
 
@@ -249,7 +250,7 @@ pub async fn decide(
         .await;
     let mut findings = Vec::new();
     if app.role == Role::MailDirect {
-        match checks.relay_audit(address, &app.hostname).await {
+        match checks.relay_audit(address, &app.hostname, app.lang).await {
             Ok(f) => {
                 let blocking: Vec<&AuditFinding> = f
                     .iter()
