@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod csv_io;
+pub mod desk;
 pub mod error;
 pub mod export;
 pub mod model;

@@ -13,6 +13,29 @@ pub const ADMIN_TOKENS_ENV: &str = "RELAYGUARD_ADMIN_TOKENS";
 /// Environment variable with tokens that may read `/metrics` only.
 pub const METRICS_TOKENS_ENV: &str = "RELAYGUARD_METRICS_TOKENS";
 
+/// The address of the client of a connection, over plain TCP or TLS (what the handlers read as
+/// `ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
+        Peer(*s.remote_addr())
+    }
+}
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -67,6 +90,15 @@ fn load_tokens(what: &str, file: Option<&std::path::Path>, env: &str) -> Result<
 /// Serves the API and pages until Ctrl-C / SIGTERM. Prints `listening on ADDR` to stdout once
 /// bound (tests and scripts wait for that line; port 0 picks a free port).
 pub async fn serve(store: Store, config: ServeConfig) -> Result<()> {
+    serve_with_desk(store, config, None).await
+}
+
+/// Like [`serve`], with the registration desk when `desk` is given (sign-in links need SMTP).
+pub async fn serve_with_desk(
+    store: Store,
+    config: ServeConfig,
+    desk: Option<crate::desk::Desk>,
+) -> Result<()> {
     if config.admin_tokens.is_empty() {
         tracing::warn!(
             "no admin tokens configured: only agent endpoints are usable (set {ADMIN_TOKENS_ENV})"
@@ -77,6 +109,12 @@ pub async fn serve(store: Store, config: ServeConfig) -> Result<()> {
         admin_tokens: Arc::new(config.admin_tokens),
         metrics_tokens: Arc::new(config.metrics_tokens),
     });
+    let app = match desk {
+        Some(d) => app.layer(axum::Extension(Arc::new(d))),
+        None => app,
+    };
+    // The desk's per-client sign-in limit reads the peer address.
+    let app = app.into_make_service_with_connect_info::<Peer>();
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io(format!("binding {}", config.listen), e))?;

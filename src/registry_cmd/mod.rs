@@ -20,7 +20,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use relayguard_core::rules::RuleSet;
 use relayguard_registry::model::{HostInput, HostUpdate, Network, today};
-use relayguard_registry::server::{ServeConfig, load_admin_tokens, load_metrics_tokens, serve};
+use relayguard_registry::server::{
+    ServeConfig, load_admin_tokens, load_metrics_tokens, serve_with_desk,
+};
 use relayguard_registry::store::{FindingFilter, FindingStatus, Store, parse_severity};
 use relayguard_registry::{csv_io, export};
 
@@ -83,6 +85,9 @@ pub enum RegistryCommand {
     Agents(AgentsCommand),
     /// E-mail each host admin a digest of new, changed and resolved findings with the fix.
     Notify(NotifyArgs),
+    /// Administrators who may sign in at the registration desk without a registration.
+    #[command(subcommand)]
+    DeskAdmins(desk_admins::DeskAdminsCommand),
     /// Files that drive other systems from the registrations (the external DNS view).
     #[command(subcommand)]
     Export(ExportCommand),
@@ -324,13 +329,17 @@ pub enum FindingsAction {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Print the audit log (every override made or cleared), newest first.
+    /// Print the audit log (overrides made or cleared, registrations created, changed or
+    /// removed, desk administrators added or removed), newest first.
     AuditLog {
         /// Most entries shown.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
 }
+
+mod desk_admins;
+mod desk_checks;
 
 /// `serve`
 #[derive(Debug, Args)]
@@ -351,6 +360,86 @@ pub struct ServeArgs {
     /// $RELAYGUARD_METRICS_TOKENS).
     #[arg(long)]
     pub metrics_token_file: Option<PathBuf>,
+    /// Open the registration desk (sign-in by mailed link) at this URL, as administrators
+    /// reach it (https://… makes its cookies Secure); needs --smtp and --from.
+    #[arg(long, requires_all = ["smtp", "from"])]
+    pub desk_url: Option<String>,
+    /// SMTP server for the desk's mails: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
+    #[arg(long, requires = "desk_url")]
+    pub smtp: Option<String>,
+    /// Require STARTTLS on an smtp:// server (certificate verified).
+    #[arg(long, requires = "smtp")]
+    pub smtp_starttls: bool,
+    /// SMTP AUTH user name (needs --smtp-password-file).
+    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
+    pub smtp_user: Option<String>,
+    /// File holding the SMTP AUTH password.
+    #[arg(long, requires = "smtp_user")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) trusted for the SMTP server.
+    #[arg(long, requires = "smtp")]
+    pub smtp_ca: Option<PathBuf>,
+    /// Sender of the desk's mails: `Name <addr>` or `addr`.
+    #[arg(long, requires = "desk_url")]
+    pub from: Option<String>,
+    /// DNS server(s) for the checks of applications, ADDR or ADDR:PORT (repeatable; default:
+    /// the system's resolvers).
+    #[arg(long, value_name = "ADDR:PORT", requires = "desk_url")]
+    pub resolver: Vec<String>,
+    /// Never audit these for an application (CIDR, range, address or @FILE); such a
+    /// mail-direct application needs changes and the team checks it by hand.
+    #[arg(long, value_name = "CIDR", requires = "desk_url")]
+    pub audit_exclude: Vec<String>,
+    /// Audit loopback, private-use and other special-purpose addresses too (tests).
+    #[arg(long, requires = "desk_url")]
+    pub audit_allow_special: bool,
+    /// New connections per second of the relay audits of applications (0 = unlimited).
+    #[arg(long, default_value_t = 10.0, value_name = "PER_SECOND")]
+    pub audit_rate: f64,
+    /// Local address the relay audits connect from: the vantage the security team counts as
+    /// external.
+    #[arg(long, value_name = "ADDR", requires = "desk_url")]
+    pub audit_source: Option<std::net::IpAddr>,
+    /// Third-party domain of the relay tests.
+    #[arg(long, default_value = "example.com", value_name = "DOMAIN")]
+    pub external_domain: String,
+    /// Name the relay audits give in EHLO/HELO.
+    #[arg(long, default_value = "relayguard.invalid", value_name = "NAME")]
+    pub ehlo_name: String,
+    /// Hold applications that pass every check for the security team to approve.
+    #[arg(long, requires = "desk_url")]
+    pub manual_approval: bool,
+}
+
+/// The desk's configuration from `serve`'s flags (None without --desk-url).
+fn desk_config(a: &ServeArgs) -> anyhow::Result<Option<relayguard_registry::desk::DeskConfig>> {
+    let (Some(url), Some(smtp), Some(from)) = (&a.desk_url, &a.smtp, &a.from) else {
+        return Ok(None);
+    };
+    let password = match &a.smtp_password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let ca_pem = match &a.smtp_ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    Ok(Some(relayguard_registry::desk::DeskConfig {
+        base_url: url.clone(),
+        from: from.clone(),
+        smtp: relayguard_registry::notify::mail::SmtpOptions {
+            url: smtp.clone(),
+            starttls: a.smtp_starttls,
+            user: a.smtp_user.clone(),
+            password,
+            ca_pem,
+        },
+    }))
 }
 
 /// `agents …`
@@ -399,7 +488,14 @@ pub async fn run_to(
         RegistryCommand::Serve(a) => {
             let admin_tokens = load_admin_tokens(a.admin_token_file.as_deref())?;
             let metrics_tokens = load_metrics_tokens(a.metrics_token_file.as_deref())?;
-            serve(
+            let desk = match desk_config(&a)? {
+                Some(c) => Some(
+                    relayguard_registry::desk::Desk::new(&c)?
+                        .with_checks(Arc::new(desk_checks::build(&a)?), a.manual_approval),
+                ),
+                None => None,
+            };
+            serve_with_desk(
                 store,
                 ServeConfig {
                     listen: a.listen,
@@ -408,6 +504,7 @@ pub async fn run_to(
                     admin_tokens,
                     metrics_tokens,
                 },
+                desk,
             )
             .await?;
             Ok(())
@@ -417,6 +514,7 @@ pub async fn run_to(
             external_dns::run(&store, a, out).await
         }
         RegistryCommand::Review(ReviewCommand::Run(a)) => review::run(&store, a, out).await,
+        RegistryCommand::DeskAdmins(c) => desk_admins::run(&store, c, out).await,
         RegistryCommand::Agents(AgentsCommand::Token { host }) => {
             let token = store.create_agent_token(&host).await?;
             writeln!(out, "{token}")?;

@@ -1,5 +1,9 @@
 //! Bearer-token authentication: admins (configured tokens, constant-time comparison) and host
 //! agents (per-host tokens stored hashed). 401 = who are you?; 403 = known, but not allowed.
+//!
+//! The registration desk adds a third kind of caller: a host administrator signed in with a
+//! session cookie ([`Asker`]). Such a session is never enough for the security team's endpoints
+//! and pages ([`Admin`], [`PageAdmin`] answer 403).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -85,6 +89,12 @@ fn unauthorized(basic: bool) -> Response {
 
 async fn admin_from(parts: &Parts, state: &AppState, basic: bool) -> Result<(), Response> {
     let Some(secret) = presented(parts, basic) else {
+        if signed_in(&parts.headers, state).await?.is_some() {
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                "this is for the security team; administrators use the desk (/desk)",
+            ));
+        }
         return Err(unauthorized(basic));
     };
     match identify(state, &secret)
@@ -155,6 +165,126 @@ impl FromRequestParts<AppState> for Agent {
             )),
             None => Err(unauthorized(false)),
         }
+    }
+}
+
+/// The name of the desk's session cookie.
+pub const SESSION_COOKIE: &str = "rg_session";
+
+/// The value of cookie `name` in the request's headers, if any.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A signed-in host administrator: their address and the session that proves it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The administrator's address, lower-cased.
+    pub email: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("Session")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The session's CSRF token: derived from the session secret, so it is tied to this session,
+    /// needs no storage, and cannot be guessed without the cookie.
+    pub fn csrf_token(&self) -> String {
+        token::hash_hex(&format!("csrf|{}", self.secret))
+    }
+
+    /// Whether `presented` is this session's CSRF token (constant time).
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        token::ct_eq(presented.as_bytes(), self.csrf_token().as_bytes())
+    }
+
+    /// The session secret (the cookie's value), for signing out.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// The session of the request's cookie, when it names an unexpired session.
+pub async fn signed_in(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Result<Option<Session>, Response> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let email = state
+        .store
+        .session_email(&secret, crate::model::now_unix())
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok(email.map(|email| Session { email, secret }))
+}
+
+/// Extractor: who is asking — the security team (admin token, bearer or Basic) or a signed-in
+/// host administrator (session cookie). A session on anything but GET/HEAD must carry the
+/// session's CSRF token in `X-CSRF-Token` (forms post theirs in a field, checked by the desk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asker {
+    /// The security team: sees and changes everything.
+    Team,
+    /// A host administrator: sees and changes only their own.
+    Admin(Session),
+}
+
+impl Asker {
+    /// Who, as written to the audit log: `security-team` or the administrator's address.
+    pub fn actor(&self) -> String {
+        match self {
+            Asker::Team => "security-team".into(),
+            Asker::Admin(s) => s.email.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Asker {
+    type Rejection = Response;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if presented(parts, true).is_some() {
+            return admin_from(parts, state, true).await.map(|()| Asker::Team);
+        }
+        let Some(session) = signed_in(&parts.headers, state).await? else {
+            return Err(unauthorized(false));
+        };
+        if !matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        ) {
+            let presented = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !session.csrf_ok(presented) {
+                return Err(error_response(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong X-CSRF-Token for this session",
+                ));
+            }
+        }
+        Ok(Asker::Admin(session))
     }
 }
 

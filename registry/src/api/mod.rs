@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::set_override).delete(admin::clear_override),
         )
         .route("/audit-log", get(admin::audit_log))
+        .merge(crate::desk::api_routes())
         .route("/export/{name}", get(admin::export))
         .route("/agent/{address}/role", get(agent::role))
         .route(
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::routes())
         .merge(crate::review::pages::routes())
         .merge(crate::sweep_page::routes())
+        .merge(crate::desk::page_routes())
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .with_state(state)
 }

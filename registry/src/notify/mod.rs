@@ -112,7 +112,7 @@ impl NotifyOutcome {
 }
 
 /// Parses `--from`: `Name <addr>` or `addr`, validated like registry addresses.
-fn parse_from(from: &str) -> Result<Mailbox> {
+pub(crate) fn parse_from(from: &str) -> Result<Mailbox> {
     let from = from.trim();
     match from.rsplit_once('<') {
         Some((name, rest)) => {

@@ -3,9 +3,13 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::applications::registration_changed;
 use super::{Store, Tx, get_i64, get_str};
 use crate::error::{Error, Result};
 use crate::model::{Host, HostUpdate, Lang, now_unix, parse_address, today};
+
+/// Who the audit log names for changes made through the team's API and command line.
+const TEAM: &str = "security-team";
 
 const COLUMNS: &str = "address, hostname, role, admin_name, admin_email, note, registered_on, reviewed_on, review_months, status, admin_lang";
 
@@ -33,6 +37,7 @@ impl Store {
     pub async fn add_host(&self, host: &Host) -> Result<()> {
         let mut tx = self.begin_write().await?;
         insert_host(&mut tx, host).await?;
+        registration_changed(&mut tx, TEAM, "added", None, Some(host)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -42,6 +47,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for h in hosts {
             insert_host(&mut tx, h).await?;
+            registration_changed(&mut tx, TEAM, "imported", None, Some(h)).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -73,7 +79,7 @@ impl Store {
             .get_host(address)
             .await?
             .ok_or_else(|| Error::NotFound(format!("host {}", address.trim())))?;
-        let new = update.apply(old, today())?;
+        let new = update.apply(old.clone(), today())?;
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE hosts SET hostname = $1, role = $2, admin_name = $3, admin_email = $4, note = $5, \
@@ -91,6 +97,9 @@ impl Store {
         .bind(new.address.clone())
         .execute(&mut *tx)
         .await?;
+        if new != old {
+            registration_changed(&mut tx, TEAM, "updated", Some(&old), Some(&new)).await?;
+        }
         // A review or a role change may settle registry-derived findings at once, rather than
         // waiting for the next sweep.
         self.refresh_registrations_in(&mut tx).await?;
@@ -102,6 +111,10 @@ impl Store {
     pub async fn remove_host(&self, address: &str) -> Result<bool> {
         let address = parse_address(address)?;
         let mut tx = self.begin_write().await?;
+        let before = get_host_rows(&mut tx)
+            .await?
+            .into_iter()
+            .find(|h| h.address == address);
         let done = sqlx::query("DELETE FROM hosts WHERE address = $1")
             .bind(address.clone())
             .execute(&mut *tx)
@@ -117,6 +130,9 @@ impl Store {
         .bind(address)
         .execute(&mut *tx)
         .await?;
+        if let Some(before) = &before {
+            registration_changed(&mut tx, TEAM, "removed", Some(before), None).await?;
+        }
         tx.commit().await?;
         Ok(done)
     }

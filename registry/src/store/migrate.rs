@@ -32,6 +32,14 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../../migrations/sqlite/0032_overrides.sql"),
     ),
+    (
+        40,
+        include_str!("../../migrations/sqlite/0040_desk_sessions.sql"),
+    ),
+    (
+        41,
+        include_str!("../../migrations/sqlite/0041_applications.sql"),
+    ),
     (45, include_str!("../../migrations/sqlite/0045_reviews.sql")),
     (
         46,
@@ -75,6 +83,14 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         32,
         include_str!("../../migrations/postgres/0032_overrides.sql"),
+    ),
+    (
+        40,
+        include_str!("../../migrations/postgres/0040_desk_sessions.sql"),
+    ),
+    (
+        41,
+        include_str!("../../migrations/postgres/0041_applications.sql"),
     ),
     (
         45,

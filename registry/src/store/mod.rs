@@ -5,6 +5,7 @@
 //! accepts them too), `ON CONFLICT`, `RETURNING`, and only 64-bit integers and text columns.
 
 mod agents;
+mod applications;
 mod apply;
 pub(crate) mod findings;
 mod hosts;
@@ -13,6 +14,7 @@ mod migrate;
 pub(crate) mod networks;
 pub(crate) mod overrides;
 mod queue;
+mod sessions;
 pub(crate) mod sweeps;
 pub(crate) mod vantages;
 
@@ -26,6 +28,7 @@ use sqlx::{AnyPool, Row};
 
 pub use crate::reconcile::{Coverage, report_flags};
 pub use agents::{AgentReportRow, ReportOutcome};
+pub use applications::Application;
 pub use apply::Applied;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
@@ -36,6 +39,7 @@ pub use overrides::{
 };
 pub use queue::{QuarantinedShard, QueuedSweep, VantageProgress};
 pub use relayguard_core::SweepMeta;
+pub use sessions::{DeskAdmin, KnownAdmin, LinkState, RequestCounts, normalize_email};
 pub use sweeps::{Observation, SweepRow};
 pub use vantages::VantageRow;
 
