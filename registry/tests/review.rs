@@ -1,7 +1,8 @@
 //! The six-monthly review end to end: reminders delivered through a real Postfix into a Maildir
 //! (parsed back), once per due date; an expired registration out of the exports with
 //! `registration-expired` open; its renewal link followed against the real HTTP server, which
-//! moves the due date and brings the registration back into the exports.
+//! moves the due date and brings the registration back into the exports. Where the server runs
+//! the desk's checks, a renewal is checked as an application is.
 
 mod common;
 
@@ -11,6 +12,10 @@ use std::sync::Arc;
 use mailparse::{MailHeaderMap, ParsedMail};
 use relayguard_registry::Store;
 use relayguard_registry::api::{AppState, router};
+use relayguard_registry::desk::applications::{
+    ApplicationChecks, AuditFinding, BoxFuture, CheckResult, DnsRequest,
+};
+use relayguard_registry::desk::{Desk, DeskConfig};
 use relayguard_registry::export::allowlist_plain;
 use relayguard_registry::model::{
     Host, HostStatus, Lang, Role, add_months, format_date, now_unix, today,
@@ -375,4 +380,129 @@ async fn an_upgrade_gives_registrations_six_months_sqlite() {
 #[tokio::test]
 async fn an_upgrade_gives_registrations_six_months_postgres() {
     upgrade(common::Kind::Postgres).await;
+}
+
+/// Checks scripted for the renewal test: DNS always consistent; the relay audit finds an open
+/// relay until `fixed` is set.
+struct RelayUntilFixed {
+    fixed: std::sync::atomic::AtomicBool,
+    audits: std::sync::atomic::AtomicU32,
+}
+
+impl ApplicationChecks for RelayUntilFixed {
+    fn dns<'a>(&'a self, req: &'a DnsRequest) -> BoxFuture<'a, Vec<CheckResult>> {
+        Box::pin(async move {
+            vec![CheckResult {
+                name: "forward".into(),
+                passed: true,
+                detail: format!("{} -> {}", req.hostname, req.address),
+            }]
+        })
+    }
+
+    fn relay_audit<'a>(
+        &'a self,
+        _address: std::net::IpAddr,
+        _hostname: &'a str,
+        _lang: Lang,
+    ) -> BoxFuture<'a, Result<Vec<AuditFinding>, String>> {
+        Box::pin(async move {
+            self.audits
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fixed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![AuditFinding {
+                kind: "open-relay".into(),
+                severity: "critical".into(),
+                summary: "accepted <victim@ext.example> from <probe@ext.example> <&>".into(),
+                fix: String::new(),
+            }])
+        })
+    }
+}
+
+async fn renewal_is_checked(kind: common::Kind) {
+    let ts = common::open(kind).await;
+    let store = ts.store.clone();
+    let t = today();
+    store
+        .add_host(&host(
+            OVER,
+            "over.lab.example.ac.jp",
+            "over",
+            add_months(t, -7),
+        ))
+        .await
+        .unwrap();
+    let due = format_date(add_months(t, -1));
+    store
+        .add_review_token("rv_check", OVER, &due, now_unix(), now_unix() + 3600)
+        .await
+        .unwrap();
+    let checks = Arc::new(RelayUntilFixed {
+        fixed: false.into(),
+        audits: 0.into(),
+    });
+    let desk = Desk::new(&DeskConfig {
+        base_url: "http://127.0.0.1".into(),
+        from: format!("registry@{DOMAIN}"),
+        smtp: SmtpOptions {
+            url: "smtp://127.0.0.1:1".into(),
+            ..SmtpOptions::default()
+        },
+    })
+    .unwrap()
+    .with_checks(checks.clone(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = router(AppState {
+        store: store.clone(),
+        admin_tokens: Arc::new(Vec::new()),
+        metrics_tokens: Arc::new(Vec::new()),
+    })
+    .layer(axum::Extension(Arc::new(desk)));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let link = format!("http://{addr}/review/rv_check");
+    let http = reqwest::Client::new();
+
+    // Still an open relay: not renewed, the page says why (escaped), the link stays usable.
+    let r = http.post(&link).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Not renewed") && body.contains("relay-audit") && body.contains("open-relay"),
+        "{body}"
+    );
+    assert!(
+        body.contains("&lt;&amp;&gt;") && !body.contains("<&>"),
+        "{body}"
+    );
+    let h = store.get_host(OVER).await.unwrap().unwrap();
+    assert_eq!(h.reviewed_on, format_date(add_months(t, -7)));
+    assert_eq!(open_expired(&store).await, [OVER]);
+    assert_eq!(allowlist(&store).await, "");
+
+    // Fixed: the same link renews.
+    checks
+        .fixed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = http.post(&link).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Registration renewed"));
+    let h = store.get_host(OVER).await.unwrap().unwrap();
+    assert_eq!(h.reviewed_on, format_date(t));
+    assert!(open_expired(&store).await.is_empty());
+    assert_eq!(allowlist(&store).await, format!("{OVER}\n"));
+    assert_eq!(checks.audits.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_is_checked_as_an_application_is_sqlite() {
+    renewal_is_checked(common::Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_is_checked_as_an_application_is_postgres() {
+    renewal_is_checked(common::Kind::Postgres).await;
 }

@@ -110,6 +110,11 @@ impl Desk {
         self
     }
 
+    /// The checks applications get, when the desk takes applications.
+    pub fn checks(&self) -> Option<&Arc<dyn applications::ApplicationChecks>> {
+        self.checks.as_ref()
+    }
+
     /// Whether cookies are marked `Secure` (the desk is reached over HTTPS).
     pub fn secure(&self) -> bool {
         self.secure

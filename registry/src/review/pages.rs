@@ -1,16 +1,25 @@
 //! The reminder mail and the renewal pages: `GET /review/{token}` shows what the link renews
 //! and asks for confirmation (a link scanner fetching it changes nothing); `POST` renews.
+//!
+//! Where the server runs the registration desk with its checks, a renewal is checked as an
+//! application for the same role is: the DNS consistency checks, and for `mail-direct` a relay
+//! audit. A registration that fails them is not renewed (the link stays usable) and the page
+//! says which check failed and why.
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use maud::{DOCTYPE, Markup, html};
 
 use super::store::LinkState;
 use crate::api::{ApiError, AppState};
-use crate::model::{Host, Lang, format_date, now_unix};
+use crate::desk::Desk;
+use crate::desk::applications::{ApplicationChecks, CheckResult, NewApplication, decide};
+use crate::model::{Host, Lang, Role, format_date, now_unix};
 
 /// The renewal routes, merged into the application router.
 pub fn routes() -> Router<AppState> {
@@ -86,7 +95,39 @@ async fn confirm(
     ))
 }
 
-async fn renew(State(s): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn renew(
+    State(s): State<AppState>,
+    desk: Option<Extension<Arc<Desk>>>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(checks) = desk.as_ref().and_then(|Extension(d)| d.checks()) {
+        let state = s.store.review_link(&token, now_unix()).await?;
+        let LinkState::Valid(h, _) = &state else {
+            return Ok(refused(&state));
+        };
+        let failed: Vec<CheckResult> = recheck(h, checks.as_ref())
+            .await
+            .into_iter()
+            .filter(|c| !c.passed)
+            .collect();
+        if !failed.is_empty() {
+            return Ok(page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not renewed: a check failed",
+                html! {
+                    (summary(h))
+                    p { "A renewal is checked as an application for the same role is. These checks failed, so the registration was not renewed:" }
+                    table {
+                        tr { th { "Check" } th { "Result" } }
+                        @for c in &failed {
+                            tr { td { (c.name) } td { (c.detail) } }
+                        }
+                    }
+                    p { "Fix what they show and follow the link in the reminder again: it stays valid until it expires." }
+                },
+            ));
+        }
+    }
     let state = s.store.renew_by_link(&token).await?;
     let LinkState::Valid(h, _) = &state else {
         return Ok(refused(&state));
@@ -99,6 +140,33 @@ async fn renew(State(s): State<AppState>, Path(token): Path<String>) -> Result<R
             p { "Thank you. The next review is due on " (h.review_due().map(format_date).unwrap_or_default()) "." }
         },
     ))
+}
+
+/// The checks an application for `h`'s role would get, run again: none for roles the desk
+/// does not take (`non-mail`) or a registration without a host name.
+async fn recheck(h: &Host, checks: &dyn ApplicationChecks) -> Vec<CheckResult> {
+    let needs_mx = matches!(h.role, Role::MailDirect | Role::MailViaGateway);
+    if h.hostname.is_empty()
+        || !matches!(
+            h.role,
+            Role::MailDirect | Role::MailViaGateway | Role::InternalOnly
+        )
+    {
+        return Vec::new();
+    }
+    let app = NewApplication {
+        address: h.address.clone(),
+        hostname: h.hostname.clone(),
+        role: h.role,
+        contact_name: h.admin_name.clone(),
+        contact_email: h.admin_email.clone(),
+        lang: h.admin_lang.unwrap_or(Lang::En),
+        mail_domain: needs_mx
+            .then(|| h.hostname.split_once('.').map(|(_, d)| d.to_string()))
+            .flatten(),
+        note: String::new(),
+    };
+    decide(&app, checks, false).await.checks
 }
 
 /// The reminder: (subject, text, HTML) in `lang`.
