@@ -11,10 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
-use relayguard_core::RelayStrength;
+use relayguard_core::{FindingKind, RelayStrength};
 
 use crate::api::auth::PageAdmin;
 use crate::api::{ApiError, AppState};
+use crate::lists::{self, Format, Params};
+use crate::model::Role;
 use crate::model::parse_address;
 use crate::store::{FindingFilter, FindingRow, OverrideState};
 
@@ -22,15 +24,44 @@ use crate::store::{FindingFilter, FindingRow, OverrideState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/hosts") }))
-        .route("/hosts", get(hosts))
+        .route(
+            "/hosts",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| hosts(a, s, q, false)),
+        )
+        .route(
+            "/hosts.csv",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| hosts(a, s, q, true)),
+        )
         .route("/hosts/{address}", get(host))
-        .route("/findings", get(findings))
-        .route("/sweeps", get(sweeps))
+        .route(
+            "/findings",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| findings(a, s, q, false)),
+        )
+        .route(
+            "/findings.csv",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| findings(a, s, q, true)),
+        )
+        .route(
+            "/sweeps",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| sweeps(a, s, q, false)),
+        )
+        .route(
+            "/sweeps.csv",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| sweeps(a, s, q, true)),
+        )
+        .route(
+            "/reports",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| reports(a, s, q, false)),
+        )
+        .route(
+            "/reports.csv",
+            get(|a: PageAdmin, s: State<AppState>, q: Q| reports(a, s, q, true)),
+        )
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
-nav a{margin-right:1em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}\
+nav a{margin-right:1em}form.filter label{margin-right:.8em}p.pager a{margin-right:1.5em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}\
 tr.overridden{color:#777}";
 
 fn layout(title: &str, body: Markup) -> Response {
@@ -39,7 +70,7 @@ fn layout(title: &str, body: Markup) -> Response {
         html lang="en" {
             head { meta charset="utf-8"; title { (title) " — relayguard registry" } style { (STYLE) } }
             body {
-                nav { a href="/hosts" { "Hosts" } a href="/findings?status=open" { "Open findings" } a href="/sweeps" { "Sweeps" } }
+                nav { a href="/hosts" { "Hosts" } a href="/findings?status=open" { "Open findings" } a href="/sweeps" { "Sweeps" } a href="/reports" { "Agent reports" } }
                 h1 { (title) }
                 (body)
             }
@@ -113,17 +144,64 @@ fn override_note(f: &FindingRow, today: time::Date) -> Markup {
     }
 }
 
-async fn hosts(_: PageAdmin, State(s): State<AppState>) -> Result<Response, ApiError> {
-    let hosts = s.store.list_hosts().await?;
+/// Query strings as the page handlers take them.
+type Q = Query<HashMap<String, String>>;
+
+/// The link to the next page (same filters) and to the CSV of every matching row.
+fn pager(path: &str, p: &Params, next: Option<&str>) -> Markup {
+    html! {
+        p class="pager" {
+            @if let Some(n) = next { a rel="next" href={ (path) "?" (p.next_query(n)) } { "Next page →" } }
+            @if p.page.after.is_some() { a href=(path) { "First page" } }
+            a href={ (path) "?" (p.csv_query()) } { "Download all matching rows as CSV" }
+        }
+    }
+}
+
+/// A select of `options` named `name`, the current value selected.
+fn select(name: &str, label: &str, options: &[&str], p: &Params) -> Markup {
+    let cur = p.get(name).unwrap_or("");
+    html! {
+        label { (label) " " select name=(name) {
+            @for o in options { option value=(o) selected[cur == *o] { @if o.is_empty() { "any" } @else { (o) } } } } }
+    }
+}
+
+/// A text input named `name` holding the current value.
+fn text_input(name: &str, label: &str, p: &Params) -> Markup {
+    html! { label { (label) " " input name=(name) value=(p.get(name).unwrap_or("")); } }
+}
+
+async fn hosts(
+    _: PageAdmin,
+    State(s): State<AppState>,
+    Query(q): Q,
+    csv: bool,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q, lists::HOST_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::hosts_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.hosts_page(&p.hosts()?, &p.page).await?;
     let today = crate::model::today();
+    let roles: Vec<&str> = std::iter::once("")
+        .chain(Role::ALL.iter().map(|r| r.as_str()))
+        .collect();
     Ok(layout(
         "Hosts",
         html! {
-            p { (hosts.len()) " registrations. Exports: "
+            p { "Exports: "
                 a href="/api/v1/export/hosts.csv" { "CSV" } ", " a href="/api/v1/export/allowlist.nft" { "nftables allow-list" } }
+            form class="filter" method="get" {
+                (select("role", "Role", &roles, &p))
+                (select("status", "Status", &["", "active", "suspended", "retired"], &p))
+                (text_input("admin", "Admin e-mail", &p))
+                button { "Filter" }
+            }
+            @if page.rows.is_empty() { p { "No registrations match." } } @else {
             table {
                 tr { th { "Address" } th { "Host name" } th { "Role" } th { "Status" } th { "Admin" } th { "Reviewed" } th { "Note" } }
-                @for h in &hosts {
+                @for h in &page.rows {
                     tr {
                         td { a href={ "/hosts/" (h.address) } { (h.address) } }
                         td { (h.hostname) } td { (h.role.as_str()) } td { (h.status.as_str()) }
@@ -133,6 +211,8 @@ async fn hosts(_: PageAdmin, State(s): State<AppState>) -> Result<Response, ApiE
                     }
                 }
             }
+            }
+            (pager("/hosts", &p, page.next.as_deref()))
         },
     ))
 }
@@ -221,42 +301,65 @@ async fn host(
 async fn findings(
     _: PageAdmin,
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Q,
+    csv: bool,
 ) -> Result<Response, ApiError> {
-    let filter = crate::api::filter_from_query(&q)?;
+    let p = Params::parse(q, lists::FINDING_FILTERS, csv)?;
+    let filter = p.findings()?;
+    if p.format == Format::Csv {
+        return Ok(lists::findings_csv(s.store.clone(), &p).await?);
+    }
     s.store.refresh_registrations().await?;
-    let rows = s.store.list_findings(&filter).await?;
-    let v = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let page = s.store.findings_page(&filter, &p.page).await?;
+    let kinds: Vec<&str> = std::iter::once("")
+        .chain(FindingKind::ALL.iter().map(|k| k.id()))
+        .collect();
     Ok(layout(
         "Findings",
         html! {
-            form method="get" {
-                label { "Status " select name="status" {
-                    @for o in ["open", "resolved", "all"] { option value=(o) selected[v("status") == o] { (o) } } } }
-                " "
-                label { "Min. severity " select name="severity" {
-                    @for o in ["", "info", "low", "medium", "high", "critical"] { option value=(o) selected[v("severity") == o] { (o) } } } }
-                " "
-                label { "Admin e-mail " input name="admin" value=(v("admin")); }
-                " " button { "Filter" }
+            form class="filter" method="get" {
+                (select("status", "Status", &["", "open", "resolved"], &p))
+                (select("severity", "Min. severity", &["", "info", "low", "medium", "high", "critical"], &p))
+                (select("kind", "Kind", &kinds, &p))
+                (select("source", "Source", &["", "sweep", "registry", "agent"], &p))
+                (text_input("address", "Address", &p))
+                (text_input("admin", "Admin e-mail", &p))
+                button { "Filter" }
             }
             @let today = crate::model::today();
-            @let held = rows.iter().filter(|f| f.overridden_on(today)).count();
-            p { (rows.len()) " findings" @if held > 0 { ", " (held) " of them overridden (accepted risks and false positives, struck through)" } "." }
-            (findings_table(&rows))
+            @let held = page.rows.iter().filter(|f| f.overridden_on(today)).count();
+            p { (page.rows.len()) " findings on this page" @if held > 0 { ", " (held) " of them overridden (accepted risks and false positives, struck through)" } "." }
+            (findings_table(&page.rows))
+            (pager("/findings", &p, page.next.as_deref()))
         },
     ))
 }
 
-async fn sweeps(_: PageAdmin, State(s): State<AppState>) -> Result<Response, ApiError> {
-    let rows = s.store.list_sweeps().await?;
+async fn sweeps(
+    _: PageAdmin,
+    State(s): State<AppState>,
+    Query(q): Q,
+    csv: bool,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q, lists::SWEEP_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::sweeps_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.sweeps_page(&p.sweeps()?, &p.page).await?;
+    let rows = &page.rows[..];
     Ok(layout(
         "Sweeps",
         html! {
+            form class="filter" method="get" {
+                (text_input("vantage", "Vantage", &p))
+                (text_input("since", "Started on or after (YYYY-MM-DD)", &p))
+                (text_input("before", "Started before", &p))
+                button { "Filter" }
+            }
             table {
                 tr { th { "#" } th { "Vantage" } th { "Targets" } th { "Ports" } th { "Started" } th { "Finished" }
                      th { "Results" } th { "Open" } th { "SMTP" } th { "Opened" } th { "Resolved" } th { "Notes" } }
-                @for w in &rows {
+                @for w in rows {
                     tr {
                         td { (w.id) } td { (w.vantage) } td { (w.targets.join(" ")) }
                         td { (w.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")) }
@@ -266,6 +369,41 @@ async fn sweeps(_: PageAdmin, State(s): State<AppState>) -> Result<Response, Api
                     }
                 }
             }
+            (pager("/sweeps", &p, page.next.as_deref()))
+        },
+    ))
+}
+
+async fn reports(
+    _: PageAdmin,
+    State(s): State<AppState>,
+    Query(q): Q,
+    csv: bool,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q, lists::REPORT_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::reports_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.reports_page(&p.reports()?, &p.page).await?;
+    Ok(layout(
+        "Agent reports",
+        html! {
+            form class="filter" method="get" {
+                (text_input("address", "Address", &p))
+                (select("listening", "MTA listening", &["", "yes", "no"], &p))
+                (text_input("since", "Received on or after (YYYY-MM-DD)", &p))
+                button { "Filter" }
+            }
+            @if page.rows.is_empty() { p { "No agent reports match." } } @else {
+                table {
+                    tr { th { "Received" } th { "Address" } th { "Report" } th { "Host name" } th { "Agent" } th { "MTA enabled" } th { "MTA live" } th { "Actions" } }
+                    @for r in &page.rows {
+                        tr { td { (ts(r.received_at)) } td { a href={ "/hosts/" (r.address) } { (r.address) } } td { (r.report_id) }
+                             td { (r.hostname) } td { (r.agent_version) } td { (r.mta_enabled) } td { (r.mta_listening) } td { (r.actions) } }
+                    }
+                }
+            }
+            (pager("/reports", &p, page.next.as_deref()))
         },
     ))
 }

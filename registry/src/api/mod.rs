@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
             "/findings/{id}/override",
             post(admin::set_override).delete(admin::clear_override),
         )
+        .merge(admin::list_routes())
         .route("/audit-log", get(admin::audit_log))
         .route("/export/{name}", get(admin::export))
         .route("/agent/{address}/role", get(agent::role))

@@ -7,6 +7,7 @@ use relayguard_core::Severity;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
+use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::overrides::{Override, OverrideState};
 use super::{Store, Tx, get_i64, get_opt_i64, get_opt_str, get_str};
 use crate::error::{Error, Result};
@@ -300,5 +301,160 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+/// Which findings one page of the findings list shows: the filter every caller knows, narrowed
+/// by kind and source (only the lists offer those).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingListFilter {
+    /// Status, severity, contact and address.
+    pub base: FindingFilter,
+    /// Only this kind id.
+    pub kind: Option<String>,
+    /// Only what this source produced.
+    pub source: Option<FindingSource>,
+}
+
+/// The SQL conditions of a findings list filter (all but the contact, which is derived).
+fn finding_where(filter: &FindingListFilter) -> Result<Where> {
+    let base = &filter.base;
+    let mut w = Where::default();
+    w.and(
+        "severity_rank >= ?",
+        [Arg::Int(base.min_severity.map(Severity::rank).unwrap_or(0))],
+    );
+    if let Some(s) = base.status {
+        w.and("status = ?", [Arg::Text(s.as_str().into())]);
+    }
+    if let Some(a) = &base.address {
+        w.and("address = ?", [Arg::Text(crate::model::parse_address(a)?)]);
+    }
+    if let Some(k) = &filter.kind {
+        w.and("kind = ?", [Arg::Text(k.clone())]);
+    }
+    if let Some(s) = filter.source {
+        w.and("source = ?", [Arg::Text(s.as_str().into())]);
+    }
+    Ok(w)
+}
+
+/// Rows read per round when the contact filter (applied after the query) throws some away.
+const CONTACT_SCAN_BATCH: i64 = 500;
+
+impl Store {
+    /// One page of findings matching `filter`, most severe first and newest first within a
+    /// severity (keyset on `(severity_rank, id)`), each with its contact and override.
+    pub async fn findings_page(
+        &self,
+        filter: &FindingListFilter,
+        req: &PageRequest,
+    ) -> Result<Page<FindingRow>> {
+        let scope = format!(
+            "findings {}",
+            serde_json::to_string(filter).unwrap_or_default()
+        );
+        let mut after = match &req.after {
+            Some(c) => {
+                let k = keyset::decode(&scope, c, 2)?;
+                Some((keyset::int(&k[0])?, keyset::int(&k[1])?))
+            }
+            None => None,
+        };
+        let base = &filter.base;
+        // The contact is derived (registration, else the longest-prefix network), so that
+        // filter runs on each batch after the query; the keyset walk stays exact either way.
+        let batch = if base.admin.is_some() {
+            CONTACT_SCAN_BATCH.max(req.limit + 1)
+        } else {
+            req.limit + 1
+        };
+        let nets = self.list_networks().await?;
+        let mut out = Vec::new();
+        loop {
+            let mut w = finding_where(filter)?;
+            if let Some((rank, id)) = after {
+                w.and(
+                    "(severity_rank, id) < (?, ?)",
+                    [Arg::Int(rank), Arg::Int(id)],
+                );
+            }
+            let sql = format!("SELECT {FINDING_COLUMNS} FROM findings");
+            let rows = w
+                .query(&sql, "severity_rank DESC, id DESC", batch)
+                .fetch_all(&self.pool)
+                .await?;
+            let fetched = rows.len() as i64;
+            let mut rows: Vec<FindingRow> =
+                rows.iter().map(finding_from_row).collect::<Result<_>>()?;
+            if let Some(last) = rows.last() {
+                after = Some((last.severity.rank(), last.id));
+            }
+            self.attach_contacts(&mut rows, &nets).await?;
+            for f in rows {
+                let wanted = base.admin.as_deref().is_none_or(|admin| {
+                    f.admin_email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(admin.trim()))
+                });
+                if wanted && (out.len() as i64) <= req.limit {
+                    out.push(f);
+                }
+            }
+            if out.len() as i64 > req.limit || fetched < batch {
+                break;
+            }
+        }
+        let next = if out.len() as i64 > req.limit {
+            out.truncate(req.limit as usize);
+            out.last()
+                .map(|f| keyset::encode(&scope, &[f.severity.rank().into(), f.id.into()]))
+        } else {
+            None
+        };
+        Ok(Page { rows: out, next })
+    }
+
+    /// Fills in each finding's contact and override, reading only the rows these findings need.
+    async fn attach_contacts(
+        &self,
+        rows: &mut [FindingRow],
+        nets: &[crate::model::Network],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut addresses: Vec<String> = rows.iter().map(|f| f.address.clone()).collect();
+        addresses.sort();
+        addresses.dedup();
+        let mut contacts = std::collections::HashMap::new();
+        for chunk in addresses.chunks(500) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT address, admin_email FROM hosts WHERE address IN ({marks})");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q.bind(a.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                contacts.insert(get_str(&r, "address")?, get_str(&r, "admin_email")?);
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|f| f.id).collect();
+        let mut overrides: std::collections::HashMap<i64, Override> =
+            super::overrides::overrides_of(self, &ids)
+                .await?
+                .into_iter()
+                .collect();
+        for f in rows.iter_mut() {
+            f.overridden = overrides.remove(&f.id);
+            f.admin_email = contacts.get(&f.address).cloned().or_else(|| {
+                let ip = f.address.parse().ok()?;
+                super::networks::most_specific(nets, ip).map(|n| n.owner_email.clone())
+            });
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod agents;
 mod apply;
 pub(crate) mod findings;
 mod hosts;
+pub mod keyset;
 mod metrics;
 mod migrate;
 pub(crate) mod networks;
@@ -23,16 +24,21 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use crate::reconcile::{Coverage, report_flags};
+pub use agents::ReportFilter;
 pub use agents::{AgentReportRow, ReportOutcome};
 pub use apply::Applied;
+pub use findings::FindingListFilter;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
+pub use hosts::HostFilter;
+pub use keyset::{Page, PageRequest};
 pub use metrics::{MetricsSnapshot, VantageSweep};
 pub use networks::most_specific;
 pub use overrides::{
     AuditEntry, Override, OverrideInput, OverrideKind, OverrideState, evidence_key,
 };
 pub use relayguard_core::SweepMeta;
+pub use sweeps::SweepFilter;
 pub use sweeps::{Observation, SweepRow};
 
 /// A write transaction (see [`Store::begin_write`]).
