@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod charts;
 pub mod csv_io;
 pub mod error;
 pub mod export;

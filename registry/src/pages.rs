@@ -23,7 +23,8 @@ use crate::store::{FindingFilter, FindingRow, OverrideState};
 /// The page routes (mounted at `/` by [`crate::api::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/hosts") }))
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .route("/dashboard", get(dashboard))
         .route(
             "/hosts",
             get(|a: PageAdmin, s: State<AppState>, q: Q| hosts(a, s, q, false)),
@@ -62,7 +63,8 @@ pub fn routes() -> Router<AppState> {
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
 nav a{margin-right:1em}form.filter label{margin-right:.8em}p.pager a{margin-right:1.5em}.critical,.high{color:#b00}.medium{color:#a60}pre{white-space:pre-wrap;max-width:60em}\
-tr.overridden{color:#777}";
+tr.overridden{color:#777}figure{margin:0}figure svg{max-width:100%;height:auto}\
+td.num{text-align:right}";
 
 fn layout(title: &str, body: Markup) -> Response {
     let page = html! {
@@ -70,7 +72,7 @@ fn layout(title: &str, body: Markup) -> Response {
         html lang="en" {
             head { meta charset="utf-8"; title { (title) " — relayguard registry" } style { (STYLE) } }
             body {
-                nav { a href="/hosts" { "Hosts" } a href="/findings?status=open" { "Open findings" } a href="/sweeps" { "Sweeps" } a href="/reports" { "Agent reports" } }
+                nav { a href="/dashboard" { "Dashboard" } a href="/hosts" { "Hosts" } a href="/findings?status=open" { "Open findings" } a href="/sweeps" { "Sweeps" } a href="/reports" { "Agent reports" } }
                 h1 { (title) }
                 (body)
             }
@@ -404,6 +406,127 @@ async fn reports(
                 }
             }
             (pager("/reports", &p, page.next.as_deref()))
+        },
+    ))
+}
+
+/// A duration as days and hours (or minutes when under an hour).
+fn span(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match (s / 86_400, (s % 86_400) / 3600) {
+        (0, 0) => format!("{} min", s / 60),
+        (0, h) => format!("{h} h"),
+        (d, h) => format!("{d} d {h} h"),
+    }
+}
+
+fn fix_table(what: &str, rows: &[crate::store::dashboard::FixTime]) -> Markup {
+    html! {
+        @if rows.is_empty() { p { "No finding was resolved in the last year." } } @else {
+            table {
+                tr { th { (what) } th { "Resolved" } th { "Median time to fix" } th { "90th percentile" } }
+                @for r in rows {
+                    tr { td { (r.group) } td.num { (r.resolved) } td.num { (span(r.median)) } td.num { (span(r.p90)) } }
+                }
+            }
+        }
+    }
+}
+
+/// The landing page: how the campus is doing.
+async fn dashboard(
+    _: PageAdmin,
+    State(s): State<AppState>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    if let Some(k) = q.keys().find(|k| k.as_str() != "days") {
+        return Err(
+            crate::Error::Invalid(format!("unknown query parameter {k:?} (known: days)")).into(),
+        );
+    }
+    let days = match q.get("days").map(|d| d.trim()).filter(|d| !d.is_empty()) {
+        None => 90,
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (2..=730).contains(n))
+            .ok_or_else(|| {
+                crate::Error::Invalid(format!("invalid days {d:?} (expected 2 to 730)"))
+            })?,
+    };
+    s.store.refresh_registrations().await?;
+    let now = crate::model::now_unix();
+    let d = s.store.dashboard(now, days).await?;
+    let svg = crate::charts::open_findings(&d.history);
+    let names = ["info", "low", "medium", "high", "critical"];
+    Ok(layout(
+        "Dashboard",
+        html! {
+            h2 { "Open findings over time" }
+            @if let Some(today) = d.history.last() {
+                p { "Open now: "
+                    @for r in (0..5).rev() { strong { (today.open[r]) } " " (names[r]) @if r > 0 { ", " } } "." }
+            }
+            figure {
+                (maud::PreEscaped(svg))
+                figcaption { "Open findings at the end of each of the last " (days) " days, by severity. "
+                    "Each severity has its own marker (critical ●, high ▲, medium ×, low ■, info ○). "
+                    a href={ "/dashboard?days=" (days * 2) } { "Show " (days * 2) " days" } }
+            }
+            details {
+                summary { "The same figures as a table" }
+                table {
+                    tr { th { "Day" } @for r in (0..5).rev() { th { (names[r]) } } }
+                    @for day in d.history.iter().rev() {
+                        tr { td { (ts(day.day).get(..10).unwrap_or("")) } @for r in (0..5).rev() { td.num { (day.open[r]) } } }
+                    }
+                }
+            }
+            h2 { "Time to fix" }
+            p { "From first seen to resolved, over findings resolved in the last year." }
+            h3 { "Per network block" }
+            (fix_table("Network block", &d.fix_by_network))
+            h3 { "Per kind" }
+            (fix_table("Kind", &d.fix_by_kind))
+            h2 { "Oldest open critical findings" }
+            (findings_table(&d.oldest_critical))
+            @if !d.oldest_critical.is_empty() {
+                p { a href="/findings?status=open&severity=critical" { "All open critical findings" } }
+            }
+            h2 { "Last sweep of each vantage point" }
+            @if d.vantages.is_empty() { p { "No sweep has been recorded." } } @else {
+                table {
+                    tr { th { "Vantage" } th { "Sweep" } th { "Finished" } th { "Took" } th { "Targets" } th { "Ports" }
+                         th { "Probes planned" } th { "Results" } th { "Coverage" } th { "Open ports" } }
+                    @for v in &d.vantages {
+                        @let w = &v.sweep;
+                        tr {
+                            td { (w.vantage) } td.num { (w.id) } td { (ts(w.finished_at)) " (" (span(now - w.finished_at)) " ago)" }
+                            td.num { (span(w.finished_at - w.started_at)) }
+                            td { (w.targets.join(" ")) }
+                            td { (w.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")) }
+                            td.num { @match v.planned { Some(p) => (p), None => "—" } }
+                            td.num { (w.results) }
+                            td.num { @match v.planned { Some(p) if p > 0 => { (format!("{:.1} %", 100.0 * w.results as f64 / p as f64)) }, _ => "—" } }
+                            td.num { (w.open_ports) }
+                        }
+                    }
+                }
+            }
+            h2 { "Agents that have gone quiet" }
+            p { "Enrolled hosts whose agent has not reported for longer than its usual interval (the median gap between its last reports, else six hours) plus an hour." }
+            @if d.silent_agents.is_empty() { p { "Every enrolled agent has reported on time." } } @else {
+                table {
+                    tr { th { "Address" } th { "Host name" } th { "Last report" } th { "Usual interval" } th { "Silent for" } }
+                    @for a in &d.silent_agents {
+                        tr {
+                            td { a href={ "/hosts/" (a.address) } { (a.address) } } td { (a.hostname) }
+                            @if a.last == 0 { td { "never" } td.num { (span(a.interval)) } td { "—" } }
+                            @else { td { (ts(a.last)) } td.num { (span(a.interval)) } td.num { (span(now - a.last)) } }
+                        }
+                    }
+                }
+            }
         },
     ))
 }

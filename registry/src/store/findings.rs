@@ -416,7 +416,7 @@ impl Store {
     }
 
     /// Fills in each finding's contact and override, reading only the rows these findings need.
-    async fn attach_contacts(
+    pub(crate) async fn attach_contacts(
         &self,
         rows: &mut [FindingRow],
         nets: &[crate::model::Network],

@@ -36,6 +36,10 @@ const SQLITE: &[(i64, &str)] = &[
         60,
         include_str!("../../migrations/sqlite/0060_list_indexes.sql"),
     ),
+    (
+        61,
+        include_str!("../../migrations/sqlite/0061_dashboard_indexes.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -74,6 +78,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         60,
         include_str!("../../migrations/postgres/0060_list_indexes.sql"),
+    ),
+    (
+        61,
+        include_str!("../../migrations/postgres/0061_dashboard_indexes.sql"),
     ),
 ];
 

@@ -6,6 +6,7 @@
 
 mod agents;
 mod apply;
+pub mod dashboard;
 pub(crate) mod findings;
 mod hosts;
 pub mod keyset;
@@ -27,6 +28,7 @@ pub use crate::reconcile::{Coverage, report_flags};
 pub use agents::ReportFilter;
 pub use agents::{AgentReportRow, ReportOutcome};
 pub use apply::Applied;
+pub use dashboard::Dashboard;
 pub use findings::FindingListFilter;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
