@@ -507,7 +507,7 @@ async fn dashboard(
                             td { (w.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")) }
                             td.num { @match v.planned { Some(p) => (p), None => "—" } }
                             td.num { (w.results) }
-                            td.num { @match v.planned { Some(p) if p > 0 => { (format!("{:.1} %", 100.0 * w.results as f64 / p as f64)) }, _ => "—" } }
+                            td.num { @match v.planned { Some(p) if p > 0 && w.results <= p => { (format!("{:.1} %", 100.0 * w.results as f64 / p as f64)) }, _ => "—" } }
                             td.num { (w.open_ports) }
                         }
                     }

@@ -378,3 +378,123 @@ async fn the_page_is_for_admins_escaped_and_charted(kind: Kind) {
     }
     assert!(html.contains("10.1.0.0/16") && html.contains("Agents that have gone quiet"));
 }
+
+/// Serves `store`'s pages on a loopback port; returns the base URL with the admin token as
+/// HTTP Basic credentials.
+async fn serve(store: &Store) -> String {
+    let app = router(AppState {
+        store: store.clone(),
+        admin_tokens: Arc::new(vec![ADMIN.to_string()]),
+        metrics_tokens: Arc::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://admin:{ADMIN}@{addr}")
+}
+
+/// The dashboard as a browser builds it: the chart is inline SVG in the DOM, not a picture the
+/// browser failed to fetch, with its five series and legend.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_renders_in_chromium() {
+    let t = common::open(Kind::Sqlite).await;
+    fill(&t.store, now()).await;
+    let base = serve(&t.store).await;
+    let dom = tokio::task::spawn_blocking(move || {
+        relayguard_testkit::browser::dump_dom(&format!("{base}/dashboard?days=30"))
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("<h1>Dashboard</h1>"), "{dom}");
+    let start = dom.find("<svg").expect("an inline SVG chart in the DOM");
+    let svg = &dom[start..dom[start..].find("</svg>").unwrap() + start + 6];
+    let (lines, texts) = polylines(svg);
+    assert_eq!(lines.iter().filter(|n| **n == 30).count(), 5, "{lines:?}");
+    assert!(texts.iter().any(|t| t == "critical"), "{texts:?}");
+    // The escaped vantage name stays text in the DOM: no script element came from it.
+    assert!(
+        !dom.contains("<script>alert"),
+        "a server-supplied string became markup"
+    );
+}
+
+/// Findings spread over the last four months: most fixed after a while, criticals faster.
+async fn fill_history(s: &Store, t: i64) {
+    let mut x: u64 = 7;
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let kinds = [
+        "open-relay",
+        "backscatter-source",
+        "auth-over-plaintext",
+        "mta-on-non-mail-host",
+    ];
+    for n in 0..400i64 {
+        let sev = [
+            ("info", 0),
+            ("low", 1),
+            ("low", 1),
+            ("medium", 2),
+            ("medium", 2),
+            ("high", 3),
+            ("critical", 4),
+        ][next(7) as usize];
+        let first = t - (next(120) as i64) * DAY - (next(86_400) as i64);
+        let fix = (next(40) as i64 + 1) * DAY / (sev.1 + 1);
+        let resolved = (next(10) < 7 && first + fix < t).then_some(first + fix);
+        let address = format!("10.{}.{}.{}", 1 + next(3), next(4), 10 + n % 200);
+        finding(
+            s,
+            100 + n,
+            &address,
+            kinds[next(4) as usize],
+            sev,
+            first,
+            resolved,
+            "generated",
+        )
+        .await;
+    }
+    for cidr in ["10.2.0.0/16", "10.3.0.0/16"] {
+        sqlx::query("INSERT INTO networks (cidr, owner_name, owner_email, note) VALUES ($1, 'Dept', 'dept@x.example', '')")
+            .bind(cidr)
+            .execute(s.pool())
+            .await
+            .unwrap();
+    }
+}
+
+/// Writes docs/screenshots/{dashboard,findings,host}.png from a generated registry:
+/// `cargo test -p relayguard-registry --test dashboard -- --ignored screenshots`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "writes docs/screenshots; run by hand after changing the pages"]
+async fn screenshots() {
+    let t = common::open(Kind::Sqlite).await;
+    let at = now();
+    fill(&t.store, at).await;
+    fill_history(&t.store, at).await;
+    let base = serve(&t.store).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    tokio::task::spawn_blocking(move || {
+        for (path, file, height) in [
+            ("/dashboard", "dashboard.png", 2400),
+            ("/findings?status=open&limit=25", "findings.png", 1400),
+            ("/hosts/10.1.5.0", "host.png", 900),
+        ] {
+            let png = relayguard_testkit::browser::screenshot(
+                &format!("{base}{path}"),
+                &dir.join(file),
+                1280,
+                height,
+            );
+            println!("{}", png.display());
+        }
+    })
+    .await
+    .unwrap();
+}
