@@ -439,7 +439,7 @@ impl CsvRow for AgentReportRow {
 /// The CSV download of the findings `p` selects.
 pub async fn findings_csv(store: Store, p: &Params) -> Result<Response> {
     let filter = p.findings()?;
-    store.refresh_registrations().await?;
+    store.refresh_registrations_for_reading().await?;
     csv_response("findings", move |req| {
         let (store, filter) = (store.clone(), filter.clone());
         async move { store.findings_page(&filter, &req).await }

@@ -230,7 +230,21 @@ async fn host(
         address: Some(address.clone()),
         ..Default::default()
     };
-    let findings = s.store.list_findings(&filter).await?;
+    // A host has a handful of findings: one page of the most a page holds shows them all.
+    let findings = s
+        .store
+        .findings_page(
+            &crate::store::FindingListFilter {
+                base: filter,
+                ..Default::default()
+            },
+            &crate::store::PageRequest {
+                after: None,
+                limit: crate::store::keyset::MAX_LIMIT,
+            },
+        )
+        .await?
+        .rows;
     let reports = if reg.is_some() {
         s.store.agent_reports(&address, 20).await?
     } else {
@@ -311,7 +325,7 @@ async fn findings(
     if p.format == Format::Csv {
         return Ok(lists::findings_csv(s.store.clone(), &p).await?);
     }
-    s.store.refresh_registrations().await?;
+    s.store.refresh_registrations_for_reading().await?;
     let page = s.store.findings_page(&filter, &p.page).await?;
     let kinds: Vec<&str> = std::iter::once("")
         .chain(FindingKind::ALL.iter().map(|k| k.id()))
@@ -454,7 +468,7 @@ async fn dashboard(
                 crate::Error::Invalid(format!("invalid days {d:?} (expected 2 to 730)"))
             })?,
     };
-    s.store.refresh_registrations().await?;
+    s.store.refresh_registrations_for_reading().await?;
     let now = crate::model::now_unix();
     let d = s.store.dashboard(now, days).await?;
     let svg = crate::charts::open_findings(&d.history);

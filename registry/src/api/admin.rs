@@ -258,7 +258,7 @@ async fn findings_list(s: AppState, q: HashMap<String, String>, csv: bool) -> Ap
     if p.format == Format::Csv {
         return Ok(lists::findings_csv(s.store.clone(), &p).await?);
     }
-    s.store.refresh_registrations().await?;
+    s.store.refresh_registrations_for_reading().await?;
     let page = s.store.findings_page(&filter, &p.page).await?;
     Ok(paged("/api/v1/findings", &p, page))
 }

@@ -339,10 +339,30 @@ fn finding_where(filter: &FindingListFilter) -> Result<Where> {
     Ok(w)
 }
 
+/// How long the registry-derived findings a list shows may be old (seconds). They change with
+/// the date (a review falls due) and with registrations, whose writes refresh them at once.
+pub const READ_REFRESH_SECS: i64 = 60;
+
 /// Rows read per round when the contact filter (applied after the query) throws some away.
 const CONTACT_SCAN_BATCH: i64 = 500;
 
 impl Store {
+    /// Refreshes the registry-derived findings before a page or list shows findings, at most
+    /// once per [`READ_REFRESH_SECS`] per store handle: the refresh reads every open finding
+    /// in a write transaction, too much to repeat on every page view of a large registry.
+    pub async fn refresh_registrations_for_reading(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = crate::model::now_unix();
+        let last = self.read_refresh.load(Ordering::Relaxed);
+        let same_day = last.div_euclid(86_400) == now.div_euclid(86_400);
+        if same_day && now.saturating_sub(last) < READ_REFRESH_SECS {
+            return Ok(());
+        }
+        self.refresh_registrations().await?;
+        self.read_refresh.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// One page of findings matching `filter`, most severe first and newest first within a
     /// severity (keyset on `(severity_rank, id)`), each with its contact and override.
     pub async fn findings_page(

@@ -66,6 +66,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     rules: Arc<RuleSet>,
+    /// When pages last refreshed the registry-derived findings (Unix seconds; see
+    /// [`Store::refresh_registrations_for_reading`]).
+    read_refresh: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -137,6 +140,7 @@ impl Store {
             pool,
             backend,
             rules: Arc::new(rules),
+            read_refresh: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         };
         migrate::run(&store).await?;
         Ok(store)
