@@ -344,7 +344,7 @@ fn finding_where(filter: &FindingListFilter) -> Result<Where> {
 pub const READ_REFRESH_SECS: i64 = 60;
 
 /// Rows read per round when the contact filter (applied after the query) throws some away.
-const CONTACT_SCAN_BATCH: i64 = 500;
+const CONTACT_SCAN_BATCH: i64 = 5000;
 
 impl Store {
     /// Refreshes the registry-derived findings before a page or list shows findings, at most
@@ -382,49 +382,75 @@ impl Store {
             None => None,
         };
         let base = &filter.base;
-        // The contact is derived (registration, else the longest-prefix network), so that
-        // filter runs on each batch after the query; the keyset walk stays exact either way.
-        let batch = if base.admin.is_some() {
-            CONTACT_SCAN_BATCH.max(req.limit + 1)
-        } else {
-            req.limit + 1
-        };
         let nets = self.list_networks().await?;
-        let mut out = Vec::new();
-        loop {
-            let mut w = finding_where(filter)?;
-            if let Some((rank, id)) = after {
-                w.and(
-                    "(severity_rank, id) < (?, ?)",
-                    [Arg::Int(rank), Arg::Int(id)],
-                );
-            }
-            let sql = format!("SELECT {FINDING_COLUMNS} FROM findings");
-            let rows = w
-                .query(&sql, "severity_rank DESC, id DESC", batch)
-                .fetch_all(&self.pool)
-                .await?;
-            let fetched = rows.len() as i64;
-            let mut rows: Vec<FindingRow> =
-                rows.iter().map(finding_from_row).collect::<Result<_>>()?;
-            if let Some(last) = rows.last() {
-                after = Some((last.severity.rank(), last.id));
-            }
-            self.attach_contacts(&mut rows, &nets).await?;
-            for f in rows {
-                let wanted = base.admin.as_deref().is_none_or(|admin| {
-                    f.admin_email
-                        .as_deref()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(admin.trim()))
-                });
-                if wanted && (out.len() as i64) <= req.limit {
-                    out.push(f);
+        let mut out = match base.admin.as_deref() {
+            None => {
+                let mut w = finding_where(filter)?;
+                if let Some((rank, id)) = after {
+                    w.and(
+                        "(severity_rank, id) < (?, ?)",
+                        [Arg::Int(rank), Arg::Int(id)],
+                    );
                 }
+                let sql = format!("SELECT {FINDING_COLUMNS} FROM findings");
+                w.query(&sql, "severity_rank DESC, id DESC", req.limit + 1)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(finding_from_row)
+                    .collect::<Result<Vec<_>>>()?
             }
-            if out.len() as i64 > req.limit || fetched < batch {
-                break;
+            Some(admin) => {
+                // The contact is derived (registration, else the longest-prefix network), so
+                // that filter runs on batches of (id, address) after the query, and only the
+                // rows it keeps are read in full; the keyset walk stays exact either way.
+                let admin = admin.trim();
+                let contacts: std::collections::HashMap<String, String> =
+                    sqlx::query("SELECT address, admin_email FROM hosts")
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((get_str(r, "address")?, get_str(r, "admin_email")?)))
+                        .collect::<Result<_>>()?;
+                let mut ids = Vec::new();
+                loop {
+                    let mut w = finding_where(filter)?;
+                    if let Some((rank, id)) = after {
+                        w.and(
+                            "(severity_rank, id) < (?, ?)",
+                            [Arg::Int(rank), Arg::Int(id)],
+                        );
+                    }
+                    let rows = w
+                        .query(
+                            "SELECT id, address, severity_rank FROM findings",
+                            "severity_rank DESC, id DESC",
+                            CONTACT_SCAN_BATCH,
+                        )
+                        .fetch_all(&self.pool)
+                        .await?;
+                    for r in &rows {
+                        let (id, address) = (get_i64(r, "id")?, get_str(r, "address")?);
+                        after = Some((get_i64(r, "severity_rank")?, id));
+                        let contact = contacts.get(&address).cloned().or_else(|| {
+                            let ip = address.parse().ok()?;
+                            super::networks::most_specific(&nets, ip).map(|n| n.owner_email.clone())
+                        });
+                        if contact.is_some_and(|c| c.eq_ignore_ascii_case(admin)) {
+                            ids.push(id);
+                            if ids.len() as i64 > req.limit {
+                                break;
+                            }
+                        }
+                    }
+                    if ids.len() as i64 > req.limit || (rows.len() as i64) < CONTACT_SCAN_BATCH {
+                        break;
+                    }
+                }
+                self.findings_by_ids(&ids).await?
             }
-        }
+        };
+        self.attach_contacts(&mut out, &nets).await?;
         let next = if out.len() as i64 > req.limit {
             out.truncate(req.limit as usize);
             out.last()
@@ -433,6 +459,27 @@ impl Store {
             None
         };
         Ok(Page { rows: out, next })
+    }
+
+    /// The findings numbered `ids`, in the findings list's order.
+    async fn findings_by_ids(&self, ids: &[i64]) -> Result<Vec<FindingRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(finding_from_row(&r)?);
+            }
+        }
+        out.sort_by_key(|f| std::cmp::Reverse((f.severity.rank(), f.id)));
+        Ok(out)
     }
 
     /// Fills in each finding's contact and override, reading only the rows these findings need.
