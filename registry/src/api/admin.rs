@@ -15,7 +15,7 @@ use super::{ApiError, AppState, parse_json, typed};
 use crate::error::Error;
 use crate::lists::{self, Format, Params};
 use crate::model::{HostInput, HostUpdate, Network, parse_address, today};
-use crate::store::{FindingFilter, OverrideInput, Page, parse_severity};
+use crate::store::{OverrideInput, Page};
 use crate::{csv_io, export};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -219,27 +219,6 @@ pub(super) async fn get_sweep(
         .await?
         .ok_or_else(|| Error::NotFound(format!("sweep {n}")))?;
     Ok(Json(row).into_response())
-}
-
-/// Builds a finding filter from query parameters (`status`, `severity`, `admin`, `address`).
-pub fn filter_from_query(q: &HashMap<String, String>) -> Result<FindingFilter, Error> {
-    let known = ["status", "severity", "admin", "address"];
-    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(Error::Invalid(format!(
-            "unknown query parameter {k:?} (known: {})",
-            known.join(", ")
-        )));
-    }
-    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    Ok(FindingFilter {
-        status: match nonempty("status") {
-            None | Some("all") => None,
-            Some(v) => Some(v.parse()?),
-        },
-        min_severity: nonempty("severity").map(parse_severity).transpose()?,
-        admin: nonempty("admin").map(str::to_string),
-        address: nonempty("address").map(parse_address).transpose()?,
-    })
 }
 
 /// `GET /api/v1/findings`: one page of findings, most severe first (filters:

@@ -6,7 +6,6 @@
 //! handler answer 500: only a failing database does.
 
 mod admin;
-pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
 pub mod metrics;
