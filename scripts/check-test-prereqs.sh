@@ -31,6 +31,7 @@ need flock util-linux
 need runuser util-linux
 need python3 python3
 need cc gcc
+need chromium chromium
 # PostgreSQL's server binaries live in a versioned directory, not on PATH.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=("initdb and pg_ctl (Debian package postgresql)")

@@ -7,10 +7,10 @@
 # loopback port; the package's own service is not used), init-system-helpers (update-rc.d,
 # deb-systemd-helper) to enable services in fixture roots the way maintainer scripts do,
 # iproute2 for loopback aliases and network namespaces, nftables for the DNAT in front of the
-# Postfix instances of the NAT verdict test.
+# Postfix instances of the NAT verdict test, chromium (headless) to load the registry's pages.
 set -euo pipefail
 
-packages=(postfix sasl2-bin libsasl2-modules nsd postgresql postgrey systemd init-system-helpers iproute2 nftables openssl ca-certificates)
+packages=(postfix sasl2-bin libsasl2-modules nsd postgresql postgrey systemd init-system-helpers iproute2 nftables openssl ca-certificates chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

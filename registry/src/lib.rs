@@ -12,10 +12,12 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod charts;
 pub mod csv_io;
 pub mod desk;
 pub mod error;
 pub mod export;
+pub mod lists;
 pub mod model;
 pub mod notify;
 pub mod pages;

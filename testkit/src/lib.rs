@@ -9,10 +9,12 @@
 //! - [`postgrey`]: a real postgrey greylisting policy daemon on a loopback port.
 //! - [`report`]: readers of `relayguard sweep --format json` documents.
 //! - [`db`]: fresh registry databases, SQLite or in a real PostgreSQL cluster started on first use.
+//! - [`browser`]: Debian's headless Chromium loading a page served on loopback.
 //!
 //! Everything here needs the Debian packages that `scripts/install-test-deps.sh` installs and, for
 //! Postfix, root; a missing one fails loudly with the package to install, never skips.
 
+pub mod browser;
 pub mod db;
 pub mod dnat;
 pub mod nsd;

@@ -13,14 +13,78 @@ use serde_json::json;
 use super::auth::Admin;
 use super::{ApiError, AppState, parse_json, typed};
 use crate::error::Error;
+use crate::lists::{self, Format, Params};
 use crate::model::{HostInput, HostUpdate, Network, parse_address, today};
-use crate::store::{FindingFilter, OverrideInput, parse_severity};
+use crate::store::{OverrideInput, Page};
 use crate::{csv_io, export};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
-pub(super) async fn list_hosts(_: Admin, State(s): State<AppState>) -> ApiResult {
-    Ok(Json(s.store.list_hosts().await?).into_response())
+/// `GET /api/v1/hosts`: one page of registrations (filters: [`lists::HOST_FILTERS`]).
+pub(super) async fn list_hosts(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    hosts_list(s, q, false).await
+}
+
+async fn hosts_list(s: AppState, q: HashMap<String, String>, csv: bool) -> ApiResult {
+    let p = Params::parse(q, lists::HOST_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::hosts_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.hosts_page(&p.hosts()?, &p.page).await?;
+    Ok(paged("/api/v1/hosts", &p, page))
+}
+
+/// A page as a JSON array; the next page's cursor in `X-Next-Cursor` and a `Link` header.
+fn paged<T: serde::Serialize>(path: &str, p: &Params, page: Page<T>) -> Response {
+    let mut r = Json(page.rows).into_response();
+    if let Some(next) = page.next {
+        let link = format!("<{path}?{}>; rel=\"next\"", p.next_query(&next));
+        for (name, value) in [("x-next-cursor", next), ("link", link)] {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+    }
+    r
+}
+
+/// The `.csv` twins of the list endpoints and the agent-reports list.
+pub(super) fn list_routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/hosts.csv",
+            get(|_: Admin, State(s): State<AppState>, Query(q)| hosts_list(s, q, true)),
+        )
+        .route(
+            "/findings.csv",
+            get(|_: Admin, State(s): State<AppState>, Query(q)| findings_list(s, q, true)),
+        )
+        .route(
+            "/sweeps.csv",
+            get(|_: Admin, State(s): State<AppState>, Query(q)| sweeps_list(s, q, true)),
+        )
+        .route(
+            "/reports",
+            get(|_: Admin, State(s): State<AppState>, Query(q)| reports_list(s, q, false)),
+        )
+        .route(
+            "/reports.csv",
+            get(|_: Admin, State(s): State<AppState>, Query(q)| reports_list(s, q, true)),
+        )
+}
+
+async fn reports_list(s: AppState, q: HashMap<String, String>, csv: bool) -> ApiResult {
+    let p = Params::parse(q, lists::REPORT_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::reports_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.reports_page(&p.reports()?, &p.page).await?;
+    Ok(paged("/api/v1/reports", &p, page))
 }
 
 pub(super) async fn add_host(_: Admin, State(s): State<AppState>, body: Bytes) -> ApiResult {
@@ -123,8 +187,22 @@ pub(super) async fn post_sweep(_: Admin, State(s): State<AppState>, body: Bytes)
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-pub(super) async fn list_sweeps(_: Admin, State(s): State<AppState>) -> ApiResult {
-    Ok(Json(s.store.list_sweeps().await?).into_response())
+/// `GET /api/v1/sweeps`: one page of sweeps, newest first (filters: [`lists::SWEEP_FILTERS`]).
+pub(super) async fn list_sweeps(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    sweeps_list(s, q, false).await
+}
+
+async fn sweeps_list(s: AppState, q: HashMap<String, String>, csv: bool) -> ApiResult {
+    let p = Params::parse(q, lists::SWEEP_FILTERS, csv)?;
+    if p.format == Format::Csv {
+        return Ok(lists::sweeps_csv(s.store.clone(), &p).await?);
+    }
+    let page = s.store.sweeps_page(&p.sweeps()?, &p.page).await?;
+    Ok(paged("/api/v1/sweeps", &p, page))
 }
 
 pub(super) async fn get_sweep(
@@ -143,35 +221,25 @@ pub(super) async fn get_sweep(
     Ok(Json(row).into_response())
 }
 
-/// Builds a finding filter from query parameters (`status`, `severity`, `admin`, `address`).
-pub fn filter_from_query(q: &HashMap<String, String>) -> Result<FindingFilter, Error> {
-    let known = ["status", "severity", "admin", "address"];
-    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(Error::Invalid(format!(
-            "unknown query parameter {k:?} (known: {})",
-            known.join(", ")
-        )));
-    }
-    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    Ok(FindingFilter {
-        status: match nonempty("status") {
-            None | Some("all") => None,
-            Some(v) => Some(v.parse()?),
-        },
-        min_severity: nonempty("severity").map(parse_severity).transpose()?,
-        admin: nonempty("admin").map(str::to_string),
-        address: nonempty("address").map(parse_address).transpose()?,
-    })
-}
-
+/// `GET /api/v1/findings`: one page of findings, most severe first (filters:
+/// [`lists::FINDING_FILTERS`]).
 pub(super) async fn list_findings(
     _: Admin,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let filter = filter_from_query(&q)?;
-    s.store.refresh_registrations().await?;
-    Ok(Json(s.store.list_findings(&filter).await?).into_response())
+    findings_list(s, q, false).await
+}
+
+async fn findings_list(s: AppState, q: HashMap<String, String>, csv: bool) -> ApiResult {
+    let p = Params::parse(q, lists::FINDING_FILTERS, csv)?;
+    let filter = p.findings()?;
+    if p.format == Format::Csv {
+        return Ok(lists::findings_csv(s.store.clone(), &p).await?);
+    }
+    s.store.refresh_registrations_for_reading().await?;
+    let page = s.store.findings_page(&filter, &p.page).await?;
+    Ok(paged("/api/v1/findings", &p, page))
 }
 
 pub(super) async fn export(

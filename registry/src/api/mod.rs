@@ -6,7 +6,6 @@
 //! handler answer 500: only a failing database does.
 
 mod admin;
-pub use admin::filter_from_query;
 mod agent;
 pub mod auth;
 pub mod metrics;
@@ -81,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             "/findings/{id}/override",
             post(admin::set_override).delete(admin::clear_override),
         )
+        .merge(admin::list_routes())
         .route("/audit-log", get(admin::audit_log))
         .merge(crate::desk::api_routes())
         .route("/export/{name}", get(admin::export))

@@ -4,6 +4,7 @@ use relayguard_core::agent_report::AgentReport;
 use serde::{Deserialize, Serialize};
 
 use super::apply::{apply_in, load_snapshot};
+use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::{Store, get_i64, get_str};
 use crate::error::{Error, Result};
 use crate::model::{now_unix, parse_address, today};
@@ -146,21 +147,98 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AgentReportRow {
-                    report_id: get_str(r, "report_id")?,
-                    address: get_str(r, "address")?,
-                    received_at: get_i64(r, "received_at")?,
-                    generated_at: get_i64(r, "generated_at")?,
-                    hostname: get_str(r, "hostname")?,
-                    agent_version: get_str(r, "agent_version")?,
-                    mta_enabled: get_i64(r, "mta_enabled")? != 0,
-                    mta_listening: get_i64(r, "mta_listening")? != 0,
-                    actions: get_i64(r, "actions")?,
-                    report: serde_json::from_str(&get_str(r, "body")?).unwrap_or_default(),
-                })
+        rows.iter().map(report_from_row).collect()
+    }
+}
+
+const REPORT_COLUMNS: &str = "address, report_id, received_at, generated_at, hostname, agent_version, \
+    mta_enabled, mta_listening, actions, body";
+
+fn report_from_row(r: &sqlx::any::AnyRow) -> Result<AgentReportRow> {
+    Ok(AgentReportRow {
+        report_id: get_str(r, "report_id")?,
+        address: get_str(r, "address")?,
+        received_at: get_i64(r, "received_at")?,
+        generated_at: get_i64(r, "generated_at")?,
+        hostname: get_str(r, "hostname")?,
+        agent_version: get_str(r, "agent_version")?,
+        mta_enabled: get_i64(r, "mta_enabled")? != 0,
+        mta_listening: get_i64(r, "mta_listening")? != 0,
+        actions: get_i64(r, "actions")?,
+        report: serde_json::from_str(&get_str(r, "body")?).unwrap_or_default(),
+    })
+}
+
+/// Which agent reports the reports list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFilter {
+    /// Only reports about this host.
+    pub address: Option<String>,
+    /// Only reports that found an MTA listening (true) or none (false).
+    pub listening: Option<bool>,
+    /// Only reports received at or after this time (Unix seconds).
+    pub since: Option<i64>,
+}
+
+impl Store {
+    /// One page of agent reports matching `filter`, newest first (keyset on
+    /// `(received_at, address, report_id)`).
+    pub async fn reports_page(
+        &self,
+        filter: &ReportFilter,
+        req: &PageRequest,
+    ) -> Result<Page<AgentReportRow>> {
+        let scope = format!(
+            "reports {}",
+            serde_json::to_string(filter).unwrap_or_default()
+        );
+        let mut w = Where::default();
+        if let Some(a) = &filter.address {
+            w.and("address = ?", [Arg::Text(parse_address(a)?)]);
+        }
+        if let Some(l) = filter.listening {
+            w.and("mta_listening = ?", [Arg::Int(i64::from(l))]);
+        }
+        if let Some(t) = filter.since {
+            w.and("received_at >= ?", [Arg::Int(t)]);
+        }
+        if let Some(c) = &req.after {
+            let k = keyset::decode(&scope, c, 3)?;
+            w.and(
+                "(received_at, address, report_id) < (?, ?, ?)",
+                [
+                    Arg::Int(keyset::int(&k[0])?),
+                    Arg::Text(keyset::text(&k[1])?),
+                    Arg::Text(keyset::text(&k[2])?),
+                ],
+            );
+        }
+        let sql = format!("SELECT {REPORT_COLUMNS} FROM agent_reports");
+        let rows = w
+            .query(
+                &sql,
+                "received_at DESC, address DESC, report_id DESC",
+                req.limit + 1,
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows: Vec<AgentReportRow> =
+            rows.iter().map(report_from_row).collect::<Result<_>>()?;
+        let next = if rows.len() as i64 > req.limit {
+            rows.truncate(req.limit as usize);
+            rows.last().map(|r| {
+                keyset::encode(
+                    &scope,
+                    &[
+                        r.received_at.into(),
+                        r.address.clone().into(),
+                        r.report_id.clone().into(),
+                    ],
+                )
             })
-            .collect()
+        } else {
+            None
+        };
+        Ok(Page { rows, next })
     }
 }

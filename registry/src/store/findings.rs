@@ -7,6 +7,7 @@ use relayguard_core::Severity;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
+use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::overrides::{Override, OverrideState};
 use super::{Store, Tx, get_i64, get_opt_i64, get_opt_str, get_str};
 use crate::error::{Error, Result};
@@ -308,5 +309,227 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+/// Which findings one page of the findings list shows: the filter every caller knows, narrowed
+/// by kind and source (only the lists offer those).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingListFilter {
+    /// Status, severity, contact and address.
+    pub base: FindingFilter,
+    /// Only this kind id.
+    pub kind: Option<String>,
+    /// Only what this source produced.
+    pub source: Option<FindingSource>,
+}
+
+/// The SQL conditions of a findings list filter (all but the contact, which is derived).
+fn finding_where(filter: &FindingListFilter) -> Result<Where> {
+    let base = &filter.base;
+    let mut w = Where::default();
+    w.and(
+        "severity_rank >= ?",
+        [Arg::Int(base.min_severity.map(Severity::rank).unwrap_or(0))],
+    );
+    if let Some(s) = base.status {
+        w.and("status = ?", [Arg::Text(s.as_str().into())]);
+    }
+    if let Some(a) = &base.address {
+        w.and("address = ?", [Arg::Text(crate::model::parse_address(a)?)]);
+    }
+    if let Some(k) = &filter.kind {
+        w.and("kind = ?", [Arg::Text(k.clone())]);
+    }
+    if let Some(s) = filter.source {
+        w.and("source = ?", [Arg::Text(s.as_str().into())]);
+    }
+    Ok(w)
+}
+
+/// How long the registry-derived findings a list shows may be old (seconds). They change with
+/// the date (a review falls due) and with registrations, whose writes refresh them at once.
+pub const READ_REFRESH_SECS: i64 = 60;
+
+/// Rows read per round when the contact filter (applied after the query) throws some away.
+const CONTACT_SCAN_BATCH: i64 = 5000;
+
+impl Store {
+    /// Refreshes the registry-derived findings before a page or list shows findings, at most
+    /// once per [`READ_REFRESH_SECS`] per store handle: the refresh reads every open finding
+    /// in a write transaction, too much to repeat on every page view of a large registry.
+    pub async fn refresh_registrations_for_reading(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = crate::model::now_unix();
+        let last = self.read_refresh.load(Ordering::Relaxed);
+        let same_day = last.div_euclid(86_400) == now.div_euclid(86_400);
+        if same_day && now.saturating_sub(last) < READ_REFRESH_SECS {
+            return Ok(());
+        }
+        self.refresh_registrations().await?;
+        self.read_refresh.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One page of findings matching `filter`, most severe first and newest first within a
+    /// severity (keyset on `(severity_rank, id)`), each with its contact and override.
+    pub async fn findings_page(
+        &self,
+        filter: &FindingListFilter,
+        req: &PageRequest,
+    ) -> Result<Page<FindingRow>> {
+        let scope = format!(
+            "findings {}",
+            serde_json::to_string(filter).unwrap_or_default()
+        );
+        let mut after = match &req.after {
+            Some(c) => {
+                let k = keyset::decode(&scope, c, 2)?;
+                Some((keyset::int(&k[0])?, keyset::int(&k[1])?))
+            }
+            None => None,
+        };
+        let base = &filter.base;
+        let nets = self.list_networks().await?;
+        let mut out = match base.admin.as_deref() {
+            None => {
+                let mut w = finding_where(filter)?;
+                if let Some((rank, id)) = after {
+                    w.and(
+                        "(severity_rank, id) < (?, ?)",
+                        [Arg::Int(rank), Arg::Int(id)],
+                    );
+                }
+                let sql = format!("SELECT {FINDING_COLUMNS} FROM findings");
+                w.query(&sql, "severity_rank DESC, id DESC", req.limit + 1)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(finding_from_row)
+                    .collect::<Result<Vec<_>>>()?
+            }
+            Some(admin) => {
+                // The contact is derived (registration, else the longest-prefix network), so
+                // that filter runs on batches of (id, address) after the query, and only the
+                // rows it keeps are read in full; the keyset walk stays exact either way.
+                let admin = admin.trim();
+                let contacts: std::collections::HashMap<String, String> =
+                    sqlx::query("SELECT address, admin_email FROM hosts")
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((get_str(r, "address")?, get_str(r, "admin_email")?)))
+                        .collect::<Result<_>>()?;
+                let mut ids = Vec::new();
+                loop {
+                    let mut w = finding_where(filter)?;
+                    if let Some((rank, id)) = after {
+                        w.and(
+                            "(severity_rank, id) < (?, ?)",
+                            [Arg::Int(rank), Arg::Int(id)],
+                        );
+                    }
+                    let rows = w
+                        .query(
+                            "SELECT id, address, severity_rank FROM findings",
+                            "severity_rank DESC, id DESC",
+                            CONTACT_SCAN_BATCH,
+                        )
+                        .fetch_all(&self.pool)
+                        .await?;
+                    for r in &rows {
+                        let (id, address) = (get_i64(r, "id")?, get_str(r, "address")?);
+                        after = Some((get_i64(r, "severity_rank")?, id));
+                        let contact = contacts.get(&address).cloned().or_else(|| {
+                            let ip = address.parse().ok()?;
+                            super::networks::most_specific(&nets, ip).map(|n| n.owner_email.clone())
+                        });
+                        if contact.is_some_and(|c| c.eq_ignore_ascii_case(admin)) {
+                            ids.push(id);
+                            if ids.len() as i64 > req.limit {
+                                break;
+                            }
+                        }
+                    }
+                    if ids.len() as i64 > req.limit || (rows.len() as i64) < CONTACT_SCAN_BATCH {
+                        break;
+                    }
+                }
+                self.findings_by_ids(&ids).await?
+            }
+        };
+        self.attach_contacts(&mut out, &nets).await?;
+        let next = if out.len() as i64 > req.limit {
+            out.truncate(req.limit as usize);
+            out.last()
+                .map(|f| keyset::encode(&scope, &[f.severity.rank().into(), f.id.into()]))
+        } else {
+            None
+        };
+        Ok(Page { rows: out, next })
+    }
+
+    /// The findings numbered `ids`, in the findings list's order.
+    async fn findings_by_ids(&self, ids: &[i64]) -> Result<Vec<FindingRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id IN ({marks})");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(finding_from_row(&r)?);
+            }
+        }
+        out.sort_by_key(|f| std::cmp::Reverse((f.severity.rank(), f.id)));
+        Ok(out)
+    }
+
+    /// Fills in each finding's contact and override, reading only the rows these findings need.
+    pub(crate) async fn attach_contacts(
+        &self,
+        rows: &mut [FindingRow],
+        nets: &[crate::model::Network],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut addresses: Vec<String> = rows.iter().map(|f| f.address.clone()).collect();
+        addresses.sort();
+        addresses.dedup();
+        let mut contacts = std::collections::HashMap::new();
+        for chunk in addresses.chunks(500) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT address, admin_email FROM hosts WHERE address IN ({marks})");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q.bind(a.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                contacts.insert(get_str(&r, "address")?, get_str(&r, "admin_email")?);
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|f| f.id).collect();
+        let mut overrides: std::collections::HashMap<i64, Override> =
+            super::overrides::overrides_of(self, &ids)
+                .await?
+                .into_iter()
+                .collect();
+        for f in rows.iter_mut() {
+            f.overridden = overrides.remove(&f.id);
+            f.admin_email = contacts.get(&f.address).cloned().or_else(|| {
+                let ip = f.address.parse().ok()?;
+                super::networks::most_specific(nets, ip).map(|n| n.owner_email.clone())
+            });
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::applications::registration_changed;
+use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::{Store, Tx, get_i64, get_str};
 use crate::error::{Error, Result};
 use crate::model::{Host, HostUpdate, Lang, now_unix, parse_address, today};
@@ -176,4 +177,56 @@ pub(crate) async fn get_host_rows(tx: &mut Tx) -> Result<Vec<Host>> {
         .fetch_all(&mut **tx)
         .await?;
     rows.iter().map(host_from_row).collect()
+}
+
+/// Which registrations the hosts list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostFilter {
+    /// Only this role.
+    pub role: Option<crate::model::Role>,
+    /// Only this status.
+    pub status: Option<crate::model::HostStatus>,
+    /// Only hosts whose administrator has this e-mail address (case-insensitive).
+    pub admin: Option<String>,
+}
+
+impl Store {
+    /// One page of registrations matching `filter`, by address text (keyset on the address).
+    pub async fn hosts_page(&self, filter: &HostFilter, req: &PageRequest) -> Result<Page<Host>> {
+        let scope = format!(
+            "hosts {}",
+            serde_json::to_string(filter).unwrap_or_default()
+        );
+        let mut w = Where::default();
+        if let Some(r) = filter.role {
+            w.and("role = ?", [Arg::Text(r.as_str().into())]);
+        }
+        if let Some(s) = filter.status {
+            w.and("status = ?", [Arg::Text(s.as_str().into())]);
+        }
+        if let Some(a) = &filter.admin {
+            w.and(
+                "LOWER(admin_email) = ?",
+                [Arg::Text(a.trim().to_lowercase())],
+            );
+        }
+        if let Some(c) = &req.after {
+            let k = keyset::decode(&scope, c, 1)?;
+            w.and("address > ?", [Arg::Text(keyset::text(&k[0])?)]);
+        }
+        let sql = format!("SELECT {COLUMNS} FROM hosts");
+        let rows = w
+            .query(&sql, "address", req.limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows: Vec<Host> = rows.iter().map(host_from_row).collect::<Result<_>>()?;
+        let next = if rows.len() as i64 > req.limit {
+            rows.truncate(req.limit as usize);
+            rows.last()
+                .map(|h| keyset::encode(&scope, &[h.address.clone().into()]))
+        } else {
+            None
+        };
+        Ok(Page { rows, next })
+    }
 }

@@ -49,6 +49,14 @@ const SQLITE: &[(i64, &str)] = &[
         55,
         include_str!("../../migrations/sqlite/0055_vantages.sql"),
     ),
+    (
+        60,
+        include_str!("../../migrations/sqlite/0060_list_indexes.sql"),
+    ),
+    (
+        61,
+        include_str!("../../migrations/sqlite/0061_dashboard_indexes.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -103,6 +111,14 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         55,
         include_str!("../../migrations/postgres/0055_vantages.sql"),
+    ),
+    (
+        60,
+        include_str!("../../migrations/postgres/0060_list_indexes.sql"),
+    ),
+    (
+        61,
+        include_str!("../../migrations/postgres/0061_dashboard_indexes.sql"),
     ),
 ];
 

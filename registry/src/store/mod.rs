@@ -7,8 +7,10 @@
 mod agents;
 mod applications;
 mod apply;
+pub mod dashboard;
 pub(crate) mod findings;
 mod hosts;
+pub mod keyset;
 mod metrics;
 mod migrate;
 pub(crate) mod networks;
@@ -27,11 +29,16 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use crate::reconcile::{Coverage, report_flags};
+pub use agents::ReportFilter;
 pub use agents::{AgentReportRow, ReportOutcome};
 pub use applications::Application;
 pub use apply::Applied;
+pub use dashboard::Dashboard;
+pub use findings::FindingListFilter;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
+pub use hosts::HostFilter;
+pub use keyset::{Page, PageRequest};
 pub use metrics::{MetricsSnapshot, VantageSweep};
 pub use networks::most_specific;
 pub use overrides::{
@@ -40,6 +47,7 @@ pub use overrides::{
 pub use queue::{QuarantinedShard, QueuedSweep, VantageProgress};
 pub use relayguard_core::SweepMeta;
 pub use sessions::{DeskAdmin, KnownAdmin, LinkState, RequestCounts, normalize_email};
+pub use sweeps::SweepFilter;
 pub use sweeps::{Observation, SweepRow};
 pub use vantages::VantageRow;
 
@@ -66,6 +74,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     rules: Arc<RuleSet>,
+    /// When pages last refreshed the registry-derived findings (Unix seconds; see
+    /// [`Store::refresh_registrations_for_reading`]).
+    read_refresh: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -137,6 +148,7 @@ impl Store {
             pool,
             backend,
             rules: Arc::new(rules),
+            read_refresh: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         };
         migrate::run(&store).await?;
         Ok(store)

@@ -220,6 +220,28 @@ pub(crate) async fn all_overrides(store: &Store) -> Result<Vec<(i64, Override)>>
     rows.iter().map(override_from_row).collect()
 }
 
+/// The overrides of the findings `ids` (those that have one), by finding id.
+pub(crate) async fn overrides_of(store: &Store, ids: &[i64]) -> Result<Vec<(i64, Override)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {OVERRIDE_COLUMNS} FROM finding_overrides WHERE finding_id IN ({marks})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(store.pool()).await? {
+            out.push(override_from_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The override of finding `id`, if any.
 pub(crate) async fn override_of(store: &Store, id: i64) -> Result<Option<Override>> {
     let sql = format!("SELECT {OVERRIDE_COLUMNS} FROM finding_overrides WHERE finding_id = $1");

@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::apply::{apply_in, load_snapshot};
+use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::{Store, get_i64, get_str};
 use crate::error::Result;
 use crate::model::{canonical_ip, now_unix, today, validate_sweep_meta};
@@ -210,4 +211,56 @@ pub struct Observation {
     pub ptr: Option<String>,
     /// The full result; `None` when it was written by a version whose format no longer reads.
     pub result: Option<HostResult>,
+}
+
+/// Which sweeps the sweeps list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepFilter {
+    /// Only sweeps from this vantage point.
+    pub vantage: Option<String>,
+    /// Only sweeps started at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only sweeps started before this time (Unix seconds).
+    pub before: Option<i64>,
+}
+
+impl Store {
+    /// One page of sweeps matching `filter`, newest first (keyset on the id).
+    pub async fn sweeps_page(
+        &self,
+        filter: &SweepFilter,
+        req: &PageRequest,
+    ) -> Result<Page<SweepRow>> {
+        let scope = format!(
+            "sweeps {}",
+            serde_json::to_string(filter).unwrap_or_default()
+        );
+        let mut w = Where::default();
+        if let Some(v) = &filter.vantage {
+            w.and("vantage = ?", [Arg::Text(v.trim().to_string())]);
+        }
+        if let Some(t) = filter.since {
+            w.and("started_at >= ?", [Arg::Int(t)]);
+        }
+        if let Some(t) = filter.before {
+            w.and("started_at < ?", [Arg::Int(t)]);
+        }
+        if let Some(c) = &req.after {
+            let k = keyset::decode(&scope, c, 1)?;
+            w.and("id < ?", [Arg::Int(keyset::int(&k[0])?)]);
+        }
+        let sql = format!("SELECT {SWEEP_COLUMNS} FROM sweeps");
+        let rows = w
+            .query(&sql, "id DESC", req.limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows: Vec<SweepRow> = rows.iter().map(sweep_from_row).collect::<Result<_>>()?;
+        let next = if rows.len() as i64 > req.limit {
+            rows.truncate(req.limit as usize);
+            rows.last().map(|s| keyset::encode(&scope, &[s.id.into()]))
+        } else {
+            None
+        };
+        Ok(Page { rows, next })
+    }
 }
