@@ -252,11 +252,12 @@ async fn host(
     };
     let history = s.store.observations_for(&address, 50).await?;
     let notices = crate::notify::sent::notices_about(&s.store, &address, 50).await?;
+    let changes = s.store.registration_history(&address).await?;
     let net = match address.parse() {
         Ok(ip) => s.store.network_for(ip).await?,
         Err(_) => None,
     };
-    if reg.is_none() && findings.is_empty() && history.is_empty() {
+    if reg.is_none() && findings.is_empty() && history.is_empty() && changes.is_empty() {
         return Err(crate::Error::NotFound(format!("host {address}")).into());
     }
     Ok(layout(
@@ -284,6 +285,16 @@ async fn host(
                     @for r in &reports {
                         tr { td { (ts(r.received_at)) } td { (r.report_id) } td { (r.hostname) } td { (r.agent_version) }
                              td { (r.mta_enabled) } td { (r.mta_listening) } td { (r.actions) } }
+                    }
+                }
+            }
+            h2 { "Registration history" }
+            @if changes.is_empty() { p { "No change recorded." } } @else {
+                p { "Every change, newest first (also as JSON: " a href={ "/api/v1/desk/hosts/" (address) "/history" } { "history" } ")." }
+                table {
+                    tr { th { "When" } th { "Who" } th { "What" } th { "Before and after" } }
+                    @for c in &changes {
+                        tr { td { (ts(c.at)) } td { (c.actor) } td { (c.action) } td { pre { (c.detail) } } }
                     }
                 }
             }

@@ -363,6 +363,38 @@ async fn team_changes_are_in_the_history(kind: Kind) {
     assert_eq!(h[0]["detail"]["before"]["role"], "mail-direct");
     assert_eq!(h[0]["detail"]["after"]["role"], "mail-via-gateway");
     assert_eq!(h[1]["action"], "registration-created");
+    // The team's host page shows the same history, escaped.
+    let r = app
+        .call(
+            "PATCH",
+            "/api/v1/hosts/10.5.0.1",
+            As::Team,
+            &[],
+            json_ct,
+            json!({ "note": "<script>x</script>" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let page = app.get("/hosts/10.5.0.1", As::Team).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let history = page
+        .body
+        .split("Registration history")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", page.body));
+    assert_eq!(
+        history.matches("registration-changed").count(),
+        2,
+        "{history}"
+    );
+    assert!(history.contains("registration-created"), "{history}");
+    assert!(
+        history.contains("&lt;script&gt;x&lt;/script&gt;"),
+        "{history}"
+    );
+    assert!(!page.body.contains("<script>x"), "{}", page.body);
+    let page = app.get("/hosts/10.5.0.1", As::Session(&alice)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
     let r = app
         .call(
             "DELETE",
@@ -375,7 +407,7 @@ async fn team_changes_are_in_the_history(kind: Kind) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let h = app.store.registration_history("10.5.0.1").await.unwrap();
-    assert_eq!(h.len(), 3);
+    assert_eq!(h.len(), 4);
     assert_eq!(h[0].action, "registration-removed");
     let detail: Value = serde_json::from_str(&h[0].detail).unwrap();
     assert_eq!(detail["before"]["address"], "10.5.0.1");

@@ -253,8 +253,8 @@ pub(crate) async fn api_host(
 }
 
 /// `GET /api/v1/desk/hosts/{address}/history`: every change to the registration of `address`
-/// (who, when, before and after), newest first, for whoever may see it.
-// TODO(host page): show this history on the team's host page (pages are the dashboard's).
+/// (who, when, before and after), newest first, for whoever may see it. The team's host page
+/// shows the same.
 pub(crate) async fn api_history(
     asker: Asker,
     State(s): State<AppState>,
