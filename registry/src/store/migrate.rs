@@ -32,6 +32,10 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../../migrations/sqlite/0032_overrides.sql"),
     ),
+    (
+        50,
+        include_str!("../../migrations/sqlite/0050_health_thresholds.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL, in order; same versions as [`SQLITE`], plus the queue's
 /// (numbered from 10).
@@ -66,6 +70,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         32,
         include_str!("../../migrations/postgres/0032_overrides.sql"),
+    ),
+    (
+        50,
+        include_str!("../../migrations/postgres/0050_health_thresholds.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@
 mod agents;
 mod apply;
 pub(crate) mod findings;
+pub(crate) mod health;
 mod hosts;
 mod metrics;
 mod migrate;
@@ -27,6 +28,7 @@ pub use agents::{AgentReportRow, ReportOutcome};
 pub use apply::Applied;
 pub use findings::parse_severity;
 pub use findings::{FindingFilter, FindingRow, FindingSource, FindingStatus};
+pub use health::ThresholdSettings;
 pub use metrics::{MetricsSnapshot, VantageSweep};
 pub use networks::most_specific;
 pub use overrides::{
