@@ -15,6 +15,7 @@ pub mod api;
 pub mod csv_io;
 pub mod error;
 pub mod export;
+pub mod health_chart;
 pub mod model;
 pub mod notify;
 pub mod pages;
