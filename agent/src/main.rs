@@ -95,8 +95,8 @@ enum Cmd {
         /// itself when the registry has this host as a mail server.
         #[arg(long)]
         queue: bool,
-        /// The mail log bounces are counted in (default: the root's /var/log/mail.log, else
-        /// /var/log/maillog).
+        /// The mail log bounces are counted in (default: Exim's main log for Exim, else the
+        /// root's /var/log/mail.log, else /var/log/maillog).
         #[arg(long, value_name = "FILE")]
         mail_log: Option<PathBuf>,
         /// Where report state (the mail log's read offset) is kept (default: the root's
@@ -335,14 +335,7 @@ fn run(cli: Cli) -> Result<u8, AgentError> {
                     .is_ok_and(|r| r.role != relayguard_core::Role::NonMail)
             });
             let sources = report::QueueSources {
-                mail_log: mail_log.unwrap_or_else(|| {
-                    let debian = root.host("/var/log/mail.log");
-                    if debian.exists() {
-                        debian
-                    } else {
-                        root.host("/var/log/maillog")
-                    }
-                }),
+                mail_log,
                 state_dir: state_dir
                     .unwrap_or_else(|| root.host(relayguard_agent::harden::journal::JOURNAL_DIR)),
             };

@@ -80,8 +80,9 @@ pub fn reappearances(root: &Root) -> Result<Vec<Reappearance>> {
 /// Where a mail server's health comes from (see [`crate::queue`] and [`crate::maillog`]).
 #[derive(Debug, Clone)]
 pub struct QueueSources {
-    /// The mail log (a host path).
-    pub mail_log: std::path::PathBuf,
+    /// The mail log (a host path); `None`: the first of the MTA's
+    /// [`crate::maillog::default_logs`] that exists in the root.
+    pub mail_log: Option<std::path::PathBuf>,
     /// Where the mail log's read offset is kept between reports (a host path).
     pub state_dir: std::path::PathBuf,
 }
@@ -103,8 +104,13 @@ pub fn build(root: &Root, check: CheckResult, queue: Option<&QueueSources>) -> R
         queue: match queue {
             Some(src) => crate::queue::gather(root, now)?
                 .map(|mut q| -> Result<_> {
+                    let log = src.mail_log.clone().unwrap_or_else(|| {
+                        let logs = crate::maillog::default_logs(q.mta);
+                        let found = logs.iter().find(|l| root.exists(l));
+                        root.host(found.unwrap_or(&logs[0]))
+                    });
                     q.bounces_since_last =
-                        crate::maillog::bounces_since_last(&src.mail_log, &src.state_dir)?;
+                        crate::maillog::bounces_since_last(q.mta, &log, &src.state_dir)?;
                     Ok(q)
                 })
                 .transpose()?,

@@ -277,3 +277,104 @@ fn a_crash_in_launchd_harden_is_reverted() {
         assert_same_tree(&before, &tree(&r.0));
     }
 }
+
+/// The agent `brew services start exim` writes without sudo, as a binary property list.
+fn homebrew_exim_agent() -> Vec<u8> {
+    binary(dict(&[
+        ("Label", Value::String("homebrew.mxcl.exim".into())),
+        (
+            "ProgramArguments",
+            Value::Array(vec![
+                Value::String("/opt/homebrew/opt/exim/bin/exim".into()),
+                Value::String("-bdf".into()),
+                Value::String("-q30m".into()),
+            ]),
+        ),
+        ("RunAtLoad", Value::Boolean(true)),
+        ("KeepAlive", Value::Boolean(true)),
+    ]))
+}
+
+#[test]
+fn launch_agents_are_judged_and_switched_off_per_user() {
+    use std::os::unix::fs::chown;
+    let r = mac_root("launchd-agents", Some(stock_db()));
+    // Two users, alice (501) and bob (502); Shared is no user.
+    for (home, uid) in [("/Users/alice", 501), ("/Users/bob", 502)] {
+        std::fs::create_dir_all(r.p(home)).unwrap();
+        chown(r.p(home), Some(uid), Some(20)).unwrap();
+    }
+    std::fs::create_dir_all(r.p("/Users/Shared")).unwrap();
+    // alice's own Homebrew Exim, and a Postfix job for every user.
+    let alice_exim = "/Users/alice/Library/LaunchAgents/homebrew.mxcl.exim.plist";
+    r.write(alice_exim, "", 0o644);
+    std::fs::write(r.p(alice_exim), homebrew_exim_agent()).unwrap();
+    r.write(
+        "/Library/LaunchAgents/org.postfix.master.plist",
+        &APPLE_POSTFIX.replace("com.apple.postfix.master", "org.postfix.master"),
+        0o644,
+    );
+    // bob already switched the Postfix agent off in his domain.
+    let bob_db = "/private/var/db/com.apple.xpc.launchd/disabled.502.plist";
+    r.write(bob_db, "", 0o644);
+    std::fs::write(
+        r.p(bob_db),
+        binary(dict(&[("org.postfix.master", Value::Boolean(true))])),
+    )
+    .unwrap();
+
+    let c = check(&r);
+    let exim = facts(&c, Mta::Exim, FactKind::EnabledAtBoot);
+    assert_eq!(exim.len(), 1, "{exim:?}");
+    assert_eq!(exim[0].evidence, alice_exim);
+    assert!(
+        exim[0].detail.contains("in gui/501, at the user's login"),
+        "{}",
+        exim[0].detail
+    );
+    let pf: Vec<_> = facts(&c, Mta::Postfix, FactKind::EnabledAtBoot)
+        .into_iter()
+        .filter(|f| f.evidence.starts_with("/Library/LaunchAgents/"))
+        .collect();
+    assert_eq!(pf.len(), 1, "only alice's domain has it on: {pf:?}");
+    assert!(pf[0].detail.contains("gui/501"), "{}", pf[0].detail);
+    assert!(
+        facts(&c, Mta::Postfix, FactKind::DisabledAtBoot)
+            .iter()
+            .any(|f| f.evidence == "/var/db/com.apple.xpc.launchd/disabled.502.plist"),
+        "bob's database proves it off for him"
+    );
+
+    let before = tree(&r.0);
+    let out = harden(&r);
+    assert!(
+        out.contains("launchctl disable gui/501/homebrew.mxcl.exim"),
+        "{out}"
+    );
+    assert!(
+        out.contains("launchctl disable gui/501/org.postfix.master"),
+        "{out}"
+    );
+    assert!(!out.contains("gui/502"), "bob's is off already: {out}");
+    // alice had no database: a new one, XML, with both of her jobs off.
+    let alice_db =
+        std::fs::read_to_string(r.p("/private/var/db/com.apple.xpc.launchd/disabled.501.plist"))
+            .unwrap();
+    for label in ["homebrew.mxcl.exim", "org.postfix.master"] {
+        assert!(
+            alice_db.contains(&format!("<key>{label}</key>")),
+            "{alice_db}"
+        );
+    }
+    let c = check(&r);
+    assert!(facts(&c, Mta::Exim, FactKind::EnabledAtBoot).is_empty());
+    assert!(
+        facts(&c, Mta::Postfix, FactKind::EnabledAtBoot).is_empty(),
+        "{:?}",
+        c.findings
+    );
+
+    let o = run(&["revert", "--root", &r.arg()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tree(&before, &tree(&r.0));
+}

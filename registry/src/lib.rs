@@ -17,6 +17,7 @@ pub mod csv_io;
 pub mod desk;
 pub mod error;
 pub mod export;
+pub mod health_chart;
 pub mod lists;
 pub mod model;
 pub mod notify;

@@ -459,3 +459,23 @@ mod tests {
         );
     }
 }
+
+/// The thresholds a registered mail server's queue health is judged by: at or over
+/// `queue_backlog_threshold` queued messages `mail-queue-backlog` opens, at or over
+/// `bounce_burst_threshold` bounces `bounce-burst` opens. Per host, with registry defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthThresholds {
+    /// Queued messages from which `mail-queue-backlog` opens.
+    pub queue_backlog_threshold: u64,
+    /// Bounces (queued, or generated since the previous report) from which `bounce-burst` opens.
+    pub bounce_burst_threshold: u64,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        HealthThresholds {
+            queue_backlog_threshold: crate::reconcile::QUEUE_BACKLOG_MESSAGES,
+            bounce_burst_threshold: crate::reconcile::BOUNCE_BURST_MESSAGES,
+        }
+    }
+}

@@ -279,6 +279,7 @@ async fn host(
             h2 { "Findings" }
             (findings_table(&findings))
             h2 { "Agent reports" }
+            (crate::health_chart::section(&reports))
             @if reports.is_empty() { p { "None." } } @else {
                 table {
                     tr { th { "Received" } th { "Report" } th { "Host name" } th { "Agent" } th { "MTA enabled" } th { "MTA live" } th { "Actions" } }

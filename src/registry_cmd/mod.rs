@@ -138,6 +138,22 @@ pub enum HostsCommand {
         /// Address.
         address: String,
     },
+    /// Show or set a mail server's queue health thresholds (`mail-queue-backlog` at 500
+    /// queued messages and `bounce-burst` at 100 bounces unless set); they apply from its next
+    /// agent report.
+    Thresholds {
+        /// Address.
+        address: String,
+        /// Queued messages from which `mail-queue-backlog` opens, or `default`.
+        #[arg(long, value_name = "N|default", value_parser = threshold_arg)]
+        queue_backlog: Option<Threshold>,
+        /// Bounces from which `bounce-burst` opens, or `default`.
+        #[arg(long, value_name = "N|default", value_parser = threshold_arg)]
+        bounce_burst: Option<Threshold>,
+        /// Who decides [default: $SUDO_USER or $USER].
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Import registrations from CSV (all rows or none); `-` reads standard input.
     Import {
         /// CSV file with a header row (address,hostname,role,admin_name,admin_email[,note,…]).
@@ -152,6 +168,24 @@ pub enum HostsCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// A threshold given to `hosts thresholds`: a number, or back to the registry's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// This many.
+    Set(u64),
+    /// The registry's default.
+    Default,
+}
+
+fn threshold_arg(s: &str) -> Result<Threshold, String> {
+    if s == "default" {
+        return Ok(Threshold::Default);
+    }
+    s.parse()
+        .map(Threshold::Set)
+        .map_err(|_| format!("{s:?} is neither a number nor `default`"))
 }
 
 /// What `hosts export` writes.
@@ -649,6 +683,40 @@ async fn hosts(
                 out,
                 "updated {} ({}, {}, {})",
                 h.address, h.hostname, h.role, h.status
+            )?;
+        }
+        HostsCommand::Thresholds {
+            address,
+            queue_backlog,
+            bounce_burst,
+            by,
+        } => {
+            let mut set = store.health_thresholds(&address).await?;
+            if queue_backlog.is_some() || bounce_burst.is_some() {
+                let pick = |t: Option<Threshold>, old: Option<u64>| match t {
+                    None => old,
+                    Some(Threshold::Set(n)) => Some(n),
+                    Some(Threshold::Default) => None,
+                };
+                set.queue_backlog_threshold = pick(queue_backlog, set.queue_backlog_threshold);
+                set.bounce_burst_threshold = pick(bounce_burst, set.bounce_burst_threshold);
+                let by = by
+                    .or_else(|| std::env::var("SUDO_USER").ok())
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "cli".into());
+                set = store.set_health_thresholds(&address, &set, &by).await?;
+            }
+            let e = set.effective();
+            let show = |v: Option<u64>, eff: u64| match v {
+                Some(_) => eff.to_string(),
+                None => format!("{eff} (default)"),
+            };
+            writeln!(
+                out,
+                "{}: mail-queue-backlog at {} queued messages, bounce-burst at {} bounces",
+                address.trim(),
+                show(set.queue_backlog_threshold, e.queue_backlog_threshold),
+                show(set.bounce_burst_threshold, e.bounce_burst_threshold)
             )?;
         }
         HostsCommand::Rm { address } => {

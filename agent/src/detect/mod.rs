@@ -117,6 +117,10 @@ pub enum Action {
     LaunchdDisable {
         /// The job's label, e.g. `com.apple.postfix.master`.
         label: String,
+        /// Its domain: `system`, or `gui/UID` for a user's agent.
+        domain: String,
+        /// Inside path of that domain's disabled-jobs database.
+        db: String,
     },
     /// `svcadm disable FMRI`: switch an SMF service instance off (persistent).
     SmfDisable {

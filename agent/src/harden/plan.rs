@@ -167,7 +167,8 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
         Ok(())
     };
     // launchd's database is one binary-or-XML file for every job: one write for all labels.
-    let mut launchd_off: Vec<(Mta, String)> = Vec::new();
+    // (database, domain, MTA, label) in the order found.
+    let mut launchd_off: Vec<(String, String, Mta, String)> = Vec::new();
     for t in select(det, mode) {
         match &t.action {
             Action::SmfDisable { fmri } => plan.steps.push(Step {
@@ -176,9 +177,9 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
                 op: Op::SmfDisable { fmri: fmri.clone() },
                 description: format!("svcadm disable {fmri}"),
             }),
-            Action::LaunchdDisable { label } => {
-                if !launchd_off.iter().any(|(_, l)| l == label) {
-                    launchd_off.push((t.mta, label.clone()));
+            Action::LaunchdDisable { label, domain, db } => {
+                if !launchd_off.iter().any(|(d, _, _, l)| d == db && l == label) {
+                    launchd_off.push((db.clone(), domain.clone(), t.mta, label.clone()));
                 }
             }
             Action::RemoveLink { path } => plan.steps.push(Step {
@@ -335,24 +336,30 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
             }
         }
     }
-    if !launchd_off.is_empty() {
-        // One step per job, each writing the database with every job so far switched off, so
-        // that each step names its own MTA.
-        let path = root.resolve(launchd::DISABLED_DB);
+    // One step per job and database, each writing the database with every job so far
+    // switched off, so that each step names its own MTA.
+    let mut dbs: Vec<&str> = Vec::new();
+    for (db, ..) in &launchd_off {
+        if !dbs.contains(&db.as_str()) {
+            dbs.push(db);
+        }
+    }
+    for db in dbs {
+        let path = root.resolve(db);
         let mut current = root.read_bytes(&path)?;
-        for (mta, label) in launchd_off {
-            let bytes = launchd::disable_in_db(current.as_deref(), std::slice::from_ref(&label))?;
+        for (_, domain, mta, label) in launchd_off.iter().filter(|(d, ..)| d == db) {
+            let bytes = launchd::disable_in_db(current.as_deref(), std::slice::from_ref(label))
+                .map_err(|e| AgentError::Refused(format!("{db}: {e}")))?;
             current = Some(bytes.clone());
             plan.steps.push(Step {
-                mta,
+                mta: *mta,
                 mechanism: Mechanism::Launchd,
                 op: Op::Write {
                     path: path.clone(),
                     bytes,
                 },
                 description: format!(
-                    "launchctl disable system/{label} ({label} => true in {})",
-                    launchd::DISABLED_DB
+                    "launchctl disable {domain}/{label} ({label} => true in {db})"
                 ),
             });
         }
@@ -365,7 +372,7 @@ pub fn build(root: &Root, det: &Detection, mode: Mode) -> Result<Plan> {
                 "systemd: run `systemctl daemon-reload` and stop the units, or reboot"
             }
             Mechanism::Launchd => {
-                "launchd: `launchctl bootout system/LABEL` stops a job that runs now"
+                "launchd: `launchctl bootout system/LABEL` (an agent: `gui/UID/LABEL`) stops a job that runs now"
             }
             Mechanism::Smf => "SMF: `svcadm disable` also stops an instance that is online",
             _ => continue,

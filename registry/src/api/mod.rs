@@ -8,6 +8,7 @@
 mod admin;
 mod agent;
 pub mod auth;
+mod health;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -60,6 +61,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_agent_token),
         )
         .route("/hosts/{address}/reports", get(admin::host_reports))
+        .route(
+            "/hosts/{address}/health-thresholds",
+            get(health::get_thresholds).put(health::put_thresholds),
+        )
         .route(
             "/networks",
             get(admin::list_networks).post(admin::add_network),

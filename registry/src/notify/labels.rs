@@ -1,5 +1,7 @@
 //! The words of a digest in English and Japanese.
 
+use relayguard_core::agent_report::QueueHealth;
+
 use super::Lang;
 use super::routing::{Change, Digest};
 
@@ -18,6 +20,7 @@ pub(super) struct Labels {
     pub(super) resolved_at: &'static str,
     pub(super) fix: &'static str,
     pub(super) stop: &'static str,
+    pub(super) queue_fix: &'static str,
     pub(super) footer: &'static str,
 }
 
@@ -36,6 +39,7 @@ const EN: Labels = Labels {
     resolved_at: "resolved",
     fix: "How to fix it",
     stop: "This host should not run a mail server",
+    queue_fix: "What to do about the mail queue",
     footer: "This message was sent automatically by relayguard. You will hear again only about new, changed or resolved findings, and a reminder while findings stay open. Questions: reply to this message.",
 };
 
@@ -54,6 +58,7 @@ const JA: Labels = Labels {
     resolved_at: "解決",
     fix: "対処方法",
     stop: "このホストではメールサーバを動かさないでください",
+    queue_fix: "メールキューへの対処",
     footer: "このメールは relayguard が自動送信しています。今後は新しい問題・変化・解決があった場合と、未対応の問題が残っている場合の再通知のみお送りします。ご質問はこのメールに返信してください。",
 };
 
@@ -80,6 +85,58 @@ pub(super) fn change_label(c: &Change, lang: Lang) -> String {
         (Lang::Ja, Change::Reminder) => "未対応（再通知）".into(),
         (Lang::Ja, Change::StillOpen) => "未対応".into(),
         (Lang::Ja, Change::Resolved) => "解決済み".into(),
+    }
+}
+
+/// An age in seconds, to the minute under an hour, then hours and days.
+fn age(secs: u64, lang: Lang) -> String {
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    match lang {
+        Lang::En if d > 0 => format!("{d} d {h} h"),
+        Lang::En if h > 0 => format!("{h} h {m} min"),
+        Lang::En => format!("{m} min"),
+        Lang::Ja if d > 0 => format!("{d} 日 {h} 時間"),
+        Lang::Ja if h > 0 => format!("{h} 時間 {m} 分"),
+        Lang::Ja => format!("{m} 分"),
+    }
+}
+
+/// What the agent saw in a mail server's queue (`mail-queue-backlog`, `bounce-burst`
+/// evidence), in one sentence.
+pub(super) fn queue_seen(q: &QueueHealth, lang: Lang) -> String {
+    let per_queue = q
+        .queues
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match lang {
+        Lang::En => {
+            let mut s = format!(
+                "The agent saw {} messages queued ({per_queue}; `{}`), {} of them bounces (null sender)",
+                q.messages, q.source, q.null_sender
+            );
+            if let Some(n) = q.bounces_since_last {
+                s += &format!(", and {n} bounces generated since its previous report");
+            }
+            if let Some(a) = q.oldest_age_secs {
+                s += &format!("; the oldest has waited {}", age(a, lang));
+            }
+            s + "."
+        }
+        Lang::Ja => {
+            let mut s = format!(
+                "エージェントの報告: キュー内 {} 通（{per_queue}、`{}`）、うちバウンス（空の送信者）{} 通",
+                q.messages, q.source, q.null_sender
+            );
+            if let Some(n) = q.bounces_since_last {
+                s += &format!("、前回の報告以降に生成したバウンス {n} 通");
+            }
+            if let Some(a) = q.oldest_age_secs {
+                s += &format!("、最も古いメッセージは {} 待機中", age(a, lang));
+            }
+            s + "。"
+        }
     }
 }
 

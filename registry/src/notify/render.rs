@@ -8,7 +8,7 @@ use relayguard_core::{FindingKind, escape_controls};
 
 use super::Lang;
 use super::evidence::evidence_lines;
-use super::labels::{Labels, change_label, labels, subject};
+use super::labels::{Labels, change_label, labels, queue_seen, subject};
 use super::remediation::Remediation;
 use super::routing::{Digest, HostSection, Via};
 use crate::model::Role;
@@ -44,6 +44,19 @@ fn mta_fix_wanted(section: &HostSection) -> bool {
             ]
             .contains(&i.finding.kind.as_str())
     })
+}
+
+/// The queue health an open `mail-queue-backlog` or `bounce-burst` was opened on.
+fn queue_of(f: &crate::store::FindingRow) -> Option<relayguard_core::agent_report::QueueHealth> {
+    let queue_kind = [
+        FindingKind::MailQueueBacklog.id(),
+        FindingKind::BounceBurst.id(),
+    ]
+    .contains(&f.kind.as_str());
+    if !queue_kind || f.status != FindingStatus::Open {
+        return None;
+    }
+    serde_json::from_value(f.evidence.get("queue")?.clone()).ok()
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM UTC`.
@@ -101,6 +114,10 @@ fn remedies<'a>(
     if no_mta_wanted(s) {
         let r = rem.no_mta_wanted();
         out.push((l.stop, r.name.as_str(), r.text(lang)));
+    }
+    if let Some(q) = s.items.iter().find_map(|i| queue_of(&i.finding)) {
+        let (name, text) = super::remediation::queue_health(q.mta.as_str(), lang);
+        out.push((l.queue_fix, name, text));
     }
     out
 }
@@ -164,6 +181,9 @@ pub fn render_text(d: &Digest, lang: Lang, rem: &Remediation) -> String {
                 change_label(&i.change, lang)
             );
             let _ = writeln!(t, "    {}", escape_controls(&f.summary));
+            if let Some(q) = queue_of(f) {
+                let _ = writeln!(t, "    {}", escape_controls(&queue_seen(&q, lang)));
+            }
             let _ = write!(t, "    {}: {}", l.first_seen, date(f.first_seen));
             if let Some(r) = f
                 .resolved_at
@@ -233,6 +253,7 @@ pub fn render_html(d: &Digest, lang: Lang, rem: &Remediation) -> String {
                             (change_label(&i.change, lang))
                         }
                         p { (f.summary) }
+                        @if let Some(q) = queue_of(f) { p { (queue_seen(&q, lang)) } }
                         p {
                             (l.first_seen) ": " (date(f.first_seen))
                             @if let Some(r) = f.resolved_at.filter(|_| f.status == FindingStatus::Resolved) {

@@ -41,12 +41,13 @@ use time::Date;
 pub use coverage::Coverage;
 pub use vantage::{Exposure, Narrowed, Vantages};
 
-use crate::model::{Host, HostStatus, Role, canonical_ip};
+use crate::model::{HealthThresholds, Host, HostStatus, Role, canonical_ip};
 
 /// How long after an agent switched a returning MTA off again `mta-reappeared` stays open:
 /// reports within this many seconds of the reappearance keep it open, a later one resolves it.
 pub const REAPPEARED_WINDOW_SECS: u64 = 7 * 24 * 3600;
-/// Messages in a mail server's queue from which its agent's report opens `mail-queue-backlog`.
+/// Messages in a mail server's queue from which its agent's report opens `mail-queue-backlog`,
+/// unless the host has its own threshold (`host_health_thresholds`).
 pub const QUEUE_BACKLOG_MESSAGES: u64 = 500;
 /// Null-sender messages (bounces) in a mail server's queue, or bounces it generated since its
 /// previous report, from which `bounce-burst` opens.
@@ -577,7 +578,18 @@ pub fn report_flags(r: &AgentReport) -> (bool, bool) {
 
 /// The agent-derived finding of the host at `address` after a new report: open while a host
 /// registered as non-mail has a listening MTA enabled at boot or running, resolved otherwise.
+/// Queue health is judged by the default thresholds ([`agent_report_with`] takes the host's).
 pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Changes {
+    agent_report_with(snapshot, address, report, HealthThresholds::default())
+}
+
+/// [`agent_report`], with the queue health judged by `thresholds` (the host's own).
+pub fn agent_report_with(
+    snapshot: &Snapshot,
+    address: &str,
+    report: &AgentReport,
+    thresholds: HealthThresholds,
+) -> Changes {
     let mut changes = Changes::default();
     let key = FindingKey {
         address: address.to_string(),
@@ -618,14 +630,19 @@ pub fn agent_report(snapshot: &Snapshot, address: &str, report: &AgentReport) ->
         changes.resolve(key);
     }
     changes.extend(reappeared(snapshot, address, report, non_mail));
-    changes.extend(queue_health(snapshot, address, report));
+    changes.extend(queue_health(snapshot, address, report, thresholds));
     changes
 }
 
 /// `mail-queue-backlog` and `bounce-burst` of a registered mail server, from the queue health
-/// its agent reports: open at or over the thresholds, resolved by a report under them. A report
-/// without queue health judges nothing.
-fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Changes {
+/// its agent reports: open at or over the host's thresholds, resolved by a report under them. A
+/// report without queue health judges nothing.
+fn queue_health(
+    snapshot: &Snapshot,
+    address: &str,
+    report: &AgentReport,
+    thresholds: HealthThresholds,
+) -> Changes {
     let mut changes = Changes::default();
     let Some(q) = &report.queue else {
         return changes;
@@ -654,13 +671,13 @@ fn queue_health(snapshot: &Snapshot, address: &str, report: &AgentReport) -> Cha
         (
             FindingKind::MailQueueBacklog,
             q.messages,
-            QUEUE_BACKLOG_MESSAGES,
+            thresholds.queue_backlog_threshold,
             "messages queued",
         ),
         (
             FindingKind::BounceBurst,
             bounces,
-            BOUNCE_BURST_MESSAGES,
+            thresholds.bounce_burst_threshold,
             bounce_what,
         ),
     ] {

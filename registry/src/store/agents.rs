@@ -8,7 +8,7 @@ use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::{Store, get_i64, get_str};
 use crate::error::{Error, Result};
 use crate::model::{now_unix, parse_address, today};
-use crate::reconcile::{agent_report, report_flags};
+use crate::reconcile::{agent_report_with, report_flags};
 use crate::token;
 
 /// One stored agent report (summary columns plus the full body).
@@ -131,7 +131,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let snapshot = load_snapshot(&mut tx, self.rules.clone(), today(), None, None).await?;
-        apply_in(&mut tx, &agent_report(&snapshot, &address, report), now).await?;
+        let thresholds = super::health::settings_in(&mut tx, &address)
+            .await?
+            .effective();
+        apply_in(
+            &mut tx,
+            &agent_report_with(&snapshot, &address, report, thresholds),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ReportOutcome::Stored)
     }

@@ -46,6 +46,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0046_review_grace.sql"),
     ),
     (
+        50,
+        include_str!("../../migrations/sqlite/0050_health_thresholds.sql"),
+    ),
+    (
         55,
         include_str!("../../migrations/sqlite/0055_vantages.sql"),
     ),
@@ -107,6 +111,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         46,
         include_str!("../../migrations/postgres/0046_review_grace.sql"),
+    ),
+    (
+        50,
+        include_str!("../../migrations/postgres/0050_health_thresholds.sql"),
     ),
     (
         55,

@@ -1,18 +1,13 @@
-//! Queue health of a mail server: how many messages wait in which queue, how many are bounces
-//! (null sender), and how old the oldest is. A bounce burst that fills the queues stops a mail
-//! gateway's mail long before anything else notices.
-//!
-//! Postfix's `postqueue -j` prints one JSON object per queued message; it honours
+//! Postfix's queue: `postqueue -j` prints one JSON object per queued message. It honours
 //! `MAIL_CONFIG` like every Postfix command, so a second instance is reported by setting it.
-//! The command runs through the root's [`crate::command::CommandRunner`]: on the live root only.
 
 use std::collections::BTreeMap;
 
 use relayguard_core::agent_report::{Mta, QueueHealth};
 use serde::Deserialize;
 
+use crate::command::CommandRunner;
 use crate::error::{AgentError, Result};
-use crate::root::Root;
 
 /// Postfix's queue listing command.
 pub const POSTQUEUE: &str = "/usr/sbin/postqueue";
@@ -56,23 +51,10 @@ pub fn parse_postqueue_json(text: &str, now: u64) -> Result<QueueHealth> {
     })
 }
 
-/// The queue health of the root's Postfix, `Ok(None)` when there is no Postfix or the root has
-/// no commands (an image).
-pub fn gather(root: &Root, now: u64) -> Result<Option<QueueHealth>> {
-    let Some(run) = root.commands() else {
-        return Ok(None);
-    };
-    if !root.exists(POSTQUEUE) {
-        return Ok(None);
-    }
-    let o = run.run(POSTQUEUE, &["-j"])?;
-    if !o.success {
-        return Err(AgentError::Refused(format!(
-            "postqueue -j failed: {}",
-            o.stderr.trim()
-        )));
-    }
-    parse_postqueue_json(&o.stdout, now).map(Some)
+/// The queue health of the Postfix whose `postqueue` is [`POSTQUEUE`].
+pub fn gather(run: &dyn CommandRunner, now: u64) -> Result<QueueHealth> {
+    let text = super::run_listing(run, POSTQUEUE, &["-j"])?;
+    parse_postqueue_json(&text, now)
 }
 
 #[cfg(test)]
