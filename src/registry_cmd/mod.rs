@@ -450,29 +450,16 @@ fn desk_config(a: &ServeArgs) -> anyhow::Result<Option<relayguard_registry::desk
     let (Some(url), Some(smtp), Some(from)) = (&a.desk_url, &a.smtp, &a.from) else {
         return Ok(None);
     };
-    let password = match &a.smtp_password_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-        ),
-        None => None,
-    };
-    let ca_pem = match &a.smtp_ca {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
     Ok(Some(relayguard_registry::desk::DeskConfig {
         base_url: url.clone(),
         from: from.clone(),
-        smtp: relayguard_registry::notify::mail::SmtpOptions {
-            url: smtp.clone(),
-            starttls: a.smtp_starttls,
-            user: a.smtp_user.clone(),
-            password,
-            ca_pem,
-        },
+        smtp: notify::smtp_options(
+            smtp.clone(),
+            a.smtp_starttls,
+            a.smtp_user.clone(),
+            a.smtp_password_file.as_deref(),
+            a.smtp_ca.as_deref(),
+        )?,
     }))
 }
 

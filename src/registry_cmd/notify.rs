@@ -27,6 +27,26 @@ pub struct NotifyArgs {
     /// Directory for --dry-run's .eml files [default: ./notify-out].
     #[arg(long, requires = "dry_run")]
     pub out: Option<PathBuf>,
+    /// The mail server.
+    #[command(flatten)]
+    pub mail: SmtpArgs,
+    /// Sender: ADDR or "Name <ADDR>" (required when sending).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Language of the messages.
+    #[arg(long, value_enum, default_value_t)]
+    pub lang: LangArg,
+    /// The security team's address, for findings with no registered admin and no network owner.
+    #[arg(long)]
+    pub fallback: Option<String>,
+    /// Days after which findings still open are reported again (0: never).
+    #[arg(long, default_value_t = 7)]
+    pub reminder_days: u32,
+}
+
+/// The mail server `notify` and `review run` send through (unless `--dry-run`).
+#[derive(Debug, Clone, Args)]
+pub struct SmtpArgs {
     /// SMTP server: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
     #[arg(long, conflicts_with = "dry_run")]
     pub smtp: Option<String>,
@@ -42,31 +62,43 @@ pub struct NotifyArgs {
     /// Extra CA certificate (PEM) to trust for the relay's STARTTLS or implicit TLS certificate.
     #[arg(long, requires = "smtp")]
     pub smtp_ca: Option<PathBuf>,
-    /// Sender: ADDR or "Name <ADDR>" (required when sending).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Language of the messages.
-    #[arg(long, value_enum, default_value_t)]
-    pub lang: LangArg,
-    /// The security team's address, for findings with no registered admin and no network owner.
-    #[arg(long)]
-    pub fallback: Option<String>,
-    /// Days after which findings still open are reported again (0: never).
-    #[arg(long, default_value_t = 7)]
-    pub reminder_days: u32,
 }
 
-/// The SMTP settings of `--smtp`, `--starttls`, `--smtp-user`, `--smtp-password-file` and
-/// `--smtp-ca` (shared by `notify` and `review run`).
+impl SmtpArgs {
+    /// Where the mails go: .eml files in `out` (default `default_dir`) with `dry_run`, else
+    /// the SMTP server, its password and CA read from their files.
+    pub(super) fn delivery(
+        self,
+        dry_run: bool,
+        out: Option<PathBuf>,
+        default_dir: &str,
+    ) -> anyhow::Result<Delivery> {
+        if dry_run {
+            return Ok(Delivery::DryRun(
+                out.unwrap_or_else(|| PathBuf::from(default_dir)),
+            ));
+        }
+        let url = self
+            .smtp
+            .context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
+        Ok(Delivery::Smtp(smtp_options(
+            url,
+            self.starttls,
+            self.smtp_user,
+            self.smtp_password_file.as_deref(),
+            self.smtp_ca.as_deref(),
+        )?))
+    }
+}
+
+/// SMTP options with the password (first line of its file) and the extra CA read in.
 pub(super) fn smtp_options(
-    url: Option<String>,
+    url: String,
     starttls: bool,
     user: Option<String>,
     password_file: Option<&std::path::Path>,
-    ca: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<SmtpOptions> {
-    let url =
-        url.context("give --smtp smtp://HOST:PORT to send, or --dry-run to write .eml files")?;
     let password = match password_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -76,7 +108,7 @@ pub(super) fn smtp_options(
         ),
         None => None,
     };
-    let ca_pem = match ca {
+    let ca_pem = match ca_file {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,
     };
@@ -95,17 +127,7 @@ pub(super) async fn run(
     a: NotifyArgs,
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<()> {
-    let delivery = if a.dry_run {
-        Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("notify-out")))
-    } else {
-        Delivery::Smtp(smtp_options(
-            a.smtp,
-            a.starttls,
-            a.smtp_user,
-            a.smtp_password_file.as_deref(),
-            a.smtp_ca.as_deref(),
-        )?)
-    };
+    let delivery = a.mail.delivery(a.dry_run, a.out, "notify-out")?;
     let from = match (a.from, a.dry_run) {
         (Some(f), _) => f,
         (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),

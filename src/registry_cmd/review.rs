@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use relayguard_registry::Store;
-use relayguard_registry::notify::{Delivery, Lang};
+use relayguard_registry::notify::Lang;
 use relayguard_registry::review::{ReviewOptions, run_reviews};
 
-use super::notify::{LangArg, smtp_options};
+use super::notify::{LangArg, SmtpArgs};
 
 /// `review run`
 #[derive(Debug, Clone, Args)]
@@ -25,21 +25,9 @@ pub struct ReviewArgs {
     /// Directory for --dry-run's .eml files [default: ./review-out].
     #[arg(long, requires = "dry_run")]
     pub out: Option<PathBuf>,
-    /// SMTP server: smtp://HOST:PORT (smtps://HOST:PORT for implicit TLS).
-    #[arg(long, conflicts_with = "dry_run")]
-    pub smtp: Option<String>,
-    /// Require STARTTLS on an smtp:// server (certificate verified).
-    #[arg(long, requires = "smtp")]
-    pub starttls: bool,
-    /// SMTP AUTH user name (needs --smtp-password-file).
-    #[arg(long, requires_all = ["smtp", "smtp_password_file"])]
-    pub smtp_user: Option<String>,
-    /// File holding the SMTP AUTH password (first line).
-    #[arg(long, requires = "smtp_user")]
-    pub smtp_password_file: Option<PathBuf>,
-    /// Extra CA certificate (PEM) to trust for the relay's certificate.
-    #[arg(long, requires = "smtp")]
-    pub smtp_ca: Option<PathBuf>,
+    /// The mail server.
+    #[command(flatten)]
+    pub mail: SmtpArgs,
     /// Sender: ADDR or "Name <ADDR>" (required when sending).
     #[arg(long)]
     pub from: Option<String>,
@@ -54,17 +42,7 @@ pub(super) async fn run(
     a: ReviewArgs,
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<()> {
-    let delivery = if a.dry_run {
-        Delivery::DryRun(a.out.unwrap_or_else(|| PathBuf::from("review-out")))
-    } else {
-        Delivery::Smtp(smtp_options(
-            a.smtp,
-            a.starttls,
-            a.smtp_user,
-            a.smtp_password_file.as_deref(),
-            a.smtp_ca.as_deref(),
-        )?)
-    };
+    let delivery = a.mail.delivery(a.dry_run, a.out, "review-out")?;
     let from = match (a.from, a.dry_run) {
         (Some(f), _) => f,
         (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
