@@ -170,6 +170,7 @@ pub(crate) async fn page(
                             @if v.open_findings.is_empty() { "none" }
                             @for f in &v.open_findings {
                                 span class=(f.severity.as_str()) { (f.severity.as_str()) } " " (f.kind) " (port " (f.port) "): " (f.summary) br;
+                                (super::overrides::controls(f, session))
                             }
                         }
                     }
@@ -198,7 +199,8 @@ pub(crate) async fn page(
             table {
                 tr { th { "Address" } th { "Port" } th { "Severity" } th { "Finding" } }
                 @for f in &unregistered {
-                    tr { td { (f.address) } td { (f.port) } td class=(f.severity.as_str()) { (f.severity.as_str()) } td { (f.kind) ": " (f.summary) } }
+                    tr { td { (f.address) } td { (f.port) } td class=(f.severity.as_str()) { (f.severity.as_str()) }
+                         td { (f.kind) ": " (f.summary) br; (super::overrides::controls(f, session)) } }
                 }
             }
         }

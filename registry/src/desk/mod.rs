@@ -4,6 +4,7 @@
 //! * [`login`]: the sign-in pages, the mailed link, sessions and sign-out.
 //! * [`home`]: the `/desk` page and the administrator's view in the API.
 //! * [`admins`]: the security team's list of administrators added by hand.
+//! * [`overrides`]: administrators' accepted risks and false positives on their own hosts.
 //!
 //! The desk needs to send mail, so it only runs when the server is given a [`Desk`] (an axum
 //! `Extension`); without one its pages answer 503. Who is asking is
@@ -14,6 +15,7 @@ pub mod applications;
 pub mod apply;
 pub mod home;
 pub mod login;
+pub mod overrides;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -165,6 +167,11 @@ pub fn page_routes() -> Router<AppState> {
         .route("/desk/apply", get(apply::form).post(apply::submit_form))
         .route("/desk/applications/{id}", get(apply::status_page))
         .route("/desk/applications/{id}/cancel", post(apply::cancel_form))
+        .route("/desk/findings/{id}/override", post(overrides::form_set))
+        .route(
+            "/desk/findings/{id}/override/clear",
+            post(overrides::form_clear),
+        )
 }
 
 /// The API routes of the desk (mounted under `/api/v1`).
@@ -173,6 +180,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/desk/hosts", get(home::api_hosts))
         .route("/desk/hosts/{address}", get(home::api_host))
         .route("/desk/hosts/{address}/history", get(home::api_history))
+        .route(
+            "/desk/findings/{id}/override",
+            post(overrides::api_set).delete(overrides::api_clear),
+        )
         .route(
             "/applications",
             get(apply::api_list).post(apply::api_submit),
