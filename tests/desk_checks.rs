@@ -1,7 +1,9 @@
 //! The desk's application checks with the real scanner, through `relayguard-registry serve`:
 //! DNS consistency against a real nsd (the test zones of relayguard_testkit), the relay audit of
 //! mail-direct applications against real Postfix personalities (an open relay needs changes, a
-//! closed server passes), and the outcome mails through a real Postfix sink.
+//! closed server passes), and the outcome mails through a real Postfix sink. A clean server in a
+//! network namespace the test creates goes the whole way: approved, registered, in the pass-list.
+//! Needs root, `ip`, nsd and Postfix.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -86,27 +88,18 @@ fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} check in {v}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
-    let nsd = Nsd::start().await;
-    let sink = Postfix::start_maildir_sink(&["lab.example.ac.jp"]);
-    let open = Postfix::start(Personality::OpenRelay);
-    let closed = Postfix::start(Personality::Closed);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokens"), format!("{TOKEN}\n")).unwrap();
-    let database = format!("sqlite://{}/registry.db", dir.path().display());
+/// `relayguard-registry serve` with the desk on, its checks asking `resolver`, its mails going
+/// to `smtp`, its database in `dir`.
+fn serve(dir: &std::path::Path, resolver: &str, smtp: &str) -> Server {
+    std::fs::write(dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
+    let database = format!("sqlite://{}/registry.db", dir.display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_relayguard-registry"))
         .args(["--database", &database, "serve", "--listen", "127.0.0.1:0"])
         .arg("--admin-token-file")
-        .arg(dir.path().join("tokens"))
+        .arg(dir.join("tokens"))
         .args(["--desk-url", "http://registry.lab.example.ac.jp"])
-        .args([
-            "--smtp",
-            &sink.smtp_url(),
-            "--from",
-            "desk@lab.example.ac.jp",
-        ])
-        .args(["--resolver", &nsd.addr.to_string()])
+        .args(["--smtp", smtp, "--from", "desk@lab.example.ac.jp"])
+        .args(["--resolver", resolver])
         .args([
             "--audit-allow-special",
             "--audit-rate",
@@ -126,7 +119,17 @@ async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("{line:?}"))
         .to_string();
-    let server = Server { child, addr };
+    Server { child, addr }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
+    let nsd = Nsd::start().await;
+    let sink = Postfix::start_maildir_sink(&["lab.example.ac.jp"]);
+    let open = Postfix::start(Personality::OpenRelay);
+    let closed = Postfix::start(Personality::Closed);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &nsd.addr.to_string(), &sink.smtp_url());
 
     // Name and PTR agree (mail.campus.test = 192.0.2.10): an internal-only host is approved.
     let v = tokio::task::block_in_place(|| {
@@ -271,4 +274,140 @@ async fn applications_are_checked_with_real_dns_and_a_real_relay_audit() {
         .unwrap_or_else(|| panic!("the closed server's outcome mail: {raw:?}"));
     assert!(closed_mail.contains("needs changes"), "{closed_mail}");
     drop(server);
+}
+
+/// A GET with the team's token; returns (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw[9..12].parse().unwrap();
+    let (_, body) = raw.split_once("\r\n\r\n").unwrap();
+    (status, body.to_string())
+}
+
+/// A network namespace holding one address reachable from here with no route added: a veth
+/// pair, 198.19.9.1/29 on this side and 198.19.9.2/29 inside; an address of that /29 put on
+/// the namespace's `lo` is answered for over the veth. Deleting the namespace deletes the pair.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let ns = Netns(format!("rgdesk{}", std::process::id()));
+        let (outer, inner) = (format!("{}o", ns.0), format!("{}i", ns.0));
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &ns.0]);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &ns.0,
+        ]);
+        ip(&["addr", "add", "198.19.9.1/29", "dev", &outer]);
+        ip(&["link", "set", &outer, "up"]);
+        ip(&["-n", &ns.0, "addr", "add", "198.19.9.2/29", "dev", &inner]);
+        ip(&["-n", &ns.0, "link", "set", &inner, "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).output();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// The whole way for a clean mail server: a real closed Postfix on an address whose PTR a test
+/// zone can serve (loopback's cannot: the resolver answers 127/8 itself), forward, reverse and
+/// MX served by a real nsd, the real relay audit. The application is approved on its own, the
+/// registration is mail-direct and in the firewall pass-list, and the applicant's mail says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_mail_direct_server_is_approved_into_the_pass_list() {
+    const SERVER: &str = "198.19.9.6";
+    let soa = |zone: &str| {
+        format!(
+            "$TTL 300\n@ SOA ns.desk.test. hostmaster.desk.test. 2026120301 3600 600 86400 300\n@ NS ns.desk.test.\n; zone {zone}\n"
+        )
+    };
+    let nsd = Nsd::start_zones(&[
+        (
+            "desk.test",
+            &format!(
+                "{}@ MX 10 mx.desk.test.\nns A 127.0.0.1\nmx A {SERVER}\n",
+                soa("desk.test")
+            ),
+        ),
+        (
+            "6.9.19.198.in-addr.arpa",
+            &format!("{}@ PTR mx.desk.test.\n", soa("reverse")),
+        ),
+    ])
+    .await;
+    let ns = Netns::create();
+    let closed = Postfix::start_in_netns(Personality::Closed, &ns.0, SERVER.parse().unwrap());
+    let sink = Postfix::start_maildir_sink(&["lab.example.ac.jp"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &nsd.addr.to_string(), &sink.smtp_url());
+
+    let v = tokio::task::block_in_place(|| {
+        apply(
+            &server,
+            SERVER,
+            "mx.desk.test",
+            "mail-direct",
+            Some("desk.test"),
+        )
+    });
+    for name in ["forward", "ptr", "mx", "relay-audit"] {
+        assert_eq!(check(&v, name)["passed"], true, "{name}: {v}");
+    }
+    assert_eq!(v["status"], "approved", "{v}");
+    // The audit really spoke to the server: its log has the relay attempts it refused.
+    assert!(
+        closed.log().contains("Relay access denied"),
+        "{}",
+        closed.log()
+    );
+
+    let (status, body) = get(&server.addr, &format!("/api/v1/hosts/{SERVER}"));
+    assert_eq!(status, 200, "{body}");
+    let host: Value = serde_json::from_str(
+        body.lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("{body}")),
+    )
+    .unwrap();
+    assert_eq!(
+        (&host["role"], &host["status"], &host["admin_email"]),
+        (&json!("mail-direct"), &json!("active"), &json!(CONTACT)),
+        "{host}"
+    );
+    let (status, list) = get(&server.addr, "/api/v1/export/allowlist.txt");
+    assert_eq!(status, 200);
+    assert!(list.lines().any(|l| l.trim() == SERVER), "{list}");
+
+    let msgs = tokio::task::block_in_place(|| sink.wait_for(1));
+    let mail = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert!(
+        mail.contains(&format!("To: {CONTACT}")) || mail.contains(&format!("<{CONTACT}>")),
+        "{mail}"
+    );
+    assert!(mail.contains("approved"), "{mail}");
+    drop(server);
+    drop(closed);
 }
