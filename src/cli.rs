@@ -96,8 +96,9 @@ pub struct SweepArgs {
     /// Most discovery connections in flight (also bounded by the open-file limit).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub concurrency: usize,
-    /// Most hosts audited at once.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    /// Most hosts audited at once (each with up to --sessions-per-host connections; lowered to
+    /// fit a quarter of the open-file limit).
+    #[arg(long, default_value_t = 256, value_name = "N")]
     pub audit_concurrency: usize,
     /// New connections per second, all stages together (0 = unlimited).
     #[arg(long, default_value_t = 1000.0, value_name = "PER_SECOND")]

@@ -102,14 +102,21 @@ pub fn sweep_config(
     let extra_roots = load_pem_certificates(&args.tls_ca).map_err(anyhow::Error::msg)?;
     let tls = TlsSetup::new(extra_roots).context("setting up TLS")?;
     let open_files = relayguard_scanner::raise_open_file_limit().unwrap_or(1024);
-    let audit_files = (args.audit_concurrency * args.sessions_per_host) as u64;
+    // Audits get at most a quarter of the open files (each host up to --sessions-per-host
+    // sockets), discovery what is left: under a low limit both shrink rather than discovery alone.
+    let sessions = args.sessions_per_host.max(1) as u64;
+    let audit_concurrency = (args.audit_concurrency as u64)
+        .min(open_files.saturating_sub(RESERVED_FILES) / 4 / sessions)
+        .max(1) as usize;
+    let audit_files = audit_concurrency as u64 * sessions;
     let room = open_files
         .saturating_sub(RESERVED_FILES + audit_files)
         .max(16);
     let concurrency = (args.concurrency as u64).min(room) as usize;
-    if concurrency < args.concurrency {
+    if concurrency < args.concurrency || audit_concurrency < args.audit_concurrency {
         tracing::warn!(
             concurrency,
+            audit_concurrency,
             open_files,
             "concurrency lowered to fit the open-file limit"
         );
@@ -118,7 +125,7 @@ pub fn sweep_config(
     Ok(SweepConfig {
         ports: args.ports.clone(),
         concurrency,
-        audit_concurrency: args.audit_concurrency,
+        audit_concurrency,
         connect_timeout,
         filtered_retries: args.retries,
         report_unreachable: args.all,

@@ -577,6 +577,7 @@ async fn audit_port(
             let taker = run::Taker::new(&pool, 0);
             let done = run::run_sequence(&host, Some(live), first_tests, Some(taker), &mut t).await;
             drop(first_slot);
+            pool.first_finished();
             done
         };
         let mut pool_t = Transcript::default();

@@ -93,6 +93,11 @@ pub(super) struct Pool {
     tests: Mutex<VecDeque<PlannedTest>>,
     /// How many tests one session runs before the next goes to a fresh session.
     per_session: usize,
+    /// Whether the first session's sequence still runs: until it ends it may share its own
+    /// tests, so [`run_pool`] waits for it even when its own sessions are all done.
+    first_running: std::sync::atomic::AtomicBool,
+    /// Wakes [`run_pool`] when tests were shared or the first sequence ended.
+    changed: tokio::sync::Notify,
 }
 
 impl Pool {
@@ -101,7 +106,15 @@ impl Pool {
         Pool {
             tests: Mutex::new(tests.into()),
             per_session: per_session.max(1),
+            first_running: std::sync::atomic::AtomicBool::new(true),
+            changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The first session's sequence has ended: nothing more will be shared.
+    pub(super) fn first_finished(&self) {
+        self.first_running.store(false, Ordering::Relaxed);
+        self.changed.notify_one();
     }
 
     fn take(&self) -> Option<PlannedTest> {
@@ -124,10 +137,17 @@ impl Pool {
             .drain(..)
             .partition(|t| t.desync_retried || t.gate_retried);
         *queue = mine;
+        if shared.is_empty() {
+            return;
+        }
         let mut tests = self.lock();
         for test in shared.into_iter().rev() {
             tests.push_front(test);
         }
+        drop(tests);
+        // The pool's sessions may all have ended already (their own tests were decided):
+        // new ones are opened for what was shared.
+        self.changed.notify_one();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PlannedTest>> {
@@ -175,7 +195,9 @@ impl<'a> Taker<'a> {
 /// Runs the spread tests in `pool` over fresh sessions: `workers` of them to start with (as
 /// many sessions as the tests fill, see [`super::schedule::deal`]), and, once a session finds
 /// the server slow without error sleeps, as many more as tests are waiting, up to the host's
-/// session limit. Every worker takes tests from the pool until it is empty.
+/// session limit, and again when the first session shares its own tests. Every worker takes
+/// tests from the pool until it is empty; the pool ends when its workers and the first
+/// session's sequence have.
 pub(super) async fn run_pool(
     host: &Arc<Host>,
     pool: Arc<Pool>,
@@ -206,9 +228,11 @@ pub(super) async fn run_pool(
     let mut all = Vec::new();
     let mut transcripts = Vec::new();
     loop {
+        if sessions.is_empty() && !pool.first_running.load(Ordering::Relaxed) {
+            break;
+        }
         tokio::select! {
-            joined = sessions.join_next() => {
-                let Some(joined) = joined else { break };
+            Some(joined) = sessions.join_next() => {
                 // A worker only fails to join if it panicked, which would be a bug; its tests
                 // are then simply missing from the result rather than taking the sweep down.
                 if let Ok((done, t)) = joined {
@@ -217,6 +241,17 @@ pub(super) async fn run_pool(
                 }
             }
             () = host.slow.notified() => {
+                let room = limit.saturating_sub(sessions.len()).min(pool.len());
+                for _ in 0..room {
+                    spawn(&mut sessions);
+                }
+            }
+            () = pool.changed.notified() => {
+                // A quick server keeps the sessions the schedule dealt it: only a slow one, or
+                // tests left with no session to take them, get new ones.
+                if !host.is_slow() && !sessions.is_empty() {
+                    continue;
+                }
                 let room = limit.saturating_sub(sessions.len()).min(pool.len());
                 for _ in 0..room {
                     spawn(&mut sessions);
