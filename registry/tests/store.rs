@@ -279,6 +279,20 @@ async fn unregistered_listener_opens_and_covering_sweep_resolves(kind: Kind) {
     assert!(open_keys(s).await.is_empty());
     let obs = s.observations_for("10.0.0.5", 10).await.unwrap();
     assert_eq!(obs.len(), 3, "open, closed, open again");
+    // A filtered port is coverage, not an observation: counted in the sweep, no row kept.
+    let sw = record_sweep(
+        s,
+        &meta(&["10.0.0.0/24"]),
+        &[
+            listener("10.0.0.5"),
+            HostResult::unreachable("10.0.0.6".parse().unwrap(), 25, PortState::Filtered),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(sw.results, 2);
+    assert!(s.observations_for("10.0.0.6", 10).await.unwrap().is_empty());
+    assert_eq!(s.observations_for("10.0.0.5", 10).await.unwrap().len(), 4);
 }
 
 async fn non_mail_host_listening_and_scanner_findings(kind: Kind) {
