@@ -134,7 +134,28 @@ fn planned_probes(s: &SweepRow) -> Option<i64> {
 
 impl Store {
     /// Reads the dashboard's figures as of `now` (Unix seconds), with `days` days of history.
+    /// The parts are independent reads, run side by side on the pool's connections.
     pub async fn dashboard(&self, now: i64, days: i64) -> Result<Dashboard> {
+        let nets = self.list_networks().await?;
+        let (history, (fix_by_network, fix_by_kind), oldest_critical, vantages, silent_agents) = tokio::try_join!(
+            self.history(now, days),
+            self.fix_times(now, &nets),
+            self.oldest_critical(&nets),
+            self.last_sweeps(),
+            self.silent_agents(now),
+        )?;
+        Ok(Dashboard {
+            history,
+            fix_by_network,
+            fix_by_kind,
+            oldest_critical,
+            vantages,
+            silent_agents,
+        })
+    }
+
+    /// Open findings per severity at the end of each of the last `days` days.
+    async fn history(&self, now: i64, days: i64) -> Result<Vec<DayCounts>> {
         let pool = self.pool();
         let today = now.div_euclid(DAY);
         let first = today - days + 1;
@@ -185,45 +206,66 @@ impl Store {
                 open,
             });
         }
+        Ok(history)
+    }
 
-        // Time to fix, over the findings resolved in the last year.
-        let nets = self.list_networks().await?;
+    /// Time to fix per network block and per kind, over the findings resolved in the last year.
+    async fn fix_times(
+        &self,
+        now: i64,
+        nets: &[crate::model::Network],
+    ) -> Result<(Vec<FixTime>, Vec<FixTime>)> {
         let rows = sqlx::query(
             "SELECT address, kind, resolved_at - first_seen AS dt FROM findings \
              WHERE status = 'resolved' AND resolved_at >= $1",
         )
         .bind(now - 365 * DAY)
-        .fetch_all(pool)
+        .fetch_all(self.pool())
         .await?;
+        let blocks = super::networks::Blocks::new(nets);
+        // Many resolved findings share an address: each is looked up once.
+        let mut block_of: std::collections::HashMap<String, String> = Default::default();
         let (mut by_net, mut by_kind) = (BTreeMap::new(), BTreeMap::new());
         for r in &rows {
             let dt = get_i64(r, "dt")?.max(0);
             let address = get_str(r, "address")?;
-            let net = address
-                .parse()
-                .ok()
-                .and_then(|ip| super::networks::most_specific(&nets, ip))
-                .map_or_else(|| "no network block".to_string(), |n| n.cidr.clone());
+            let net = block_of
+                .entry(address)
+                .or_insert_with_key(|a| {
+                    a.parse()
+                        .ok()
+                        .and_then(|ip| blocks.most_specific(ip))
+                        .map_or_else(|| "no network block".to_string(), |n| n.cidr.clone())
+                })
+                .clone();
             by_net.entry(net).or_insert_with(Vec::new).push(dt);
             by_kind
                 .entry(get_str(r, "kind")?)
                 .or_insert_with(Vec::new)
                 .push(dt);
         }
+        Ok((fix_times(by_net), fix_times(by_kind)))
+    }
 
+    /// The ten oldest open critical findings, with their contacts.
+    async fn oldest_critical(&self, nets: &[crate::model::Network]) -> Result<Vec<FindingRow>> {
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' AND severity_rank = $1 \
              ORDER BY first_seen, id LIMIT 10"
         );
-        let mut oldest_critical = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut oldest = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(Severity::Critical.rank())
-            .fetch_all(pool)
+            .fetch_all(self.pool())
             .await?
             .iter()
             .map(finding_from_row)
             .collect::<Result<Vec<_>>>()?;
-        self.attach_contacts(&mut oldest_critical, &nets).await?;
+        self.attach_contacts(&mut oldest, nets).await?;
+        Ok(oldest)
+    }
 
+    /// The newest sweep of each vantage point with its planned probes.
+    async fn last_sweeps(&self) -> Result<Vec<LastSweep>> {
         let mut vantages = Vec::new();
         for v in self.latest_sweep_ids().await? {
             if let Some(sweep) = self.get_sweep(v).await? {
@@ -233,15 +275,7 @@ impl Store {
                 });
             }
         }
-
-        Ok(Dashboard {
-            history,
-            fix_by_network: fix_times(by_net),
-            fix_by_kind: fix_times(by_kind),
-            oldest_critical,
-            vantages,
-            silent_agents: self.silent_agents(now).await?,
-        })
+        Ok(vantages)
     }
 
     /// The id of the newest sweep of each vantage point, by vantage name.

@@ -289,16 +289,17 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
+        let blocks = super::networks::Blocks::new(&nets);
+        let registered: std::collections::HashMap<&str, &str> = hosts
+            .iter()
+            .map(|h| (h.address.as_str(), h.admin_email.as_str()))
+            .collect();
         for f in &mut out {
             f.overridden = overrides.remove(&f.id);
-            f.admin_email = hosts
-                .iter()
-                .find(|h| h.address == f.address)
-                .map(|h| h.admin_email.clone())
-                .or_else(|| {
-                    let ip = f.address.parse().ok()?;
-                    super::networks::most_specific(&nets, ip).map(|n| n.owner_email.clone())
-                });
+            f.admin_email = registered
+                .get(f.address.as_str())
+                .map(|e| (*e).to_string())
+                .or_else(|| blocks.owner_of(&f.address));
         }
         if let Some(admin) = &filter.admin {
             let admin = admin.trim();
@@ -391,6 +392,7 @@ impl Store {
         };
         let base = &filter.base;
         let nets = self.list_networks().await?;
+        let blocks = super::networks::Blocks::new(&nets);
         let mut out = match base.admin.as_deref() {
             None => {
                 let mut w = finding_where(filter)?;
@@ -440,10 +442,10 @@ impl Store {
                     for r in &rows {
                         let (id, address) = (get_i64(r, "id")?, get_str(r, "address")?);
                         after = Some((get_i64(r, "severity_rank")?, id));
-                        let contact = contacts.get(&address).cloned().or_else(|| {
-                            let ip = address.parse().ok()?;
-                            super::networks::most_specific(&nets, ip).map(|n| n.owner_email.clone())
-                        });
+                        let contact = contacts
+                            .get(&address)
+                            .cloned()
+                            .or_else(|| blocks.owner_of(&address));
                         if contact.is_some_and(|c| c.eq_ignore_ascii_case(admin)) {
                             ids.push(id);
                             if ids.len() as i64 > req.limit {
@@ -499,6 +501,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
+        let blocks = super::networks::Blocks::new(nets);
         let mut addresses: Vec<String> = rows.iter().map(|f| f.address.clone()).collect();
         addresses.sort();
         addresses.dedup();
@@ -525,10 +528,10 @@ impl Store {
                 .collect();
         for f in rows.iter_mut() {
             f.overridden = overrides.remove(&f.id);
-            f.admin_email = contacts.get(&f.address).cloned().or_else(|| {
-                let ip = f.address.parse().ok()?;
-                super::networks::most_specific(nets, ip).map(|n| n.owner_email.clone())
-            });
+            f.admin_email = contacts
+                .get(&f.address)
+                .cloned()
+                .or_else(|| blocks.owner_of(&f.address));
         }
         Ok(())
     }

@@ -77,16 +77,43 @@ impl Store {
     }
 }
 
-/// The longest-prefix match for `address` among `nets` (a registry has few blocks: a scan is fine).
+/// The longest-prefix match for `address` among `nets`, for a single lookup (see [`Blocks`]
+/// for many).
 pub fn most_specific(nets: &[Network], address: IpAddr) -> Option<&Network> {
-    nets.iter()
-        .filter_map(|n| {
-            n.cidr
-                .parse::<IpNet>()
-                .ok()
-                .filter(|p| p.contains(&address))
-                .map(|p| (p.prefix_len(), n))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map(|(_, n)| n)
+    Blocks::new(nets).most_specific(address)
+}
+
+/// Network blocks with their prefixes parsed once, for the thousands of longest-prefix lookups
+/// of a list, a contact filter or the dashboard (parsing each block's CIDR per lookup cost the
+/// dashboard 150 ms over 33,000 resolved findings and 40 blocks).
+pub struct Blocks<'a> {
+    nets: Vec<(IpNet, &'a Network)>,
+}
+
+impl<'a> Blocks<'a> {
+    /// The blocks of `nets` (a block whose CIDR does not parse is left out).
+    pub fn new(nets: &'a [Network]) -> Blocks<'a> {
+        Blocks {
+            nets: nets
+                .iter()
+                .filter_map(|n| n.cidr.parse::<IpNet>().ok().map(|p| (p, n)))
+                .collect(),
+        }
+    }
+
+    /// The most specific block containing `address`, if any (a registry has few blocks: a
+    /// scan is fine).
+    pub fn most_specific(&self, address: IpAddr) -> Option<&'a Network> {
+        self.nets
+            .iter()
+            .filter(|(p, _)| p.contains(&address))
+            .max_by_key(|(p, _)| p.prefix_len())
+            .map(|(_, n)| *n)
+    }
+
+    /// The owner's address of the most specific block containing the address `text`.
+    pub fn owner_of(&self, text: &str) -> Option<String> {
+        let ip = text.parse().ok()?;
+        self.most_specific(ip).map(|n| n.owner_email.clone())
+    }
 }
