@@ -560,7 +560,7 @@ async fn audit_port(
     let planned: Vec<_> = first_tests.iter().chain(&spread).cloned().collect();
     let (first_tests, chunks) = schedule::deal(first_tests, spread, host.config.tests_per_session);
     let workers = chunks.len();
-    let pool = Arc::new(run::Pool::new(
+    let pool = Arc::new(run::Pool::beside_first(
         chunks.into_iter().flatten().collect(),
         host.config.tests_per_session,
     ));

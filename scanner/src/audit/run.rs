@@ -101,14 +101,23 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// A pool of `tests`, at most `per_session` of them to a session.
+    /// A pool of `tests`, at most `per_session` of them to a session, with no first session
+    /// beside it (a greylisting retry).
     pub(super) fn new(tests: Vec<PlannedTest>, per_session: usize) -> Pool {
         Pool {
             tests: Mutex::new(tests.into()),
             per_session: per_session.max(1),
-            first_running: std::sync::atomic::AtomicBool::new(true),
+            first_running: std::sync::atomic::AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The same, beside a first session that may share its own tests into it until it calls
+    /// [`Pool::first_finished`].
+    pub(super) fn beside_first(tests: Vec<PlannedTest>, per_session: usize) -> Pool {
+        let pool = Pool::new(tests, per_session);
+        pool.first_running.store(true, Ordering::Relaxed);
+        pool
     }
 
     /// The first session's sequence has ended: nothing more will be shared.
