@@ -121,6 +121,15 @@ pub(super) fn smtp_options(
     })
 }
 
+/// The sender: `--from`, or a placeholder for a dry run (whose mails go nowhere).
+pub(super) fn sender(from: Option<String>, dry_run: bool, what: &str) -> anyhow::Result<String> {
+    match (from, dry_run) {
+        (Some(f), _) => Ok(f),
+        (None, true) => Ok("relayguard <relayguard@relayguard.invalid>".to_string()),
+        (None, false) => anyhow::bail!("give --from ADDR: the sender of the {what}"),
+    }
+}
+
 /// The `notify` subcommand: turns the arguments into options, runs, prints one line per digest.
 pub(super) async fn run(
     store: &Store,
@@ -128,11 +137,7 @@ pub(super) async fn run(
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<()> {
     let delivery = a.mail.delivery(a.dry_run, a.out, "notify-out")?;
-    let from = match (a.from, a.dry_run) {
-        (Some(f), _) => f,
-        (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
-        (None, false) => anyhow::bail!("give --from ADDR: the sender of the notices"),
-    };
+    let from = sender(a.from, a.dry_run, "notices")?;
     let opts = NotifyOptions {
         delivery,
         from,

@@ -43,11 +43,7 @@ pub(super) async fn run(
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<()> {
     let delivery = a.mail.delivery(a.dry_run, a.out, "review-out")?;
-    let from = match (a.from, a.dry_run) {
-        (Some(f), _) => f,
-        (None, true) => "relayguard <relayguard@relayguard.invalid>".to_string(),
-        (None, false) => anyhow::bail!("give --from ADDR: the sender of the reminders"),
-    };
+    let from = super::notify::sender(a.from, a.dry_run, "reminders")?;
     let opts = ReviewOptions {
         delivery,
         from,

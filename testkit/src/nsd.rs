@@ -74,11 +74,7 @@ fn unique_dir() -> PathBuf {
 impl Nsd {
     /// Starts nsd on a fresh port and waits until it serves campus.test.
     pub async fn start() -> Nsd {
-        let binary = nsd_binary();
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let dir = unique_dir();
-            let port = free_port();
+        Nsd::start_with("campus.test", |dir, port| {
             for entry in std::fs::read_dir(fixtures().join("zones")).unwrap() {
                 let path = entry.unwrap().path();
                 std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
@@ -89,52 +85,16 @@ impl Nsd {
                 .replace("@PORT@", &port.to_string())
                 .replace("@SILENT_PORT@", "9");
             std::fs::write(dir.join("nsd.conf"), conf).unwrap();
-            let child = Command::new(&binary)
-                .arg("-d")
-                .arg("-c")
-                .arg(dir.join("nsd.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(dir.join("stderr")).unwrap(),
-                ))
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let mut nsd = Nsd {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                dir,
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = nsd.child.try_wait() {
-                    break;
-                }
-                if soa_serial_tcp(nsd.addr, "campus.test", Duration::from_millis(300))
-                    .await
-                    .is_ok()
-                {
-                    return nsd;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            last_log = nsd.logs();
-            drop(nsd);
-        }
-        panic!("nsd did not start serving campus.test:\n{last_log}");
+        })
+        .await
     }
 
     /// Starts nsd on a fresh port serving `zones` (name, zone-file text), each transferable
     /// (AXFR) from 127.0.0.1, and waits until it answers for the first. Panics with nsd's log
     /// when it does not come up, e.g. because a zone file is invalid.
     pub async fn start_zones(zones: &[(&str, &str)]) -> Nsd {
-        let binary = nsd_binary();
         let first = zones.first().expect("at least one zone").0;
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let dir = unique_dir();
-            let port = free_port();
+        Nsd::start_with(first, |dir, port| {
             let mut conf = format!(
                 "server:\n    ip-address: 127.0.0.1@{port}\n    port: {port}\n    do-ip6: no\n\
                  \x20   username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}\"\n\
@@ -152,6 +112,20 @@ impl Nsd {
                 );
             }
             std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+        })
+        .await
+    }
+
+    /// Starts nsd with the `nsd.conf` (and zones) that `prepare` writes into a fresh directory
+    /// for a fresh port, and waits until it answers for `zone`; five tries, since a port picked
+    /// free may be taken before nsd binds it.
+    async fn start_with(zone: &str, prepare: impl Fn(&std::path::Path, u16)) -> Nsd {
+        let binary = nsd_binary();
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = unique_dir();
+            let port = free_port();
+            prepare(&dir, port);
             let child = Command::new(&binary)
                 .arg("-d")
                 .arg("-c")
@@ -174,7 +148,7 @@ impl Nsd {
                 if let Ok(Some(_)) = nsd.child.try_wait() {
                     break;
                 }
-                if soa_serial_tcp(nsd.addr, first, Duration::from_millis(300))
+                if soa_serial_tcp(nsd.addr, zone, Duration::from_millis(300))
                     .await
                     .is_ok()
                 {
@@ -185,7 +159,7 @@ impl Nsd {
             last_log = nsd.logs();
             drop(nsd);
         }
-        panic!("nsd did not start serving {first}:\n{last_log}");
+        panic!("nsd did not start serving {zone}:\n{last_log}");
     }
 
     /// nsd's log and stderr, for failure messages.

@@ -89,7 +89,7 @@ pub fn quantile(v: &[i64], q: f64) -> i64 {
     v[rank - 1]
 }
 
-fn fix_times(groups: BTreeMap<String, Vec<i64>>) -> Vec<FixTime> {
+fn summarize(groups: BTreeMap<String, Vec<i64>>) -> Vec<FixTime> {
     groups
         .into_iter()
         .map(|(group, mut v)| {
@@ -244,7 +244,7 @@ impl Store {
                 .or_insert_with(Vec::new)
                 .push(dt);
         }
-        Ok((fix_times(by_net), fix_times(by_kind)))
+        Ok((summarize(by_net), summarize(by_kind)))
     }
 
     /// The ten oldest open critical findings, with their contacts.

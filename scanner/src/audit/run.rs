@@ -240,7 +240,7 @@ pub(super) async fn run_pool(
         if sessions.is_empty() && !pool.first_running.load(Ordering::Relaxed) {
             break;
         }
-        tokio::select! {
+        let grow = tokio::select! {
             Some(joined) = sessions.join_next() => {
                 // A worker only fails to join if it panicked, which would be a bug; its tests
                 // are then simply missing from the result rather than taking the sweep down.
@@ -248,23 +248,17 @@ pub(super) async fn run_pool(
                     all.extend(done);
                     transcripts.push(t);
                 }
+                false
             }
-            () = host.slow.notified() => {
-                let room = limit.saturating_sub(sessions.len()).min(pool.len());
-                for _ in 0..room {
-                    spawn(&mut sessions);
-                }
-            }
-            () = pool.changed.notified() => {
-                // A quick server keeps the sessions the schedule dealt it: only a slow one, or
-                // tests left with no session to take them, get new ones.
-                if !host.is_slow() && !sessions.is_empty() {
-                    continue;
-                }
-                let room = limit.saturating_sub(sessions.len()).min(pool.len());
-                for _ in 0..room {
-                    spawn(&mut sessions);
-                }
+            () = host.slow.notified() => true,
+            // A quick server keeps the sessions the schedule dealt it: only a slow one, or
+            // tests left with no session to take them, get new ones.
+            () = pool.changed.notified() => host.is_slow() || sessions.is_empty(),
+        };
+        if grow {
+            let room = limit.saturating_sub(sessions.len()).min(pool.len());
+            for _ in 0..room {
+                spawn(&mut sessions);
             }
         }
     }
