@@ -3,7 +3,7 @@
 #
 #   bench/registry-pages.sh [--postgres] [--findings N] [--sweeps N] [--runs N]
 #
-# Generates a registry with N findings (default 100,000) over 20,000 addresses in 40 network
+# Generates a registry with N findings (default 100,000), one per address, in 40 network
 # blocks, 2,000 registrations, N sweeps (default 1,000) from four vantages and 5,000 agent
 # reports; SQLite by default, or a throwaway PostgreSQL cluster with --postgres. Then starts the
 # real server (`relayguard serve`, release build) on loopback and times each request with curl,

@@ -31,6 +31,7 @@ both!(
     other_lists_walk_every_row_once,
     cursors_and_filters_are_checked,
     csv_carries_every_row_and_defuses_formulas,
+    the_contact_filter_is_exact_at_block_edges,
 );
 
 /// Findings generated: more than two CSV batches, so the download spans several pages.
@@ -531,5 +532,106 @@ async fn csv_carries_every_row_and_defuses_formulas(kind: Kind) {
             .unwrap()],
             "{path}"
         );
+    }
+}
+
+/// The contact filter narrows the query by the contact's registrations and blocks before it
+/// checks each row: blocks not on octet boundaries, a more specific block of someone else's,
+/// registrations inside and outside a block, dotted text that shares a prefix with a block,
+/// and an IPv6 block (no text prefix: every row is read and checked).
+async fn the_contact_filter_is_exact_at_block_edges(kind: Kind) {
+    use relayguard_registry::store::{FindingFilter, FindingListFilter, PageRequest};
+    let t = common::open(kind).await;
+    let pool = t.store.pool();
+    for (cidr, owner) in [
+        ("10.5.0.0/20", "dana@x.example"),
+        ("10.5.3.0/24", "eve@x.example"),
+        ("10.7.8.64/26", "DANA@x.example"),
+        ("10.6.0.0/16", "frank@x.example"),
+        ("2001:db8::/48", "gina@x.example"),
+    ] {
+        sqlx::query(
+            "INSERT INTO networks (cidr, owner_name, owner_email, note) VALUES ($1, 'n', $2, '')",
+        )
+        .bind(cidr)
+        .bind(owner)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (address, admin) in [
+        ("10.5.1.1", "eve@x.example"),
+        ("10.6.1.1", "dana@x.example"),
+    ] {
+        sqlx::query(
+            "INSERT INTO hosts (address, hostname, role, admin_name, admin_email, note, registered_on, reviewed_on, status) \
+             VALUES ($1, 'h', 'mail-direct', 'A', $2, '', '2026-01-01', '2026-01-01', 'active')",
+        )
+        .bind(address)
+        .bind(admin)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let findings = [
+        ("10.5.0.1", Some("dana")),
+        ("10.5.15.255", Some("dana")),
+        ("10.5.16.1", None),
+        ("10.5.150.1", None),
+        ("10.50.0.1", None),
+        ("10.5.3.7", Some("eve")),
+        ("10.5.1.1", Some("eve")),
+        ("10.6.1.1", Some("dana")),
+        ("10.6.2.2", Some("frank")),
+        ("10.7.8.64", Some("dana")),
+        ("10.7.8.127", Some("dana")),
+        ("10.7.8.128", None),
+        ("10.7.8.6", None),
+        ("2001:db8::5", Some("gina")),
+        ("2001:db8:1::5", None),
+    ];
+    for (i, (address, _)) in findings.iter().enumerate() {
+        for port in [25, 587] {
+            sqlx::query(
+                "INSERT INTO findings (address, port, kind, source, severity, severity_rank, summary, evidence, status, \
+                 first_seen, last_seen) VALUES ($1, $2, 'open-relay', 'sweep', 'critical', 4, 's', '{}', 'open', $3, $3)",
+            )
+            .bind(*address)
+            .bind(port)
+            .bind(1_700_000_000 + i as i64)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+    for admin in ["dana", "eve", "frank", "gina", "nobody"] {
+        let filter = FindingListFilter {
+            base: FindingFilter {
+                admin: Some(format!("{admin}@X.example")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut got = Vec::new();
+        let mut req = PageRequest {
+            after: None,
+            limit: 3,
+        };
+        loop {
+            let page = t.store.findings_page(&filter, &req).await.unwrap();
+            got.extend(page.rows.iter().map(|f| f.address.clone()));
+            match page.next {
+                Some(next) => req.after = Some(next),
+                None => break,
+            }
+        }
+        got.sort();
+        let mut want: Vec<String> = findings
+            .iter()
+            .filter(|(_, who)| *who == Some(admin))
+            .flat_map(|(a, _)| [a.to_string(), a.to_string()])
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{admin}");
     }
 }

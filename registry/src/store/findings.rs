@@ -355,6 +355,86 @@ pub const READ_REFRESH_SECS: i64 = 60;
 /// Rows read per round when the contact filter (applied after the query) throws some away.
 const CONTACT_SCAN_BATCH: i64 = 5000;
 
+/// Most values the contact pre-filter binds before the walk reads every row instead.
+const CONTACT_TERMS_MAX: usize = 512;
+
+/// A condition met by every finding whose contact is `admin`: the address is registered to
+/// them, or lies in an IPv4 block they own (as text: a block is a set of dotted prefixes, or
+/// of whole addresses past a /24). It is a superset (a more specific block of someone else's,
+/// or a registration to someone else, still passes), so the exact contact check follows; it
+/// lets the database skip the other contacts' rows, which the list would otherwise read and
+/// throw away. `None` when it cannot be written this way (an IPv6 block, whose addresses are
+/// compressed text, or a /0) or would bind more than [`CONTACT_TERMS_MAX`] values.
+fn contact_prefilter(
+    admin: &str,
+    registered: &std::collections::HashMap<String, String>,
+    nets: &[crate::model::Network],
+) -> Option<(String, Vec<Arg>)> {
+    use ipnet::IpNet;
+    let mut exact: Vec<String> = registered
+        .iter()
+        .filter(|(_, email)| email.eq_ignore_ascii_case(admin))
+        .map(|(address, _)| address.clone())
+        .collect();
+    // Text prefixes by their length: `substr(address, 1, len) IN (…)` per length.
+    let mut prefixes: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    let mut terms = exact.len();
+    for net in nets
+        .iter()
+        .filter(|n| n.owner_email.eq_ignore_ascii_case(admin))
+    {
+        let IpNet::V4(block) = net.cidr.parse::<IpNet>().ok()? else {
+            return None;
+        };
+        let len = block.prefix_len();
+        if len == 0 {
+            return None;
+        }
+        // Widen to whole octets: a /20 is sixteen /24s, a /26 is sixty-four addresses.
+        let aligned = len.div_ceil(8) * 8;
+        terms += 1usize << (aligned - len);
+        if terms > CONTACT_TERMS_MAX {
+            return None;
+        }
+        for part in block.subnets(aligned).ok()? {
+            let octets = part.network().octets();
+            if aligned == 32 {
+                exact.push(part.network().to_string());
+            } else {
+                let mut text = octets[..usize::from(aligned / 8)]
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                text.push('.');
+                prefixes.entry(text.len()).or_default().push(text);
+            }
+        }
+    }
+    if terms > CONTACT_TERMS_MAX {
+        return None;
+    }
+    let marks = |n: usize| vec!["?"; n].join(", ");
+    let mut alternatives = Vec::new();
+    let mut args = Vec::new();
+    if !exact.is_empty() {
+        alternatives.push(format!("address IN ({})", marks(exact.len())));
+        args.extend(exact.into_iter().map(Arg::Text));
+    }
+    for (len, texts) in prefixes {
+        alternatives.push(format!(
+            "substr(address, 1, {len}) IN ({})",
+            marks(texts.len())
+        ));
+        args.extend(texts.into_iter().map(Arg::Text));
+    }
+    if alternatives.is_empty() {
+        // Neither a registration nor a block: no finding has this contact.
+        alternatives.push("1 = 0".to_string());
+    }
+    Some((format!("({})", alternatives.join(" OR ")), args))
+}
+
 impl Store {
     /// Refreshes the registry-derived findings before a page or list shows findings, at most
     /// once per [`READ_REFRESH_SECS`] per store handle: the refresh reads every open finding
@@ -412,8 +492,9 @@ impl Store {
             }
             Some(admin) => {
                 // The contact is derived (registration, else the longest-prefix network), so
-                // that filter runs on batches of (id, address) after the query, and only the
-                // rows it keeps are read in full; the keyset walk stays exact either way.
+                // the query only narrows to the contact's registrations and blocks (see
+                // `contact_prefilter`); the exact check runs on batches of (id, address) after
+                // it, and only the rows it keeps are read in full. The keyset walk stays exact.
                 let admin = admin.trim();
                 let contacts: std::collections::HashMap<String, String> =
                     sqlx::query("SELECT address, admin_email FROM hosts")
@@ -422,9 +503,13 @@ impl Store {
                         .iter()
                         .map(|r| Ok((get_str(r, "address")?, get_str(r, "admin_email")?)))
                         .collect::<Result<_>>()?;
+                let prefilter = contact_prefilter(admin, &contacts, &nets);
                 let mut ids = Vec::new();
                 loop {
                     let mut w = finding_where(filter)?;
+                    if let Some((sql, args)) = &prefilter {
+                        w.and(sql, args.iter().cloned());
+                    }
                     if let Some((rank, id)) = after {
                         w.and(
                             "(severity_rank, id) < (?, ?)",
@@ -534,5 +619,83 @@ impl Store {
                 .or_else(|| blocks.owner_of(&f.address));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Network;
+
+    fn net(cidr: &str, owner: &str) -> Network {
+        Network {
+            cidr: cidr.into(),
+            owner_name: String::new(),
+            owner_email: owner.into(),
+            note: String::new(),
+            owner_lang: None,
+        }
+    }
+
+    fn texts(args: &[Arg]) -> Vec<String> {
+        args.iter()
+            .map(|a| match a {
+                Arg::Text(t) => t.clone(),
+                Arg::Int(i) => i.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_contact_prefilter_writes_blocks_as_dotted_prefixes() {
+        let registered = [("192.0.2.9".to_string(), "A@x".to_string())].into();
+        let nets = [
+            net("10.5.0.0/22", "a@x"),
+            net("10.9.0.0/16", "a@x"),
+            net("10.7.8.252/30", "a@X"),
+            net("10.6.0.0/16", "b@x"),
+        ];
+        let (sql, args) = contact_prefilter("a@x", &registered, &nets).unwrap();
+        assert_eq!(
+            sql,
+            "(address IN (?, ?, ?, ?, ?) OR substr(address, 1, 5) IN (?) \
+             OR substr(address, 1, 7) IN (?, ?, ?, ?))"
+        );
+        assert_eq!(
+            texts(&args),
+            [
+                "192.0.2.9",
+                "10.7.8.252",
+                "10.7.8.253",
+                "10.7.8.254",
+                "10.7.8.255",
+                "10.9.",
+                "10.5.0.",
+                "10.5.1.",
+                "10.5.2.",
+                "10.5.3."
+            ]
+        );
+        // Nothing to answer for: no row can match.
+        let (none, args) = contact_prefilter("c@x", &registered, &nets).unwrap();
+        assert_eq!((none.as_str(), args.len()), ("(1 = 0)", 0));
+        // An IPv6 block, a /0 or too many values: every row is read and checked instead.
+        assert!(contact_prefilter("a@x", &registered, &[net("2001:db8::/48", "a@x")]).is_none());
+        assert!(contact_prefilter("a@x", &registered, &[net("0.0.0.0/0", "a@x")]).is_none());
+        assert!(contact_prefilter("a@x", &registered, &[net("10.0.0.0/9", "a@x")]).is_some());
+        assert!(
+            contact_prefilter(
+                "a@x",
+                &registered,
+                &[
+                    net("10.0.0.0/9", "a@x"),
+                    net("11.0.0.0/9", "a@x"),
+                    net("12.0.0.0/9", "a@x"),
+                    net("13.0.0.0/9", "a@x"),
+                    net("14.0.0.0/9", "a@x")
+                ]
+            )
+            .is_none()
+        );
     }
 }
