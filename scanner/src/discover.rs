@@ -6,8 +6,7 @@ use std::time::Duration;
 use relayguard_core::scan::PortState;
 
 use crate::pacing::Pacer;
-use crate::smtp::SessionError;
-use crate::smtp::connection::tcp_connect;
+use crate::smtp::connection::tcp_socket;
 
 /// How often a local resource shortage (no free file descriptors or ports) is waited out before
 /// the address is given up on as filtered.
@@ -37,28 +36,46 @@ impl Answer {
     }
 }
 
+/// Where discovery connects from and how long it waits for an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Dial {
+    /// The local address to connect from (`None`: the kernel's choice).
+    pub source: Option<IpAddr>,
+    /// How long a connect may take before the port counts as silent.
+    pub timeout: Duration,
+}
+
 /// Connects once and closes again at once. The caller paces the attempt.
 ///
 /// A local resource shortage (no free descriptor or port) sends no packet, so it is waited out
 /// here rather than counted as the target's answer.
-pub async fn attempt(addr: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> Answer {
+///
+/// Thousands of attempts are in flight at once, and each byte of this future is one of theirs:
+/// `dial` is borrowed (the caller keeps one for all), and the socket is made here and its
+/// connect awaited directly, not through `tcp_connect`, whose future copies its arguments.
+pub async fn attempt(addr: SocketAddr, dial: &Dial) -> Answer {
     let mut local_waits = 0;
     loop {
-        return match tcp_connect(addr, source, timeout).await {
-            Ok(_stream) => Answer::Open,
-            Err(SessionError::Connect(e)) => match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => Answer::Closed,
-                _ if is_local_shortage(&e) && local_waits < LOCAL_RETRIES => {
-                    local_waits += 1;
-                    tracing::debug!(%addr, error = %e, "local resource shortage; waiting");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                std::io::ErrorKind::TimedOut => Answer::Silent,
-                // Unreachable (ICMP) and everything else: nothing answers there.
-                _ => Answer::Unreachable,
+        let connected = match tcp_socket(addr, dial.source) {
+            Ok(socket) => match tokio::time::timeout(dial.timeout, socket.connect(addr)).await {
+                Ok(Ok(_stream)) => return Answer::Open,
+                Ok(Err(e)) => e,
+                Err(_) => return Answer::Silent,
             },
-            Err(_) => Answer::Unreachable,
+            Err(e) => e,
+        };
+        return match connected.kind() {
+            std::io::ErrorKind::ConnectionRefused => Answer::Closed,
+            _ if is_local_shortage(&connected) && local_waits < LOCAL_RETRIES => {
+                local_waits += 1;
+                tracing::debug!(%addr, error = %connected, "local resource shortage; waiting");
+                // Boxed for the same reason: only this rare path needs a second timer.
+                Box::pin(tokio::time::sleep(Duration::from_millis(20))).await;
+                continue;
+            }
+            std::io::ErrorKind::TimedOut => Answer::Silent,
+            // Unreachable (ICMP) and everything else: nothing answers there.
+            _ => Answer::Unreachable,
         };
     }
 }
@@ -75,9 +92,10 @@ pub async fn probe(
     retries: u32,
     pacer: &Pacer,
 ) -> PortState {
+    let dial = Dial { source, timeout };
     let mut silent_attempts = 0;
     loop {
-        match attempt(addr, source, timeout).await {
+        match attempt(addr, &dial).await {
             Answer::Silent if silent_attempts < retries => silent_attempts += 1,
             answer => return answer.state(),
         }
@@ -101,11 +119,15 @@ mod tests {
         let open = listener.local_addr().unwrap();
         let pacer = Pacer::new(None);
         let t = Duration::from_secs(2);
-        assert_eq!(attempt(open, None, t).await, Answer::Open);
+        let dial = Dial {
+            source: None,
+            timeout: t,
+        };
+        assert_eq!(attempt(open, &dial).await, Answer::Open);
         assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Open);
         drop(listener);
         // Nothing listens there any more: the kernel answers with a reset.
-        assert_eq!(attempt(open, None, t).await, Answer::Closed);
+        assert_eq!(attempt(open, &dial).await, Answer::Closed);
         assert_eq!(probe(open, None, t, 1, &pacer).await, PortState::Closed);
     }
 }

@@ -245,22 +245,25 @@ impl ReplyPace {
     }
 }
 
+/// A socket ready to connect to `addr`, bound to `source` when one is given.
+pub fn tcp_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    Ok(socket)
+}
+
 /// Opens a TCP connection, optionally from a given local address.
 pub async fn tcp_connect(
     addr: SocketAddr,
     source: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<TcpStream, SessionError> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .map_err(SessionError::Connect)?;
-    if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .map_err(SessionError::Connect)?;
-    }
+    let socket = tcp_socket(addr, source).map_err(SessionError::Connect)?;
     match tokio::time::timeout(timeout, socket.connect(addr)).await {
         Ok(Ok(stream)) => {
             // Commands are small and interactive: don't let Nagle hold them back.
