@@ -128,8 +128,8 @@ fn an_unregistered_listener_opens_a_finding_naming_the_sweep() {
     let f = &c.open[0];
     assert_eq!(f.severity, Severity::Medium);
     assert_eq!(f.sweep, Some(7));
-    assert_eq!(f.evidence["sweep"], 7);
-    assert_eq!(f.evidence["banner"], "220 mx ESMTP");
+    assert_eq!(json_of(&f.evidence)["sweep"], 7);
+    assert_eq!(json_of(&f.evidence)["banner"], "220 mx ESMTP");
     assert!(c.resolve.is_empty());
 }
 
@@ -260,7 +260,7 @@ fn a_silent_mail_server_goes_stale_after_two_covering_sweeps() {
         [key("10.0.0.9", SMTP_PORT, FindingKind::RegistrationStale)]
     );
     assert_eq!(c.open[0].source, FindingSource::Registry);
-    assert_eq!(c.open[0].evidence["missed_sweeps"], 2);
+    assert_eq!(json_of(&c.open[0].evidence)["missed_sweeps"], 2);
 
     // Answering again resets the counter and resolves the finding.
     s.open.push(OpenFinding {
@@ -288,7 +288,7 @@ fn overdue_reviews_open_and_reviews_resolve() {
         opened(&c),
         [key("192.0.2.1", 0, FindingKind::RegistrationExpired)]
     );
-    assert_eq!(c.open[0].evidence["due"], "2026-07-01");
+    assert_eq!(json_of(&c.open[0].evidence)["due"], "2026-07-01");
     assert_eq!(c.open[0].sweep, None);
 
     h.reviewed_on = "2026-12-01".into();
@@ -687,3 +687,8 @@ fn a_session_that_ran_no_test_judges_nothing() {
 }
 
 mod vantage;
+
+/// A finding's evidence text, parsed.
+fn json_of(evidence: &str) -> serde_json::Value {
+    serde_json::from_str(evidence).expect("evidence is JSON")
+}

@@ -176,7 +176,7 @@ pub(crate) async fn upsert_open(tx: &mut Tx, f: &NewFinding, now: i64) -> Result
     .bind(f.key.kind.id())
     .fetch_optional(&mut **tx)
     .await?;
-    let evidence = f.evidence.to_string();
+    let evidence = f.evidence.clone();
     let vantages = serde_json::to_string(&f.vantages).unwrap_or_else(|_| "[]".into());
     match prior {
         None => {

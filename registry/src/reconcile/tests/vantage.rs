@@ -115,14 +115,16 @@ fn an_open_relay_is_critical_from_outside_and_high_from_inside_only() {
     let f = relay_of(&reconcile(&from("inside", vec![], &[]), &results, &cov));
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.vantages, ["inside"]);
-    let why = f.evidence["severity_by_vantage"].as_str().unwrap();
+    let evidence = json_of(&f.evidence);
+    let why = evidence["severity_by_vantage"].as_str().unwrap();
     assert!(why.starts_with("high") && why.contains("inside"), "{why}");
-    assert_eq!(f.evidence["vantages"][0]["name"], "inside");
-    assert_eq!(f.evidence["vantages"][0]["exposure"], "internal");
+    assert_eq!(json_of(&f.evidence)["vantages"][0]["name"], "inside");
+    assert_eq!(json_of(&f.evidence)["vantages"][0]["exposure"], "internal");
 
     let f = relay_of(&reconcile(&from("outside", vec![], &[]), &results, &cov));
     assert_eq!(f.severity, Severity::Critical);
-    let why = f.evidence["severity_by_vantage"].as_str().unwrap();
+    let evidence = json_of(&f.evidence);
+    let why = evidence["severity_by_vantage"].as_str().unwrap();
     assert!(
         why.starts_with("critical") && why.contains("outside"),
         "{why}"
@@ -142,7 +144,7 @@ fn an_open_relay_is_critical_from_outside_and_high_from_inside_only() {
     let f = relay_of(&reconcile(&from("local", vec![], &[]), &results, &cov));
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!(
-        f.evidence["vantages"][0]["exposure"],
+        json_of(&f.evidence)["vantages"][0]["exposure"],
         "unmarked (counts as internal)"
     );
 }
@@ -222,4 +224,9 @@ fn an_outside_sweep_counts_misses_only_for_mail_direct_hosts() {
     );
     let c = reconcile(&from("inside", hosts, &[]), &[], &cov);
     assert_eq!(c.counters.len(), 2, "{:?}", c.counters);
+}
+
+/// A finding's evidence text, parsed.
+fn json_of(evidence: &str) -> serde_json::Value {
+    serde_json::from_str(evidence).expect("evidence is JSON")
 }
