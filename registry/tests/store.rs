@@ -36,6 +36,7 @@ both!(
     reopen_after_resolution,
     severity_overrides_apply_in_the_registry,
     a_sweep_that_could_not_judge_leaves_the_relay_open,
+    results_streamed_in_are_recorded_whole_or_not_at_all,
 );
 
 fn input(addr: &str, role: &str, email: &str) -> HostInput {
@@ -730,4 +731,73 @@ async fn a_sweep_that_could_not_judge_leaves_the_relay_open(kind: Kind) {
     assert_eq!(third.findings_resolved, 2);
     assert!(third.notes.is_empty());
     assert!(open_keys(s).await.is_empty());
+}
+
+/// `record_sweep_each` (the sweep command's path: results read back from a file one at a
+/// time) stores each whole result, transcript included, reconciles like `record_sweep`, and
+/// stores nothing when a result fails to come.
+async fn results_streamed_in_are_recorded_whole_or_not_at_all(kind: Kind) {
+    use relayguard_core::{Direction, TranscriptLine};
+    let t = common::open(kind).await;
+    let s = &t.store;
+    let mut relay = listener("10.0.0.8");
+    relay.transcript.push(TranscriptLine {
+        session: 1,
+        ms: 12,
+        dir: Direction::Server,
+        text: "250 2.1.5 Ok".into(),
+    });
+    relay.tests.push(relay_test(
+        "plain",
+        TestKind::Relay,
+        Verdict::Accepted,
+        "250 2.1.5 Ok",
+    ));
+    relay.findings.push(Finding {
+        kind: FindingKind::OpenRelay,
+        severity: Severity::Critical,
+        summary: "relays".into(),
+        evidence: Evidence {
+            tests: vec!["plain".into()],
+            ..Evidence::default()
+        },
+    });
+    let silent = HostResult::unreachable("10.0.0.9".parse().unwrap(), 25, PortState::Filtered);
+
+    // A result that cannot be read: nothing of the sweep is stored.
+    let broken = vec![Ok(relay.clone()), Err("the file was cut short")];
+    let e = s
+        .record_sweep_each(&meta(&[]), broken)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the file was cut short"), "{e}");
+    assert!(s.list_sweeps().await.unwrap().is_empty());
+    assert!(open_keys(s).await.is_empty());
+
+    let whole = vec![Ok::<_, String>(relay.clone()), Ok(silent)];
+    // No --ports in the metadata: the ports are those of the results.
+    let mut m = meta(&["10.0.0.0/24"]);
+    m.ports.clear();
+    let row = s.record_sweep_each(&m, whole).await.unwrap();
+    assert_eq!(
+        (row.results, row.open_ports, row.ports.clone()),
+        (2, 1, vec![25])
+    );
+    assert_eq!(
+        open_keys(s).await,
+        vec![
+            key("10.0.0.8", 25, "open-relay"),
+            key("10.0.0.8", 25, "unregistered-mta")
+        ]
+    );
+    let seen = s.observations_for("10.0.0.8", 10).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].result.as_ref(),
+        Some(&relay),
+        "the whole result, transcript included"
+    );
+    // The filtered port is coverage, not an observation.
+    assert!(s.observations_for("10.0.0.9", 10).await.unwrap().is_empty());
 }

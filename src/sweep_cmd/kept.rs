@@ -1,35 +1,137 @@
-//! Results kept until the sweep ends, in a form that does not fragment memory.
+//! Results kept until the sweep ends, in a temporary file rather than in memory.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
 
 use anyhow::Context;
 use relayguard_core::scan::HostResult;
 
-/// The results of a sweep, each kept as its compact JSON text until the sweep ends.
+/// The results of a sweep as it runs, each written as compact JSON to an unlinked temporary
+/// file: the result without its transcript, then the transcript.
 ///
-/// A host's result is hundreds of small allocations (every transcript line is a string of its
-/// own), made while tens of thousands of short-lived connection tasks come and go. Kept as they
-/// are, they pin pages all over the allocator's arenas: on the campus /16 (4,000 connections in
-/// flight, 256 hosts audited) they held 22 MiB resident for 4 MiB of heap, and peak RSS went
-/// from 45 to 37 MiB once they were kept as text. As text they take one allocation per host,
-/// and are turned back into results once, at the end, when nothing else is churning.
-#[derive(Debug, Default)]
+/// An audited host's result carries its transcripts: ~22 KB of JSON on the campus /16, 5.7 MiB
+/// for its 256 hosts. Kept in memory they were a fifth of the sweep's peak heap, held while
+/// 16,000 discovery connections are in flight, and read back whole at the end they were most of
+/// what the registry write added to the peak. The file (in `$TMPDIR`, removed by the system
+/// when the process ends, even on a crash) is read back after discovery's memory is free, and
+/// only as much at a time as each use needs ([`Kept`]); the transcript is written apart so that
+/// the uses that do not show it never decode it.
+#[derive(Debug)]
 pub struct KeptResults {
-    texts: Vec<Box<[u8]>>,
+    file: BufWriter<File>,
+    index: Vec<Entry>,
+    written: u64,
+}
+
+/// Where one result lies in the file, and what it is sorted by.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    address: IpAddr,
+    port: u16,
+    offset: u64,
+    /// The result without its transcript.
+    length: u32,
+    /// The transcript, right after it.
+    transcript_length: u32,
 }
 
 impl KeptResults {
+    /// An empty set of results, backed by a new temporary file.
+    pub fn new() -> anyhow::Result<Self> {
+        let file = tempfile::tempfile()
+            .context("creating a temporary file for the results (is $TMPDIR writable?)")?;
+        Ok(KeptResults {
+            file: BufWriter::new(file),
+            index: Vec::new(),
+            written: 0,
+        })
+    }
+
     /// Keeps one result.
-    pub fn keep(&mut self, host: &HostResult) -> anyhow::Result<()> {
-        let text = serde_json::to_vec(host).context("encoding a result")?;
-        self.texts.push(text.into_boxed_slice());
+    pub fn keep(&mut self, mut host: HostResult) -> anyhow::Result<()> {
+        let transcript = std::mem::take(&mut host.transcript);
+        let head = serde_json::to_vec(&host).context("encoding a result")?;
+        let tail = serde_json::to_vec(&transcript).context("encoding a transcript")?;
+        let too_large = || anyhow::anyhow!("a result of more than 4 GiB");
+        let entry = Entry {
+            address: host.address,
+            port: host.port,
+            offset: self.written,
+            length: u32::try_from(head.len()).map_err(|_| too_large())?,
+            transcript_length: u32::try_from(tail.len()).map_err(|_| too_large())?,
+        };
+        self.file
+            .write_all(&head)
+            .and_then(|()| self.file.write_all(&tail))
+            .context("writing a result to the temporary file")?;
+        self.index.push(entry);
+        self.written += (head.len() + tail.len()) as u64;
         Ok(())
     }
 
-    /// The results, in the order they were kept.
-    pub fn into_results(self) -> anyhow::Result<Vec<HostResult>> {
-        self.texts
-            .into_iter()
-            .map(|text| serde_json::from_slice(&text).context("decoding a kept result"))
-            .collect()
+    /// The results kept, ordered by address and port, ready to be read back.
+    pub fn finish(mut self) -> anyhow::Result<Kept> {
+        let file = self
+            .file
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .context("writing the results to the temporary file")?;
+        self.index.sort_by_key(|e| (e.address, e.port));
+        Ok(Kept {
+            file,
+            index: self.index,
+        })
+    }
+}
+
+/// The results of a finished (or interrupted) sweep, in their temporary file.
+#[derive(Debug)]
+pub struct Kept {
+    file: File,
+    index: Vec<Entry>,
+}
+
+impl Kept {
+    /// Each result, whole, ordered by address and port: one in memory at a time.
+    pub fn each(&self) -> impl Iterator<Item = anyhow::Result<HostResult>> + '_ {
+        self.read(true)
+    }
+
+    /// Every result, whole.
+    pub fn all(&self) -> anyhow::Result<Vec<HostResult>> {
+        self.each().collect()
+    }
+
+    /// Every result without its transcript: what the table, the CSV and the registry's
+    /// reconciliation read (they report findings, tests and port states, not conversations).
+    pub fn without_transcripts(&self) -> anyhow::Result<Vec<HostResult>> {
+        self.read(false).collect()
+    }
+
+    fn read(&self, transcripts: bool) -> impl Iterator<Item = anyhow::Result<HostResult>> + '_ {
+        let mut text = Vec::new();
+        self.index.iter().map(move |e| {
+            let length = if transcripts {
+                e.length as usize + e.transcript_length as usize
+            } else {
+                e.length as usize
+            };
+            // `&File` reads and seeks: no exclusive borrow, so several walks may be made.
+            let mut file = &self.file;
+            text.resize(length, 0);
+            file.seek(SeekFrom::Start(e.offset))
+                .and_then(|_| file.read_exact(&mut text))
+                .context("reading a result back from the temporary file")?;
+            let (head, tail) = text.split_at(e.length as usize);
+            let mut host: HostResult =
+                serde_json::from_slice(head).context("decoding a kept result")?;
+            if transcripts {
+                host.transcript =
+                    serde_json::from_slice(tail).context("decoding a kept transcript")?;
+            }
+            Ok(host)
+        })
     }
 }
 
@@ -65,9 +167,21 @@ mod tests {
             text: "554 5.7.1 Relay access denied".into(),
         });
         let other = HostResult::unreachable("192.0.2.7".parse().unwrap(), 587, PortState::Filtered);
-        let mut kept = KeptResults::default();
-        kept.keep(&host).unwrap();
-        kept.keep(&other).unwrap();
-        assert_eq!(kept.into_results().unwrap(), vec![host, other]);
+        let mut kept = KeptResults::new().unwrap();
+        kept.keep(host.clone()).unwrap();
+        kept.keep(other.clone()).unwrap();
+        let kept = kept.finish().unwrap();
+        // Sorted by address: the IPv4 result first.
+        assert_eq!(kept.all().unwrap(), vec![other.clone(), host.clone()]);
+        // A second walk reads the same; without transcripts, only the transcript is gone.
+        assert_eq!(kept.all().unwrap(), vec![other.clone(), host.clone()]);
+        let slim = kept.without_transcripts().unwrap();
+        assert!(slim[1].transcript.lines.is_empty());
+        assert_eq!(slim[1].tests, host.tests);
+        assert_eq!(slim[1].notes, host.notes);
+        // A file cut short is an error that says so, not a result quietly missing.
+        kept.file.set_len(10).unwrap();
+        let e = kept.all().unwrap_err();
+        assert!(format!("{e:#}").contains("reading a result back"), "{e:#}");
     }
 }

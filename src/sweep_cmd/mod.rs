@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Format, SweepArgs};
 use crate::output::{self, Report, Summary};
-use kept::KeptResults;
+use kept::{Kept, KeptResults};
 
 /// Runs the sweep, records it in the registry at `database` and returns the exit code.
 pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
@@ -76,7 +76,16 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     let ticker = bar
         .clone()
         .map(|bar| progress::spawn_ticker(bar, progress.clone()));
-    let (mut hosts, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
+    let (kept, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
+    // The JSON report, an upload and --confirm (which adds to them) need the results whole;
+    // the table, the CSV and the local registry do not need transcripts in memory (the
+    // registry reads each whole result back from the file once more, one at a time).
+    let whole = args.format == Format::Json || args.registry.is_some() || sink.is_some();
+    let mut hosts = if whole {
+        kept.all()?
+    } else {
+        kept.without_transcripts()?
+    };
     if let (Some(sink), Some((_, config))) = (&sink, &finished) {
         let confirm = ConfirmConfig {
             max_per_host: args.confirm_max,
@@ -175,9 +184,13 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
                 }
                 None => {
                     if let Some(store) = &store {
-                        record_sweep(store, &meta, &hosts)
-                            .await
-                            .context("recording the sweep in the registry")?;
+                        if whole {
+                            record_sweep(store, &meta, &hosts).await
+                        } else {
+                            drop(hosts);
+                            store.record_sweep_each(&meta, kept.each()).await
+                        }
+                        .context("recording the sweep in the registry")?;
                     }
                 }
             }
@@ -192,22 +205,22 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     })
 }
 
-/// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come, and collecting
-/// them for the other formats and the registry. Returns the results, sorted, and the targets and configuration back when the
-/// sweep ran to its end (`None` when interrupted).
+/// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come, and keeping
+/// them for the other formats and the registry. Returns the results, sorted, and the targets
+/// and configuration back when the sweep ran to its end (`None` when interrupted).
 async fn collect(
     args: &SweepArgs,
     targets: TargetSet,
     config: SweepConfig,
     progress: Arc<Progress>,
     out: &mut Box<dyn Write + Send>,
-) -> anyhow::Result<(Vec<HostResult>, Option<(TargetSet, SweepConfig)>)> {
+) -> anyhow::Result<(Kept, Option<(TargetSet, SweepConfig)>)> {
     let (tx, mut rx) = mpsc::channel::<HostResult>(256);
     let task = tokio::spawn(async move {
         sweep::run(&targets, &config, progress, tx).await;
         (targets, config)
     });
-    let mut kept = KeptResults::default();
+    let mut kept = KeptResults::new()?;
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -218,7 +231,7 @@ async fn collect(
                     if args.format == Format::Jsonl {
                         output::write_jsonl(out, &host)?;
                     }
-                    kept.keep(&host)?;
+                    kept.keep(host)?;
                 }
                 None => break,
             },
@@ -229,10 +242,8 @@ async fn collect(
             }
         }
     }
-    let mut hosts = kept.into_results()?;
-    hosts.sort_by_key(|h| (h.address, h.port));
     // An aborted task ends in a cancellation error: the sweep did not finish.
-    Ok((hosts, task.await.ok()))
+    Ok((kept.finish()?, task.await.ok()))
 }
 
 fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {

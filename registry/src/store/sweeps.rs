@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use super::apply::{apply_in, load_snapshot};
 use super::keyset::{self, Arg, Page, PageRequest, Where};
 use super::{Store, get_i64, get_str};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{canonical_ip, now_unix, today, validate_sweep_meta};
 use crate::reconcile::{Coverage, Held, reconcile};
 
@@ -70,18 +70,38 @@ impl Store {
     /// Records a sweep and its results, and reconciles them into findings, in one transaction:
     /// either the whole sweep is stored and reconciled or nothing is.
     pub async fn record_sweep(&self, meta: &SweepMeta, results: &[HostResult]) -> Result<SweepRow> {
+        self.record_sweep_each(
+            meta,
+            results
+                .iter()
+                .cloned()
+                .map(Ok::<_, std::convert::Infallible>),
+        )
+        .await
+    }
+
+    /// [`Store::record_sweep`] for results that come one at a time (read back from a file, say):
+    /// each result's observation is written as it comes and only what reconciliation reads of
+    /// it is kept (not its transcript, most of its size), so the memory this takes is that of
+    /// one whole result and the rest of the sweep's findings and tests. A result that fails to
+    /// come (`Err`) rolls the whole sweep back.
+    pub async fn record_sweep_each<E: std::fmt::Display>(
+        &self,
+        meta: &SweepMeta,
+        results: impl IntoIterator<Item = std::result::Result<HostResult, E>>,
+    ) -> Result<SweepRow> {
         validate_sweep_meta(meta)?;
         let now = now_unix();
-        let coverage = Coverage::new(meta, results);
         let mut tx = self.begin_write().await?;
 
+        // The ports are set with the counts below: without --ports in the metadata they are
+        // those of the results, which are not all read yet.
         let id: i64 = sqlx::query(
             "INSERT INTO sweeps (vantage, targets, ports, started_at, finished_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+             VALUES ($1, $2, '[]', $3, $4, $5) RETURNING id",
         )
         .bind(meta.vantage.trim().to_string())
         .bind(serde_json::to_string(&meta.targets).unwrap_or_else(|_| "[]".into()))
-        .bind(serde_json::to_string(coverage.ports()).unwrap_or_else(|_| "[]".into()))
         .bind(meta.started_at)
         .bind(meta.finished_at)
         .bind(now)
@@ -89,24 +109,33 @@ impl Store {
         .await?
         .try_get::<i64, _>(0)?;
 
-        // A filtered port gave no answer: the sweep's targets record that it was looked at,
-        // and a row per silent address would be nine in ten of a campus sweep's rows.
-        for r in results.iter().filter(|r| r.state != PortState::Filtered) {
-            sqlx::query(
-                "INSERT INTO observations (sweep_id, address, port, state, mta, banner, ptr, result) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sweep_id, address, port) DO NOTHING",
-            )
-            .bind(id)
-            .bind(canonical_ip(r.address).to_string())
-            .bind(i64::from(r.port))
-            .bind(r.state.as_str())
-            .bind(r.smtp.as_ref().map(|s| s.mta.clone()))
-            .bind(r.smtp.as_ref().map(|s| s.banner.clone()))
-            .bind(r.ptr.clone())
-            .bind(serde_json::to_string(r).unwrap_or_else(|_| "{}".into()))
-            .execute(&mut *tx)
-            .await?;
+        let mut kept = Vec::new();
+        for r in results {
+            let mut r =
+                r.map_err(|e| Error::Invalid(format!("reading the sweep's results: {e}")))?;
+            // A filtered port gave no answer: the sweep's targets record that it was looked
+            // at, and a row per silent address would be nine in ten of a campus sweep's rows.
+            if r.state != PortState::Filtered {
+                sqlx::query(
+                    "INSERT INTO observations (sweep_id, address, port, state, mta, banner, ptr, result) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sweep_id, address, port) DO NOTHING",
+                )
+                .bind(id)
+                .bind(canonical_ip(r.address).to_string())
+                .bind(i64::from(r.port))
+                .bind(r.state.as_str())
+                .bind(r.smtp.as_ref().map(|s| s.mta.clone()))
+                .bind(r.smtp.as_ref().map(|s| s.banner.clone()))
+                .bind(r.ptr.clone())
+                .bind(serde_json::to_string(&r).unwrap_or_else(|_| "{}".into()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            r.transcript = Default::default();
+            kept.push(r);
         }
+        let results = kept.as_slice();
+        let coverage = Coverage::new(meta, results);
 
         let snapshot = load_snapshot(
             &mut tx,
@@ -126,7 +155,7 @@ impl Store {
         let smtp = results.iter().filter(|r| r.smtp.is_some()).count() as i64;
         sqlx::query(
             "UPDATE sweeps SET results = $1, open_ports = $2, smtp_listeners = $3, findings_opened = $4, findings_resolved = $5, \
-             notes = $6 WHERE id = $7",
+             notes = $6, ports = $7 WHERE id = $8",
         )
         .bind(results.len() as i64)
         .bind(open_ports)
@@ -137,6 +166,7 @@ impl Store {
             serde_json::to_string(&changes.held.iter().map(Held::note).collect::<Vec<_>>())
                 .unwrap_or_else(|_| "[]".into()),
         )
+        .bind(serde_json::to_string(coverage.ports()).unwrap_or_else(|_| "[]".into()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
