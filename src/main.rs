@@ -16,11 +16,12 @@ use cli::{Cli, Command};
 
 use relayguard_core::exit;
 
-/// mimalloc instead of glibc's malloc. A sweep frees memory on one worker thread that another
-/// allocated (16,000 short connection tasks, results handed between stages), and glibc keeps
-/// such memory in per-thread arenas it seldom gives back: on the campus /16 sweep
-/// (docs/benchmarks-campus.md) peak RSS was 86 MiB with glibc and 62 MiB with mimalloc, for
-/// the same 31 MiB peak heap.
+/// mimalloc, built without transparent huge pages, instead of glibc's malloc. A sweep frees
+/// memory on one worker thread that another allocated (16,000 short connection tasks, results
+/// handed between stages), and glibc keeps such memory in per-thread arenas it seldom gives
+/// back; mimalloc's default huge pages make every region it touches 2 MiB resident. On the
+/// campus /16 sweep (docs/benchmarks-campus.md), same code: 86 MiB peak RSS with glibc, 86 MiB
+/// with mimalloc's defaults, 72 MiB with mimalloc without huge pages.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
