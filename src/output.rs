@@ -35,9 +35,10 @@ pub struct ZoneReport {
     pub notes: Vec<String>,
 }
 
-/// The JSON document of a sweep.
+/// The JSON document of a sweep; `H` serializes as the sequence of results (a slice, or the
+/// results read back from their file one at a time).
 #[derive(Debug, Serialize)]
-pub struct Report<'a> {
+pub struct Report<'a, H> {
     /// relayguard's version.
     pub relayguard_version: &'static str,
     /// When the sweep started (RFC 3339).
@@ -49,7 +50,7 @@ pub struct Report<'a> {
     /// The counts.
     pub summary: &'a Summary,
     /// One entry per reported address and port, sorted.
-    pub hosts: &'a [HostResult],
+    pub hosts: H,
     /// One entry per `--zone`.
     #[serde(skip_serializing_if = "<[ZoneReport]>::is_empty")]
     pub zones: &'a [ZoneReport],
@@ -63,7 +64,7 @@ pub fn write_jsonl(out: &mut dyn Write, host: &HostResult) -> io::Result<()> {
 }
 
 /// Writes the whole report as one JSON document.
-pub fn write_json(out: &mut dyn Write, report: &Report<'_>) -> io::Result<()> {
+pub fn write_json<H: Serialize>(out: &mut dyn Write, report: &Report<'_, H>) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
     out.write_all(b"\n")
 }

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 use relayguard_core::scan::HostResult;
+use serde::ser::{Error as _, SerializeSeq};
+use serde::{Serialize, Serializer};
 
 /// The results of a sweep as it runs, each written as compact JSON to an unlinked temporary
 /// file: the result without its transcript, then the transcript.
@@ -135,6 +137,32 @@ impl Kept {
     }
 }
 
+/// The results a JSON report lists: whole in memory, or read back from their file one at a
+/// time as the report is written.
+#[derive(Debug, Clone, Copy)]
+pub enum HostsOf<'a> {
+    /// Results already in memory (an upload's, or those `--confirm` added to).
+    Memory(&'a [HostResult]),
+    /// The sweep's results in their file.
+    File(&'a Kept),
+}
+
+impl Serialize for HostsOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HostsOf::Memory(hosts) => hosts.serialize(serializer),
+            HostsOf::File(kept) => {
+                let mut seq = serializer.serialize_seq(Some(kept.index.len()))?;
+                for host in kept.each() {
+                    let host = host.map_err(|e| S::Error::custom(format!("{e:#}")))?;
+                    seq.serialize_element(&host)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -179,9 +207,16 @@ mod tests {
         assert!(slim[1].transcript.lines.is_empty());
         assert_eq!(slim[1].tests, host.tests);
         assert_eq!(slim[1].notes, host.notes);
+        // A report listed from the file is the report listed from memory.
+        assert_eq!(
+            serde_json::to_string(&HostsOf::File(&kept)).unwrap(),
+            serde_json::to_string(&HostsOf::Memory(&[other.clone(), host.clone()])).unwrap()
+        );
         // A file cut short is an error that says so, not a result quietly missing.
         kept.file.set_len(10).unwrap();
         let e = kept.all().unwrap_err();
         assert!(format!("{e:#}").contains("reading a result back"), "{e:#}");
+        let e = serde_json::to_string(&HostsOf::File(&kept)).unwrap_err();
+        assert!(e.to_string().contains("reading a result back"), "{e}");
     }
 }

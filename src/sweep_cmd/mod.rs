@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Format, SweepArgs};
 use crate::output::{self, Report, Summary};
-use kept::{Kept, KeptResults};
+use kept::{HostsOf, Kept, KeptResults};
 
 /// Runs the sweep, records it in the registry at `database` and returns the exit code.
 pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
@@ -77,14 +77,16 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         .clone()
         .map(|bar| progress::spawn_ticker(bar, progress.clone()));
     let (kept, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
-    // The JSON report, an upload and --confirm (which adds to them) need the results whole;
-    // the table, the CSV and the local registry do not need transcripts in memory (the
-    // registry reads each whole result back from the file once more, one at a time).
-    let whole = args.format == Format::Json || args.registry.is_some() || sink.is_some();
+    // An upload and --confirm (which adds to them) need the results whole in memory. Otherwise
+    // the JSON report and the local registry read each whole result back from the file, one at
+    // a time, and the table and the CSV need no transcripts.
+    let whole = args.registry.is_some() || sink.is_some();
     let mut hosts = if whole {
         kept.all()?
-    } else {
+    } else if matches!(args.format, Format::Table | Format::Csv) {
         kept.without_transcripts()?
+    } else {
+        Vec::new()
     };
     if let (Some(sink), Some((_, config))) = (&sink, &finished) {
         let confirm = ConfirmConfig {
@@ -138,18 +140,22 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     };
     match args.format {
         Format::Jsonl => {}
-        Format::Json => output::write_json(
-            &mut out,
-            &Report {
+        Format::Json => {
+            let report = |hosts| Report {
                 relayguard_version: env!("CARGO_PKG_VERSION"),
-                started_at,
+                started_at: started_at.clone(),
                 finished_at: rfc3339(time::OffsetDateTime::now_utc()),
                 interrupted,
                 summary: &summary,
-                hosts: &hosts,
+                hosts,
                 zones: &zone_reports,
-            },
-        )?,
+            };
+            if whole {
+                output::write_json(&mut out, &report(HostsOf::Memory(&hosts)))?;
+            } else {
+                output::write_json(&mut out, &report(HostsOf::File(&kept)))?;
+            }
+        }
         Format::Csv => output::write_csv(&mut out, &hosts, &zone_reports)?,
         Format::Table => output::write_table(&mut out, &hosts, &zone_reports, &summary)?,
     }
