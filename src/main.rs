@@ -17,11 +17,12 @@ use cli::{Cli, Command};
 use relayguard_core::exit;
 
 /// mimalloc, built without transparent huge pages, instead of glibc's malloc. A sweep frees
-/// memory on one worker thread that another allocated (16,000 short connection tasks, results
-/// handed between stages), and glibc keeps such memory in per-thread arenas it seldom gives
-/// back; mimalloc's default huge pages make every region it touches 2 MiB resident. On the
-/// campus /16 sweep (docs/benchmarks-campus.md), same code: 86 MiB peak RSS with glibc, 86 MiB
-/// with mimalloc's defaults, 72 MiB with mimalloc without huge pages.
+/// memory on one thread that another allocated (16,000 short connection tasks on tokio's
+/// workers, the registry write on SQLite's own thread), and glibc keeps such memory in
+/// per-thread arenas it seldom gives back; mimalloc's default huge pages make every region it
+/// touches 2 MiB resident. On the campus /16 sweep (docs/benchmarks-campus.md, "Peak memory"),
+/// with the results already in a file: 86–88 MiB peak RSS with mimalloc's defaults, 72 MiB
+/// without huge pages (glibc: 86 MiB before that change).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
