@@ -5,7 +5,7 @@
 //! bounded (connections in flight, hosts under audit) and every new connection, discovery or
 //! audit, takes a slot from the same global pace.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -101,12 +101,14 @@ struct Found {
     at: Instant,
 }
 
-/// One connection attempt still to make.
+/// One connection attempt still to make: 40 bytes (a `SocketAddr` alone is 32), because silent
+/// ports wait in the retry backlog by the tens of thousands.
 struct Attempt {
-    addr: SocketAddr,
-    name: Option<Arc<str>>,
+    ip: IpAddr,
+    port: u16,
     /// Earlier attempts that heard nothing.
     silent: u32,
+    name: Option<Arc<str>>,
 }
 
 /// What every discovery attempt shares.
@@ -117,6 +119,31 @@ struct Discovery {
     progress: Arc<Progress>,
     found: mpsc::UnboundedSender<Found>,
     retry: mpsc::UnboundedSender<Attempt>,
+    /// Free places for attempts in flight (`--concurrency`).
+    in_flight: Semaphore,
+}
+
+/// One place in flight and the task's handle on what all attempts share, in one pointer: the
+/// place is given back when the task ends (its attempt settled) or is dropped.
+struct Slot(Arc<Discovery>);
+
+impl Slot {
+    /// Waits for a free place in flight.
+    async fn take(shared: &Arc<Discovery>) -> Slot {
+        shared
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+            .forget();
+        Slot(shared.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.in_flight.add_permits(1);
+    }
 }
 
 /// Discovery: one small task per connection attempt, all paced from this one loop.
@@ -141,16 +168,17 @@ async fn discover_all(
         progress,
         found,
         retry,
+        in_flight: Semaphore::new(config.concurrency.max(1)),
     });
-    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     // Owned items only: a closure over borrowed ports would not be `Send` across the awaits.
     let ports: Arc<[u16]> = config.ports.clone().into();
     let mut fresh = targets.iter().flat_map(move |target| {
         let ports = ports.clone();
         (0..ports.len()).map(move |i| Attempt {
-            addr: SocketAddr::new(target.ip, ports[i]),
-            name: target.name.clone(),
+            ip: target.ip,
+            port: ports[i],
             silent: 0,
+            name: target.name.clone(),
         })
     });
     let backlog = 4 * config.concurrency.max(1);
@@ -185,9 +213,11 @@ async fn discover_all(
                 },
             },
         };
-        let slot = free_slot(&slots, &mut tasks).await;
+        let slot = Slot::take(&shared).await;
+        // Reap the finished tasks, so that `tasks` does not grow with the size of the sweep.
+        while tasks.try_join_next().is_some() {}
         config.pacer.wait().await;
-        tasks.spawn(run_attempt(next, slot, shared.clone()));
+        tasks.spawn(run_attempt(next, slot));
     }
 }
 
@@ -206,10 +236,20 @@ async fn free_slot(slots: &Arc<Semaphore>, tasks: &mut JoinSet<()>) -> OwnedSema
 /// One discovery task: a single connection attempt, settled without waiting for anything else.
 /// Thousands are in flight at once, so what it holds across its await is kept small (a test
 /// checks).
-async fn run_attempt(attempt: Attempt, slot: OwnedSemaphorePermit, shared: Arc<Discovery>) {
-    let answer = discover::attempt(attempt.addr, &shared.dial).await;
-    drop(slot);
-    shared.settle(attempt, answer);
+///
+/// An `async` block rather than an `async fn`: an async fn's future keeps its arguments twice
+/// (as passed and as locals), which here was 80 bytes of each task.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future keeps its arguments twice"
+)]
+fn run_attempt(attempt: Attempt, slot: Slot) -> impl Future<Output = ()> {
+    async move {
+        let answer = discover::attempt(&attempt.ip, attempt.port, &slot.0.dial).await;
+        slot.0.settle(attempt, answer);
+        // `slot` is dropped here, after the settling: every place free means every attempt
+        // has been settled (and its retry, if any, queued).
+    }
 }
 
 impl Discovery {
@@ -229,7 +269,7 @@ impl Discovery {
         if state == PortState::Open || self.report_unreachable {
             // The second stage only goes away when the sweep is being stopped.
             let _ = self.found.send(Found {
-                addr: attempt.addr,
+                addr: SocketAddr::new(attempt.ip, attempt.port),
                 name: attempt.name,
                 state,
                 at: Instant::now(),
@@ -326,20 +366,61 @@ mod tests {
             progress: Arc::default(),
             found,
             retry,
+            in_flight: Semaphore::new(1),
         });
-        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let slot = Slot(shared.clone());
         let attempt = Attempt {
-            addr: "192.0.2.1:25".parse().unwrap(),
-            name: None,
+            ip: "192.0.2.1".parse().unwrap(),
+            port: 25,
             silent: 0,
+            name: None,
         };
-        let task = run_attempt(attempt, slot, shared);
+        assert_eq!(std::mem::size_of_val(&attempt), 40);
+        let task = run_attempt(attempt, slot);
         // A whole HostResult held across an await once made this 1.7 KB, and with 16,000
-        // attempts in flight that was most of a sweep's memory; copies of the connect's
-        // arguments (through `tcp_connect`, and the source and timeout for each attempt) made
-        // it some 660 bytes. Tokio rounds a task up to 128 bytes with its header: at 504 bytes
-        // the task takes 640, at 552 it took 768.
+        // attempts in flight that was most of a sweep's memory. Tokio aligns a task with its
+        // header and trailer (some 104 bytes) to 128 bytes: a future of up to 280 bytes takes
+        // 384, one of 504 bytes (copies of the connect's arguments, the arguments of an
+        // `async fn` kept twice, tokio's own connect future) took 640.
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 512, "a discovery task's future is {size} bytes");
+        assert!(size <= 280, "a discovery task's future is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_given_back_when_its_task_ends_or_is_dropped() {
+        let (found, _found) = mpsc::unbounded_channel();
+        let (retry, _retry) = mpsc::unbounded_channel();
+        let shared = Arc::new(Discovery {
+            dial: discover::Dial {
+                source: None,
+                timeout: Duration::from_secs(1),
+            },
+            retries: 0,
+            report_unreachable: true,
+            progress: Arc::default(),
+            found,
+            retry,
+            in_flight: Semaphore::new(2),
+        });
+        let first = Slot::take(&shared).await;
+        let second = Slot::take(&shared).await;
+        assert_eq!(shared.in_flight.available_permits(), 0);
+        drop(first);
+        assert_eq!(shared.in_flight.available_permits(), 1);
+        // Nothing listens on a port just closed: the attempt ends at once, with a reset.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let attempt = Attempt {
+            ip: "127.0.0.1".parse().unwrap(),
+            port,
+            silent: 0,
+            name: None,
+        };
+        run_attempt(attempt, second).await;
+        assert_eq!(shared.in_flight.available_permits(), 2);
+        assert_eq!(shared.progress.closed.load(Ordering::Relaxed), 1);
     }
 }

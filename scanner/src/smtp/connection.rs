@@ -246,7 +246,7 @@ impl ReplyPace {
 }
 
 /// A socket ready to connect to `addr`, bound to `source` when one is given.
-pub fn tcp_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
+fn tcp_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
