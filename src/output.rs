@@ -1,5 +1,6 @@
 //! Writing sweep results: table, JSON, JSON Lines and CSV.
 
+use std::borrow::Borrow;
 use std::io::{self, Write};
 
 use relayguard_core::Finding;
@@ -71,9 +72,9 @@ pub fn write_json<H: Serialize>(out: &mut dyn Write, report: &Report<'_, H>) -> 
 
 /// Writes one CSV row per finding; hosts without findings get one row with empty finding columns.
 /// Zone findings follow, with the zone in the address column and `dns` as the state.
-pub fn write_csv(
+pub fn write_csv<H: Borrow<HostResult>>(
     out: &mut dyn Write,
-    hosts: &[HostResult],
+    hosts: impl IntoIterator<Item = H>,
     zones: &[ZoneReport],
 ) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
@@ -81,6 +82,7 @@ pub fn write_csv(
         "address", "port", "state", "mta", "kind", "severity", "summary", "error",
     ])?;
     for h in hosts {
+        let h = h.borrow();
         let mta = h.smtp.as_ref().map_or("", |s| s.mta.as_str());
         let address = h.address.to_string();
         let port = h.port.to_string();
@@ -119,9 +121,9 @@ pub fn write_csv(
 }
 
 /// Writes a table for people: one line per port, findings beneath; then the zones.
-pub fn write_table(
+pub fn write_table<H: Borrow<HostResult>>(
     out: &mut dyn Write,
-    hosts: &[HostResult],
+    hosts: impl IntoIterator<Item = H>,
     zones: &[ZoneReport],
     summary: &Summary,
 ) -> io::Result<()> {
@@ -131,6 +133,7 @@ pub fn write_table(
         "ADDRESS", "PORT", "STATE", "MTA", "TLS"
     )?;
     for h in hosts {
+        let h = h.borrow();
         let (mta, tls) = match &h.smtp {
             Some(s) => (
                 s.mta.as_str(),

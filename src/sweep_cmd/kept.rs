@@ -105,10 +105,11 @@ impl Kept {
         self.each().collect()
     }
 
-    /// Every result without its transcript: what the table, the CSV and the registry's
-    /// reconciliation read (they report findings, tests and port states, not conversations).
-    pub fn without_transcripts(&self) -> anyhow::Result<Vec<HostResult>> {
-        self.read(false).collect()
+    /// Each result without its transcript, in the same order, one in memory at a time: what
+    /// the table and the CSV read (they report findings, tests and port states, not
+    /// conversations).
+    pub fn each_without_transcript(&self) -> impl Iterator<Item = anyhow::Result<HostResult>> + '_ {
+        self.read(false)
     }
 
     fn read(&self, transcripts: bool) -> impl Iterator<Item = anyhow::Result<HostResult>> + '_ {
@@ -203,7 +204,10 @@ mod tests {
         assert_eq!(kept.all().unwrap(), vec![other.clone(), host.clone()]);
         // A second walk reads the same; without transcripts, only the transcript is gone.
         assert_eq!(kept.all().unwrap(), vec![other.clone(), host.clone()]);
-        let slim = kept.without_transcripts().unwrap();
+        let slim: Vec<HostResult> = kept
+            .each_without_transcript()
+            .collect::<anyhow::Result<_>>()
+            .unwrap();
         assert!(slim[1].transcript.lines.is_empty());
         assert_eq!(slim[1].tests, host.tests);
         assert_eq!(slim[1].notes, host.notes);

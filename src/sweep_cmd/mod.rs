@@ -5,6 +5,7 @@ mod progress;
 pub mod setup;
 mod zones;
 
+use std::borrow::Borrow;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -78,16 +79,10 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
         .map(|bar| progress::spawn_ticker(bar, progress.clone()));
     let (kept, finished) = collect(&args, targets, config, progress.clone(), &mut out).await?;
     // An upload and --confirm (which adds to them) need the results whole in memory. Otherwise
-    // the JSON report and the local registry read each whole result back from the file, one at
-    // a time, and the table and the CSV need no transcripts.
+    // every output and the local registry read the results back from the file one at a time
+    // (the table and the CSV without transcripts).
     let whole = args.registry.is_some() || sink.is_some();
-    let mut hosts = if whole {
-        kept.all()?
-    } else if matches!(args.format, Format::Table | Format::Csv) {
-        kept.without_transcripts()?
-    } else {
-        Vec::new()
-    };
+    let mut hosts = if whole { kept.all()? } else { Vec::new() };
     if let (Some(sink), Some((_, config))) = (&sink, &finished) {
         let confirm = ConfirmConfig {
             max_per_host: args.confirm_max,
@@ -156,8 +151,19 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
                 output::write_json(&mut out, &report(HostsOf::File(&kept)))?;
             }
         }
-        Format::Csv => output::write_csv(&mut out, &hosts, &zone_reports)?,
-        Format::Table => output::write_table(&mut out, &hosts, &zone_reports, &summary)?,
+        Format::Csv | Format::Table if whole => {
+            write_rows(&mut out, args.format, &hosts, &zone_reports, &summary)?;
+        }
+        Format::Csv | Format::Table => {
+            let mut unreadable = None;
+            let slim = kept
+                .each_without_transcript()
+                .map_while(|r| r.map_err(|e| unreadable = Some(e)).ok());
+            write_rows(&mut out, args.format, slim, &zone_reports, &summary)?;
+            if let Some(e) = unreadable {
+                return Err(e);
+            }
+        }
     }
     out.flush()?;
     if !args.no_store {
@@ -209,6 +215,21 @@ pub async fn run(args: SweepArgs, database: &str) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// Writes the table or the CSV of `hosts` (nothing for the JSON formats).
+fn write_rows<H: Borrow<HostResult>>(
+    out: &mut dyn Write,
+    format: Format,
+    hosts: impl IntoIterator<Item = H>,
+    zones: &[output::ZoneReport],
+    summary: &Summary,
+) -> std::io::Result<()> {
+    match format {
+        Format::Csv => output::write_csv(out, hosts, zones),
+        Format::Table => output::write_table(out, hosts, zones, summary),
+        Format::Json | Format::Jsonl => Ok(()),
+    }
 }
 
 /// Runs the sweep until it ends or Ctrl-C, streaming JSON Lines as results come, and keeping
