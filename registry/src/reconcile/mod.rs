@@ -127,6 +127,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The ports (canonical address text, port) whose results reconciliation reads the tests
+    /// of: those with an open finding that a test decides (open relay, backscatter, VRFY,
+    /// EXPN), which a sweep that does not find it again resolves only on definite refusals.
+    /// Every other result is reconciled on its findings and state alone, so its tests (most of
+    /// a campus sweep's results) need not be kept for it.
+    pub fn ports_judged_by_tests(&self) -> HashSet<(&str, i64)> {
+        self.open
+            .iter()
+            .filter(|o| test_of(o.key.kind).is_some())
+            .map(|o| (o.key.address.as_str(), o.key.port))
+            .collect()
+    }
+
     fn open_vantages(&self, key: &FindingKey) -> &[String] {
         self.open
             .iter()

@@ -109,10 +109,23 @@ impl Store {
         .await?
         .try_get::<i64, _>(0)?;
 
+        // Read first (it does not depend on this sweep's rows), so that each result is kept for
+        // reconciliation with only what it reads: no transcript, and tests only where an open
+        // finding depends on them.
+        let snapshot = load_snapshot(
+            &mut tx,
+            self.rules.clone(),
+            today(),
+            Some(id),
+            Some(meta.vantage.trim()),
+        )
+        .await?;
+        let judged = snapshot.ports_judged_by_tests();
         let mut kept = Vec::new();
         for r in results {
             let mut r =
                 r.map_err(|e| Error::Invalid(format!("reading the sweep's results: {e}")))?;
+            let address = canonical_ip(r.address).to_string();
             // A filtered port gave no answer: the sweep's targets record that it was looked
             // at, and a row per silent address would be nine in ten of a campus sweep's rows.
             if r.state != PortState::Filtered {
@@ -121,7 +134,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sweep_id, address, port) DO NOTHING",
                 )
                 .bind(id)
-                .bind(canonical_ip(r.address).to_string())
+                .bind(address.clone())
                 .bind(i64::from(r.port))
                 .bind(r.state.as_str())
                 .bind(r.smtp.as_ref().map(|s| s.mta.clone()))
@@ -132,19 +145,14 @@ impl Store {
                 .await?;
             }
             r.transcript = Default::default();
+            if !judged.contains(&(address.as_str(), i64::from(r.port))) {
+                r.tests = Vec::new();
+            }
             kept.push(r);
         }
         let results = kept.as_slice();
         let coverage = Coverage::new(meta, results);
 
-        let snapshot = load_snapshot(
-            &mut tx,
-            self.rules.clone(),
-            today(),
-            Some(id),
-            Some(meta.vantage.trim()),
-        )
-        .await?;
         let changes = reconcile(&snapshot, results, &coverage);
         let applied = apply_in(&mut tx, &changes, now).await?;
 
