@@ -80,6 +80,9 @@ const TLS_PENDING_GRACE: Duration = Duration::from_millis(50);
 /// Most bytes of out-of-turn data shown in the transcript.
 const PREVIEW: usize = 200;
 
+/// How much one read of a reply asks the stream for.
+const READ_CHUNK: usize = 4096;
+
 /// Any byte stream a connection can run over besides TCP (in-memory streams in tests and fuzzing).
 pub(crate) trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
 
@@ -398,8 +401,17 @@ impl Connection {
                 }
             }
             let stream = self.stream.as_mut().ok_or(SessionError::Closed)?;
-            let mut chunk = [0u8; 4096];
-            let n = match timeout_at(deadline, stream.read(&mut chunk)).await {
+            // Straight into the buffer's free end: a 4 KiB array here would be part of every
+            // session's future (some 4 KiB in each of the thousand sessions a sweep runs).
+            let filled = self.buf.len();
+            self.buf.resize(filled + READ_CHUNK, 0);
+            let read = timeout_at(deadline, stream.read(&mut self.buf[filled..])).await;
+            let got = match read {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+            self.buf.truncate(filled + got);
+            match read {
                 Ok(Ok(0)) => {
                     if !self.buf.is_empty() {
                         let preview = escape(&self.buf[..self.buf.len().min(200)]);
@@ -408,7 +420,7 @@ impl Connection {
                     self.log(Direction::Note, "server closed the connection");
                     return Err(SessionError::Closed);
                 }
-                Ok(Ok(n)) => n,
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     self.log(Direction::Note, format!("read error: {e}"));
                     return Err(e.into());
@@ -418,8 +430,7 @@ impl Connection {
                     self.log(Direction::Note, err.to_string());
                     return Err(err);
                 }
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
+            }
         }
     }
 
