@@ -155,6 +155,39 @@ const BROKEN_SESSIONS: u32 = 3;
 const DESYNC_CONTEXT: usize = 4;
 
 impl Host {
+    /// A host about to be audited, nothing known of it yet.
+    fn new(
+        addr: SocketAddr,
+        known_name: Option<&str>,
+        config: Arc<AuditConfig>,
+        pacer: Arc<Pacer>,
+        started: Instant,
+        deadline: Arc<Deadline>,
+    ) -> Host {
+        Host {
+            addr,
+            known_name: known_name.map(str::to_string),
+            started,
+            deadline,
+            session_slots: Arc::new(Semaphore::new(config.sessions_per_host.max(1))),
+            config,
+            pacer,
+            sessions: AtomicU32::new(0),
+            implicit_tls: addr.port() == 465,
+            tls_broken: AtomicBool::new(false),
+            refused: OnceLock::new(),
+            broken_sessions: AtomicU32::new(0),
+            desyncs: Mutex::new(Vec::new()),
+            decided: Mutex::new(Vec::new()),
+            deferrals: AtomicU32::new(0),
+            gated: AtomicBool::new(false),
+            slow: tokio::sync::Notify::new(),
+            slow_seen: AtomicBool::new(false),
+            past_gate: Mutex::new(None),
+            gate: tokio::sync::watch::channel(true).0,
+        }
+    }
+
     fn mode(&self) -> TlsMode {
         if self.implicit_tls {
             TlsMode::Implicit
@@ -473,28 +506,14 @@ async fn audit_port(
     deadline: Arc<Deadline>,
     mut slot: AuditSlot,
 ) -> HostResult {
-    let host = Arc::new(Host {
-        addr: SocketAddr::new(ip, port),
-        known_name: known_name.map(str::to_string),
-        started,
-        deadline,
-        session_slots: Arc::new(Semaphore::new(config.sessions_per_host.max(1))),
+    let host = Arc::new(Host::new(
+        SocketAddr::new(ip, port),
+        known_name,
         config,
         pacer,
-        sessions: AtomicU32::new(0),
-        implicit_tls: port == 465,
-        tls_broken: AtomicBool::new(false),
-        refused: OnceLock::new(),
-        broken_sessions: AtomicU32::new(0),
-        desyncs: Mutex::new(Vec::new()),
-        decided: Mutex::new(Vec::new()),
-        deferrals: AtomicU32::new(0),
-        gated: AtomicBool::new(false),
-        slow: tokio::sync::Notify::new(),
-        slow_seen: AtomicBool::new(false),
-        past_gate: Mutex::new(None),
-        gate: tokio::sync::watch::channel(true).0,
-    });
+        started,
+        deadline,
+    ));
     let mut result = HostResult::unreachable(ip, port, PortState::Open);
     result.target_name = known_name.map(str::to_string);
     result.source = host.config.session.source;
@@ -838,4 +857,51 @@ fn finish(mut result: HostResult, mut transcript: Transcript, host: &Host) -> Ho
     result.transcript = transcript;
     result.elapsed_ms = host.started.elapsed().as_millis() as u64;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_task_stays_small() {
+        let config = Arc::new(AuditConfig {
+            session: crate::smtp::SessionConfig {
+                ehlo_name: "scanner.test".into(),
+                connect_timeout: Duration::from_secs(2),
+                source: None,
+                tls: crate::smtp::TlsSetup::new(Vec::new()).unwrap(),
+            },
+            external_domain: "ext.example".into(),
+            local_domains: Vec::new(),
+            probe_sender: "probe".into(),
+            probe_recipient: "victim".into(),
+            command_timeout: Duration::from_secs(2),
+            host_deadline: Duration::from_secs(20),
+            sessions_per_host: 3,
+            tests_per_session: 8,
+            greylist_wait: Duration::ZERO,
+            all_vectors: false,
+            rules: Arc::new(RuleSet::builtin().unwrap()),
+            dns: None,
+        });
+        let started = Instant::now();
+        let deadline = Arc::new(Deadline(Mutex::new(started + config.host_deadline)));
+        let host = Host::new(
+            "192.0.2.1:25".parse().unwrap(),
+            None,
+            config,
+            Arc::new(Pacer::new(None)),
+            started,
+            deadline,
+        );
+        let mut transcript = Transcript::default();
+        let session = run::run_sequence(&host, None, Vec::new(), None, &mut transcript);
+        // A sweep runs a thousand sessions at once (256 hosts, several sessions each). With the
+        // opening of a session (connect, greeting, EHLO, STARTTLS) and the goodbye inline, and
+        // a 4 KiB read buffer in every reply read, this future was 15 KB; they are boxed for
+        // the moment they run, and replies are read into the connection's own buffer.
+        let size = std::mem::size_of_val(&session);
+        assert!(size <= 3 * 1024, "a session's future is {size} bytes");
+    }
 }
