@@ -352,22 +352,27 @@ async fn audit_all(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_discovery_task_stays_small() {
+    /// What discovery's attempts share, with `places` in flight; what they send goes nowhere.
+    fn discovery(places: usize) -> Arc<Discovery> {
         let (found, _) = mpsc::unbounded_channel();
         let (retry, _) = mpsc::unbounded_channel();
-        let shared = Arc::new(Discovery {
+        Arc::new(Discovery {
             dial: discover::Dial {
                 source: None,
                 timeout: Duration::from_secs(1),
             },
-            retries: 1,
+            retries: 0,
             report_unreachable: true,
             progress: Arc::default(),
             found,
             retry,
-            in_flight: Semaphore::new(1),
-        });
+            in_flight: Semaphore::new(places),
+        })
+    }
+
+    #[test]
+    fn a_discovery_task_stays_small() {
+        let shared = discovery(1);
         let slot = Slot(shared.clone());
         let attempt = Attempt {
             ip: "192.0.2.1".parse().unwrap(),
@@ -388,20 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_is_given_back_when_its_task_ends_or_is_dropped() {
-        let (found, _found) = mpsc::unbounded_channel();
-        let (retry, _retry) = mpsc::unbounded_channel();
-        let shared = Arc::new(Discovery {
-            dial: discover::Dial {
-                source: None,
-                timeout: Duration::from_secs(1),
-            },
-            retries: 0,
-            report_unreachable: true,
-            progress: Arc::default(),
-            found,
-            retry,
-            in_flight: Semaphore::new(2),
-        });
+        let shared = discovery(2);
         let first = Slot::take(&shared).await;
         let second = Slot::take(&shared).await;
         assert_eq!(shared.in_flight.available_permits(), 0);
