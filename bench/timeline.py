@@ -2,6 +2,7 @@
 """Per-host timeline of one relayguard sweep: where the time goes.
 
     bench/timeline.py SWEEP.json [--live live.txt] [--csv OUT.csv] [--svg OUT.svg]
+    bench/timeline.py TIMELINE.csv --svg OUT.svg     # plot again from a kept CSV
 
 Reads a `relayguard sweep --format json` report (each host's `timeline`: discovered, audit
 started, first reply, done, in ms since the sweep started) and writes
@@ -24,7 +25,21 @@ LEFT, TOP, RIGHT, BOTTOM = 70, 30, 20, 50
 WIDTH = 900
 
 
+def load_csv(path):
+    """The rows of a CSV this script wrote (the reports themselves are not kept in git)."""
+    rows = []
+    for r in csv.DictReader(open(path)):
+        for key in ("discovered_ms", "audit_started_ms", "done_ms"):
+            r[key] = int(r[key])
+        r["first_reply_ms"] = int(r["first_reply_ms"]) if r["first_reply_ms"] else ""
+        r["open_relay"] = r["open_relay"] == "True"
+        rows.append(r)
+    return rows
+
+
 def load(path, live_path):
+    if path.endswith(".csv"):
+        return load_csv(path)
     doc = json.load(open(path))
     live = {}
     if live_path:
